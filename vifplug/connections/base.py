@@ -1,0 +1,137 @@
+"""What every connection kind is: a small plugin that owns its XML (and, later, its host plan).
+
+A connection serves one or more ``vif_type`` values. For a VIF, the driver asks the connections
+serving its ``vif_type`` in ``rank`` order; the first whose :meth:`Connection.choose` gives a
+reason wins. That turns VIF_FORMAT.md's "Choosing the plug method" into data, not an if/elif chain.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+from lxml import etree
+
+from vifplug.model import Vif
+from vifplug.xml import add_bandwidth, add_driver, add_filterref, add_link_mtu, add_model
+from vifplug.version import LibvirtVersion
+
+__all__ = [
+    "MANAGED_NO",
+    "MTU",
+    "OVS_VIRTUALPORT",
+    "Connection",
+    "Options",
+    "finish_interface",
+    "guest_hop",
+    "start_interface",
+    "vlan_note",
+]
+
+#: ``<virtualport type='openvswitch'>`` (libvirt adds the OVS port itself) since libvirt 0.9.11.
+OVS_VIRTUALPORT = LibvirtVersion(0, 9, 11)
+#: ``<mtu size>`` since libvirt 3.1.0.
+MTU = LibvirtVersion(3, 1, 0)
+#: ``<target dev managed='no'>`` (use a pre-created TAP as it is) since libvirt 5.1.0.
+MANAGED_NO = LibvirtVersion(5, 1, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What the driver knows about the host: firewalling, and the libvirt the XML is for."""
+
+    #: The host applies firewalling (nwfilter or an iptables driver).
+    firewall: bool = False
+    #: The libvirt the XML is for; ``None`` means the newest (every feature available).
+    libvirt_version: LibvirtVersion | None = None
+
+    def supports(self, since: LibvirtVersion) -> bool:
+        """Whether the target libvirt is at least ``since``."""
+        return self.libvirt_version is None or self.libvirt_version >= since
+
+    @property
+    def version_text(self) -> str:
+        return "newest" if self.libvirt_version is None else str(self.libvirt_version)
+
+
+class Connection(ABC):
+    """One way to connect a guest NIC to the host."""
+
+    #: Registry key, e.g. ``ovs-hybrid``.
+    name: ClassVar[str]
+    #: The ``vif_type`` values this connection can serve.
+    vif_types: ClassVar[frozenset[str]]
+    #: Order among the connections serving one vif_type: lower is asked first.
+    rank: ClassVar[int] = 0
+    #: One line for people (``vifplug explain``, docs).
+    summary: ClassVar[str]
+    #: The oldest libvirt whose XML can express this connection (``None``: any).
+    min_libvirt: ClassVar[LibvirtVersion | None] = None
+
+    def choose(self, vif: Vif, options: Options) -> str | None:
+        """Why this connection fits ``vif`` under ``options``, or ``None`` if it does not.
+
+        The default accepts every VIF of a served vif_type. Raise
+        :class:`~vifplug.errors.UnsupportedError` when the VIF forces this connection but the
+        options cannot support it.
+        """
+        return f"vif_type {vif.vif_type!r} always connects this way"
+
+    @abstractmethod
+    def interface_xml(self, vif: Vif, options: Options) -> etree._Element:
+        """The libvirt ``<interface>`` element for ``vif``."""
+
+    @abstractmethod
+    def topology(self, vif: Vif) -> list[str]:
+        """The chain of devices from the guest NIC outwards, for ``vifplug explain``."""
+
+    def __repr__(self) -> str:
+        return f"<connection {self.name}>"
+
+
+def start_interface(vif: Vif, type_: str) -> etree._Element:
+    """``<interface type>`` with its ``<mac>``: what every connection begins with."""
+    iface = etree.Element("interface", type=type_)
+    etree.SubElement(iface, "mac", address=vif.mac)
+    return iface
+
+
+def finish_interface(
+    iface: etree._Element,
+    vif: Vif,
+    options: Options,
+    *,
+    target: str | None,
+    managed_no: bool = False,
+    filterref: bool = False,
+    driver_backend: str | None = "vhost",
+) -> etree._Element:
+    """Append what follows the source in libvirt's own order: bandwidth, target, model, driver,
+    filterref, link, mtu (``<mtu>`` only where the target libvirt knows it)."""
+    add_bandwidth(iface, vif)
+    if target is not None:
+        if managed_no and options.supports(MANAGED_NO):
+            etree.SubElement(iface, "target", dev=target, managed="no")
+        else:
+            etree.SubElement(iface, "target", dev=target)
+    add_model(iface, vif)
+    add_driver(iface, vif, backend=driver_backend)
+    if filterref:
+        add_filterref(iface, vif)
+    add_link_mtu(iface, vif, mtu=options.supports(MTU))
+    return iface
+
+
+def guest_hop(vif: Vif) -> str:
+    """The first hop of every topology: the guest's NIC."""
+    return f"guest NIC {vif.mac}"
+
+
+def vlan_note(vlan: int | None, trunk: tuple[int, ...] | None) -> str:
+    """`` [vlan 100]`` / `` [trunk 10,20]`` / ``""``."""
+    if vlan is not None:
+        return f" [vlan {vlan}]"
+    if trunk is not None:
+        return f" [trunk {','.join(map(str, trunk))}]"
+    return ""

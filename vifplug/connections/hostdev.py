@@ -1,0 +1,37 @@
+"""SR-IOV VF passthrough (``type='hostdev'``): the guest owns a PCI virtual function."""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from vifplug.connections import register
+from vifplug.connections.base import Connection, Options, guest_hop, start_interface, vlan_note
+from vifplug.model import Vif
+from vifplug.xml import add_vlan
+
+
+@register
+class HostDev(Connection):
+    """``type='hostdev' managed='yes'`` with the VF's PCI address; ``<vlan>`` programs the VF's
+    tag. No model, target, mtu or bandwidth: the guest drives the VF itself."""
+
+    name = "hostdev"
+    vif_types = frozenset({"hostdev"})
+    summary = "an SR-IOV virtual function passed through to the guest"
+
+    def interface_xml(self, vif: Vif, options: Options) -> etree._Element:
+        assert vif.hostdev is not None  # noqa: S101 - required by the model for hostdev
+        iface = start_interface(vif, "hostdev")
+        iface.set("managed", "yes")
+        domain, bus, rest = vif.hostdev.pci.split(":")
+        slot, function = rest.split(".")
+        source = etree.SubElement(iface, "source")
+        etree.SubElement(source, "address", type="pci", domain=f"0x{domain}", bus=f"0x{bus}",
+                         slot=f"0x{slot}", function=f"0x{function}")
+        add_vlan(iface, vif.network.vlan, None)
+        return iface
+
+    def topology(self, vif: Vif) -> list[str]:
+        assert vif.hostdev is not None  # noqa: S101
+        return [guest_hop(vif), f"VF {vif.hostdev.pci} (SR-IOV)" + vlan_note(vif.network.vlan,
+                                                                             None)]
