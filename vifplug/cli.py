@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
     except VifplugError as exc:
         print(f"vifplug: {exc}", file=err)
         return exc.exit_code
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: a clear exit 1
+    except Exception as exc:
         print(f"vifplug: unexpected error: {type(exc).__name__}: {exc}", file=err)
         return EXIT_FAILURE
 

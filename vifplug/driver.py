@@ -35,7 +35,7 @@ __all__ = [
 
 
 class _LibvirtConnection(Protocol):
-    def getLibVersion(self) -> int: ...  # noqa: N802 - libvirt-python's name
+    def getLibVersion(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,8 @@ class GenericVIFDriver:
     :param firewall: the host firewalls guest traffic (nwfilter or iptables); an OVS VIF whose
         switch does not filter then takes the hybrid path, a bridge VIF gets its ``<filterref>``.
     :param libvirt_version: the libvirt the XML is for (``"9.0.0"``, a tuple, or a
-        :class:`~vifplug.version.LibvirtVersion`); default: ``conn.getLibVersion()``, else the newest.
+        :class:`~vifplug.version.LibvirtVersion`); default: ``conn.getLibVersion()``, else the
+        newest.
     :param conn: a libvirt connection (``libvirt.open(...)``), asked only for its version.
     :param connections: the connection registry to choose from (default: every kind vifplug has).
     """

@@ -75,7 +75,8 @@ def add_bandwidth(iface: etree._Element, vif: Vif) -> None:
     if vif.bandwidth is None:
         return
     element = _SubElement(iface, "bandwidth")
-    for direction, rate in (("inbound", vif.bandwidth.inbound), ("outbound", vif.bandwidth.outbound)):
+    bandwidth = vif.bandwidth
+    for direction, rate in (("inbound", bandwidth.inbound), ("outbound", bandwidth.outbound)):
         if rate is None:
             continue
         attrib = {"average": str(rate.average)}

@@ -14,8 +14,8 @@ from typing import ClassVar
 from lxml import etree
 
 from vifplug.model import Vif
-from vifplug.xml import add_bandwidth, add_driver, add_filterref, add_link_mtu, add_model
 from vifplug.version import LibvirtVersion
+from vifplug.xml import add_bandwidth, add_driver, add_filterref, add_link_mtu, add_model
 
 __all__ = [
     "MANAGED_NO",

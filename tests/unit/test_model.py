@@ -1,0 +1,164 @@
+"""The VIF model: load_vifs' input forms, immutability, normalisation, defaults, naming."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import EXAMPLES
+from pydantic import ValidationError
+
+import vifplug
+from vifplug import InvalidVifError, Vif, VifError, load_vifs
+from vifplug.model import check_device_name
+
+ID = "0f6d3c1e-5b7a-4c1e-9d2e-6a1b2c3d4e5f"
+BASE: dict[str, Any] = {"id": ID, "vif_type": "bridge", "mac": "fa:16:3e:12:34:56",
+                        "network": {"name": "red", "bridge": "red"}}
+
+
+def test_package_exports() -> None:
+    for name in ("Vif", "load_vifs", "GenericVIFDriver", "VifplugError", "VifError",
+                 "InvalidVifError", "UnsupportedError"):
+        assert name in vifplug.__all__
+        assert getattr(vifplug, name) is not None
+    with pytest.raises(AttributeError):
+        _ = vifplug.NoSuchThing  # type: ignore[attr-defined]
+
+
+def test_error_types_inherit_the_matching_builtin() -> None:
+    assert issubclass(vifplug.InvalidVifError, ValueError)
+    assert issubclass(vifplug.UnsupportedError, vifplug.VifError)
+    assert issubclass(vifplug.VifError, vifplug.VifplugError)
+
+
+@pytest.mark.parametrize("form", ["path", "str-path-is-json", "json", "dict", "list", "tuple"])
+def test_load_vifs_forms(form: str, tmp_path: Path) -> None:
+    path = tmp_path / "vif.json"
+    path.write_text(json.dumps(BASE))
+    if form == "path":
+        vifs = load_vifs(path)
+    elif form == "str-path-is-json":  # a str is always JSON text, never a file name
+        with pytest.raises(InvalidVifError, match="not valid JSON"):
+            load_vifs(str(path))
+        return
+    elif form == "json":
+        vifs = load_vifs(json.dumps(BASE))
+    elif form == "dict":
+        vifs = load_vifs(BASE)
+    elif form == "list":
+        vifs = load_vifs([BASE])
+    else:
+        vifs = load_vifs((BASE,))
+    assert len(vifs) == 1
+    assert vifs[0].id == ID
+
+
+def test_every_example_loads() -> None:
+    for path in EXAMPLES.glob("*.json"):
+        vifs = load_vifs(path)
+        assert vifs, path
+        data = json.loads(path.read_text())
+        assert len(vifs) == (len(data) if isinstance(data, list) else 1)
+
+
+def test_errors_name_the_file_and_path(tmp_path: Path) -> None:
+    path = tmp_path / "guest.json"
+    path.write_text(json.dumps([BASE, {**BASE, "id": ID.replace("0f", "1f"),
+                                        "mac": "fa:16:3e:00:00:01",
+                                        "network": {"name": "red", "bridge": "red", "vlan": 0}}]))
+    with pytest.raises(InvalidVifError) as caught:
+        load_vifs(path)
+    assert caught.value.path == "$[1].network.vlan"
+    assert str(caught.value) == f"{path}: $[1].network.vlan: must be at least 1 (got 0)"
+
+
+def test_every_problem_is_reported_not_just_the_first() -> None:
+    bad = {**BASE, "mac": "nope", "mtu": 1, "network": {"name": "", "bridge": "x" * 16}}
+    with pytest.raises(InvalidVifError) as caught:
+        load_vifs(bad)
+    assert {path for path, _ in caught.value.problems} == {
+        "$.mac", "$.mtu", "$.network.name", "$.network.bridge"}
+
+
+def test_values_are_immutable_and_hashable() -> None:
+    vif = load_vifs(BASE)[0]
+    with pytest.raises(ValidationError):
+        vif.mtu = 1500  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        vif.network.vlan = 5  # type: ignore[misc]
+    assert {vif, load_vifs(BASE)[0]} == {vif}
+    filtered = load_vifs({**BASE, "filter": {"name": "f", "parameters": {"A": "1"}}})[0]
+    assert hash(filtered) == hash(load_vifs({**BASE, "filter": {"name": "f",
+                                                                "parameters": {"A": "1"}}})[0])
+    assert isinstance(filtered.filter.parameters, tuple)  # type: ignore[union-attr]
+
+
+def test_normalisation() -> None:
+    vif = load_vifs({**BASE, "id": ID.upper(), "mac": "FA:16:3E:AB:CD:EF"})[0]
+    assert vif.id == ID
+    assert vif.mac == "fa:16:3e:ab:cd:ef"
+
+
+def test_defaults_and_derived_names() -> None:
+    vif = load_vifs(BASE)[0]
+    assert vif.nic_model == "virtio"
+    assert (vif.tap_name, vif.qbr_name, vif.qvb_name, vif.qvo_name) == (
+        "tap0f6d3c1e-5b", "qbr0f6d3c1e-5b", "qvb0f6d3c1e-5b", "qvo0f6d3c1e-5b")
+    assert all(len(name) == 14 for name in (vif.tap_name, vif.qbr_name))
+    assert load_vifs({**BASE, "devname": "mytap"})[0].tap_name == "mytap"
+    qbh = load_vifs(EXAMPLES / "802.1qbh.json")[0]
+    qbg = load_vifs(EXAMPLES / "802.1qbg.json")[0]
+    assert (qbh.direct_mode, qbg.direct_mode) == ("passthrough", "vepa")
+    vhu = load_vifs(EXAMPLES / "vhostuser.json")[0]
+    assert vhu.vhostuser is not None
+    assert vhu.vhostuser.mode == "server"
+
+
+def test_to_dict_leaves_defaults_out() -> None:
+    assert load_vifs(BASE)[0].to_dict() == BASE
+
+
+def test_direct_construction_validates_too() -> None:
+    with pytest.raises(ValidationError):
+        Vif(**{**BASE, "mtu": 10})
+
+
+@pytest.mark.parametrize(("name", "reserved", "ok"), [
+    ("tap0f6d3c1e-5b", True, True), ("a" * 15, False, True), ("a" * 16, False, False),
+    ("", False, False), (".", False, False), ("..", False, False), ("a b", False, False),
+    ("eth0;rm", False, False), ("vnet0", True, False), ("vnet0", False, True),
+    ("macvtap1", True, False), ("vif1.0", True, False), ("macvlan0", True, False),
+    ("é", False, False),
+])
+def test_device_names(name: str, reserved: bool, ok: bool) -> None:
+    if ok:
+        assert check_device_name(name, reserved=reserved) == name
+    else:
+        with pytest.raises(ValueError):  # noqa: PT011 - the message is checked elsewhere
+            check_device_name(name, reserved=reserved)
+
+
+def test_bad_json_is_a_vif_error() -> None:
+    with pytest.raises(VifError, match=r"^\$: not valid JSON"):
+        load_vifs("{")
+
+
+def test_import_is_light() -> None:
+    """``import vifplug`` and rendering never import host or ecosystem libraries."""
+    code = (
+        "import sys, vifplug\n"
+        "heavy = {'pyroute2', 'ovsdbapp', 'libvirt', 'os_vif', 'pydantic'}\n"
+        "assert not heavy & set(sys.modules), heavy & set(sys.modules)\n"
+        "from pathlib import Path\n"
+        "from vifplug import GenericVIFDriver, load_vifs\n"
+        f"vifs = load_vifs(Path({str(EXAMPLES / 'guest-three-nics.json')!r}))\n"
+        "GenericVIFDriver(firewall=True).render(vifs[0])\n"
+        "heavy.discard('pydantic')\n"
+        "assert not heavy & set(sys.modules), heavy & set(sys.modules)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
