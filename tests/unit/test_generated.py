@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import DomainChecker
+from helpers import DomainChecker
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import libvirt_versions, vif_dicts

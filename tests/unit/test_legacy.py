@@ -6,7 +6,7 @@ import warnings
 from typing import Any
 
 import pytest
-from conftest import EXAMPLES, tree
+from helpers import EXAMPLES, tree
 
 import vifplug
 from vifplug import GenericVIFDriver, UnsupportedError, load_vifs

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXAMPLES
+from helpers import EXAMPLES
 from pydantic import ValidationError
 
 import vifplug

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXAMPLES, DomainChecker, tree, xml
+from helpers import EXAMPLES, DomainChecker, tree, xml
 from lxml import etree
 
 from vifplug import GenericVIFDriver, Vif, load_vifs
