@@ -45,7 +45,7 @@ ruff check vifplug tests bench
 mypy
 
 echo "== docs: mkdocs build --strict"
-mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
+mkdocs build --strict --quiet -f docs/mkdocs.yml --site-dir "$(mktemp -d)"
 
 echo "== tests: unit, functional, integration"
 # Missing libvirt pieces are failures here, not skips: this is the run that proves them.
