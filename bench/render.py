@@ -101,7 +101,6 @@ class Prepared:
     managed_no: bool = False
     model: str = "virtio"
     queues: str | None = None
-    driver_name: str | None = "vhost"
     filter_name: str | None = None
     filter_params: tuple[tuple[str, str], ...] = ()
     link: str | None = None
@@ -121,10 +120,7 @@ def _bare_tail(iface: etree._Element, p: Prepared) -> None:
             _SubElement(iface, "target", dev=p.target)
     _SubElement(iface, "model", type=p.model)
     if p.queues is not None:
-        if p.driver_name is None:
-            _SubElement(iface, "driver", queues=p.queues)
-        else:
-            _SubElement(iface, "driver", name=p.driver_name, queues=p.queues)
+        _SubElement(iface, "driver", queues=p.queues)
     if p.filter_name is not None:
         ref = _SubElement(iface, "filterref", filter=p.filter_name)
         for name, value in p.filter_params:
@@ -310,7 +306,6 @@ def _prepare_vhostuser(p: Prepared, vif: Vif, version: tuple[int, ...] | None) -
     assert vif.vhostuser is not None
     p.socket = vif.vhostuser.socket
     p.source_mode = vif.vhostuser.mode
-    p.driver_name = None  # vhost-user has no vhost-net backend: <driver queues> only
 
 
 def _prepare_hostdev(p: Prepared, vif: Vif, version: tuple[int, ...] | None) -> None:

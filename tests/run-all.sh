@@ -44,8 +44,10 @@ echo "== lint: ruff, mypy --strict"
 ruff check vifplug tests bench
 mypy
 
-echo "== docs: mkdocs build --strict"
+echo "== docs: mkdocs build --strict; the reference and every shown output are current"
 mkdocs build --strict --quiet -f docs/mkdocs.yml --site-dir "$(mktemp -d)"
+python docs/gen_reference.py --check
+python docs/check_examples.py
 
 echo "== tests: unit, functional, integration"
 # Missing libvirt pieces are failures here, not skips: this is the run that proves them.

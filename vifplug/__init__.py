@@ -1,7 +1,8 @@
 """vifplug: connect virtual machines' NICs to host networking.
 
+    from pathlib import Path
     from vifplug import GenericVIFDriver, load_vifs
-    for vif in load_vifs("vif.json"):
+    for vif in load_vifs(Path("vif.json")):  # a str is JSON text, a Path a file
         print(GenericVIFDriver(firewall=True).render(vif))
 
 The public names below are imported on first use (PEP 562), so ``import vifplug`` stays as cheap

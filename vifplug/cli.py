@@ -7,13 +7,14 @@ nothing on the host is touched); 1 anything unexpected.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from vifplug.errors import InvalidVifError, VifError, VifplugError
+from vifplug.errors import VifError, VifplugError
 
 if TYPE_CHECKING:
     from vifplug.driver import GenericVIFDriver
@@ -86,12 +87,16 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
     err = stderr or sys.stderr
     parser = _build_parser()
     try:
-        args = parser.parse_args(argv)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (argparse exits 2)
         return int(exc.code or 0)
     handler: Callable[[argparse.Namespace, TextIO], int] = args.handler
     try:
         return handler(args, out)
+    except BrokenPipeError:  # `vifplug schema | head`: the reader left; say nothing more
+        _silence(out)
+        return EXIT_FAILURE
     except VifError as exc:
         for line in str(exc).splitlines():
             print(line, file=err)
@@ -111,28 +116,33 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
         return EXIT_FAILURE
 
 
+def _silence(stream: TextIO) -> None:
+    """After EPIPE, point the stream's descriptor at /dev/null so Python's exit flush is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a real file (a StringIO in tests)
+        pass
+
+
 # --- commands -----------------------------------------------------------------------------------
 
 
 def _load(args: argparse.Namespace) -> tuple[list[Vif], bool, str]:
     """The VIFs of ``args.vif_json``, whether the file held an array, and its name."""
-    from pathlib import Path
-
-    from vifplug.model import load_vifs
+    from vifplug.model import parse_vif_json, vifs_from_data
 
     name: str = args.vif_json
+    raw: str | bytes
     if name == "-":
-        text = sys.stdin.read()
-        try:
-            vifs = load_vifs(text)
-        except InvalidVifError as exc:
-            raise exc.with_source("<stdin>") from None
-        return vifs, text.lstrip().startswith("["), "<stdin>"
-    path = Path(name)
-    vifs = load_vifs(path)
-    with path.open("rb") as handle:
-        array = handle.read(4096).lstrip().startswith(b"[")
-    return vifs, array, name
+        stdin = sys.stdin
+        source, raw = "<stdin>", stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read()
+    else:
+        with open(name, "rb") as handle:
+            source, raw = name, handle.read()
+    data = parse_vif_json(raw, source)
+    return vifs_from_data(data, source=source), isinstance(data, list), source
 
 
 def _driver(args: argparse.Namespace) -> GenericVIFDriver:

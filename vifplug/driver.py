@@ -1,7 +1,7 @@
 """GenericVIFDriver: pick the connection for a VIF, render its libvirt XML.
 
     driver = GenericVIFDriver(firewall=True, libvirt_version="9.0.0")
-    for vif in load_vifs("vif.json"):
+    for vif in load_vifs(Path("vif.json")):  # a str is JSON text, a Path a file
         print(driver.render(vif))
 
 The deprecated drivers at the end (``LibvirtBridgeDriver``, ...) are GenericVIFDriver with one
@@ -152,6 +152,11 @@ class _FixedConnectionDriver(GenericVIFDriver):
             raise UnsupportedError(
                 f"$.vif_type: {type(self).__name__} connects vif_type "
                 f"{'/'.join(sorted(connection.vif_types))} only (got {vif.vif_type!r})"
+            )
+        if vif.plug is not None and vif.plug != connection.plug_method:
+            raise UnsupportedError(
+                f"$.plug: {type(self).__name__} always uses {self.fixed!r}, which contradicts "
+                f"plug {vif.plug!r} (use GenericVIFDriver)"
             )
         needs = connection.min_libvirt
         if needs is not None and not self.options.supports(needs):

@@ -47,6 +47,8 @@ __all__ = [
     "Vif",
     "check_device_name",
     "load_vifs",
+    "parse_vif_json",
+    "vifs_from_data",
 ]
 
 VifType = Literal[
@@ -200,6 +202,14 @@ def _filter_parameters(value: object) -> tuple[tuple[str, str], ...]:
     return tuple(value.items())
 
 
+def _non_empty(value: tuple[int, ...]) -> tuple[int, ...]:
+    # Checked after the items (not with min_length, which pydantic also reports when every item
+    # was invalid, a second and false error).
+    if not value:
+        raise ValueError("must hold at least one VLAN")
+    return value
+
+
 def _device(value: str) -> str:
     return check_device_name(value)
 
@@ -222,6 +232,27 @@ UInt24 = Annotated[int, Strict(), Field(ge=0, le=2**24 - 1)]
 Mtu = Annotated[int, Strict(), Field(ge=68, le=65535)]
 Queues = Annotated[int, Strict(), Field(ge=1, le=256)]
 Speed = Annotated[int, Strict(), Field(ge=1, le=2**32 - 1)]
+MacAddress = Annotated[str, Strict(), AfterValidator(_mac), WithJsonSchema(
+    {"type": "string", "pattern": "^[0-9a-fA-F][02468aceACE](:[0-9a-fA-F]{2}){5}$"}
+)]
+NetworkName = Annotated[str, Strict(), AfterValidator(_network_name), WithJsonSchema(
+    {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,64}$"}
+)]
+ModelName = Annotated[str, Strict(), AfterValidator(_model_name), WithJsonSchema(
+    {"type": "string", "pattern": r"^[A-Za-z0-9_\-]{1,32}$"}
+)]
+FilterName = Annotated[str, Strict(), AfterValidator(_filter_name), WithJsonSchema(
+    {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$"}
+)]
+ProfileId = Annotated[str, Strict(), AfterValidator(_profile_id), WithJsonSchema(
+    {"type": "string", "pattern": "^[ !#-%(-;=?-~]{1,39}$"}
+)]
+SocketPath = Annotated[str, Strict(), AfterValidator(_socket_path), WithJsonSchema(
+    {"type": "string", "pattern": "^/", "maxLength": _UNIX_PATH_MAX}
+)]
+PciAddress = Annotated[str, Strict(), AfterValidator(_pci), WithJsonSchema(
+    {"type": "string", "pattern": r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[01][0-9a-fA-F]\.[0-7]$"}
+)]
 FilterParameters = Annotated[
     tuple[tuple[str, str], ...],
     BeforeValidator(_filter_parameters),
@@ -270,9 +301,9 @@ class Filter(_Value):
     """Maps to ``<filterref filter=name>`` with one ``<parameter>`` per item (libvirt nwfilter)."""
 
     #: ``filter`` attribute: the nwfilter name, e.g. ``clean-traffic``.
-    name: Annotated[str, Strict(), AfterValidator(_filter_name)]
+    name: FilterName
     #: ``<parameter name value>`` children, in the given order.
-    parameters: FilterParameters = ()
+    parameters: FilterParameters = Field(default=(), json_schema_extra={"default": {}})
 
 
 class OvsParams(_Value):
@@ -301,7 +332,7 @@ class QbhParams(_Value):
     """Maps to ``<virtualport type='802.1Qbh'><parameters profileid/>`` (VN-Link)."""
 
     #: ``profileid``: the port profile name on the switch.
-    profile_id: Annotated[str, Strict(), AfterValidator(_profile_id)]
+    profile_id: ProfileId
 
 
 class DirectParams(_Value):
@@ -315,7 +346,7 @@ class VhostUserParams(_Value):
     """Maps to ``<source type='unix' path mode>`` of ``type='vhostuser'``."""
 
     #: ``path``: the vhost-user UNIX socket.
-    socket: Annotated[str, Strict(), AfterValidator(_socket_path)]
+    socket: SocketPath
     #: ``mode``: whether QEMU is the socket's ``server`` (the default: OVS connects to it as a
     #: ``dpdkvhostuserclient`` port) or its ``client``.
     mode: Literal["client", "server"] = "server"
@@ -325,14 +356,14 @@ class HostDevParams(_Value):
     """Maps to ``<source><address type='pci' .../></source>`` of ``type='hostdev'``."""
 
     #: The SR-IOV virtual function's PCI address, ``DDDD:BB:SS.F``.
-    pci: Annotated[str, Strict(), AfterValidator(_pci)]
+    pci: PciAddress
 
 
 class Network(_Value):
     """The logical network the NIC joins, and how this host switches it."""
 
     #: The logical network name; the migration hook maps it to each host's switch.
-    name: Annotated[str, Strict(), AfterValidator(_network_name)]
+    name: NetworkName
     #: ``<source bridge>``: the Linux bridge, or the OVS (integration) bridge.
     bridge: DeviceName | None = None
     #: ``<source dev>`` for macvtap kinds; the parent of ``<interface>.<vlan>`` for create_vlan.
@@ -340,7 +371,9 @@ class Network(_Value):
     #: Access VLAN: ``<vlan><tag>`` or an OVS port tag or a VLAN sub-interface (see VIF_FORMAT.md).
     vlan: Vlan | None = None
     #: OVS trunk: ``<vlan trunk='yes'>`` with one ``<tag>`` each.
-    trunk: tuple[Vlan, ...] | None = Field(default=None, min_length=1, max_length=4094)
+    trunk: Annotated[
+        tuple[Vlan, ...], AfterValidator(_non_empty), Field(json_schema_extra={"minItems": 1})
+    ] | None = None
     #: Plug creates the Linux bridge if missing (bridge only).
     create_bridge: Bool = False
     #: Plug creates ``<interface>.<vlan>`` and enslaves it to the bridge (bridge only).
@@ -411,22 +444,23 @@ class Vif(_Value):
     #: How the guest NIC connects to the host (``<interface type>`` family).
     vif_type: VifType
     #: ``<mac address>``: the guest MAC, unicast, lower-case.
-    mac: Annotated[str, Strict(), AfterValidator(_mac)]
+    mac: MacAddress
     #: The logical network.
     network: Network
     #: ``<target dev>``: the host TAP/macvtap name. Default ``tap`` + ``id[:11]``.
     devname: Annotated[str, Strict(), AfterValidator(_target_device), WithJsonSchema(
-        {"type": "string", "pattern": r"^(?!vnet|vif|macvtap|macvlan)[A-Za-z0-9_.\-]{1,15}$"}
+        {"type": "string", "pattern": r"^(?!vnet|vif|macvtap|macvlan)[A-Za-z0-9_.\-]{1,15}$",
+         "not": {"enum": [".", ".."]}}
     )] | None = None
     #: ``<model type>``: the guest NIC model. Default ``virtio`` (never emitted for hostdev).
-    model: Annotated[str, Strict(), AfterValidator(_model_name)] | None = None
+    model: ModelName | None = None
     #: ``<mtu size>`` and the MTU of every host device plug creates.
     mtu: Mtu | None = None
     #: The switch already filters this port (security groups), so the host need not.
     filtered: Bool = False
     #: Forces the OVS plug method instead of the automatic choice (ovs only).
     plug: PlugMethod | None = None
-    #: ``<driver name='vhost' queues>``: multiqueue virtio.
+    #: ``<driver queues>``: multiqueue virtio.
     queues: Queues | None = None
     #: ``<link state>``.
     link_state: Literal["up", "down"] | None = None
@@ -613,43 +647,55 @@ def _walk_duplicates(value: object, loc: tuple[str | int, ...]) -> Iterator[tupl
             yield from _walk_duplicates(item, (*loc, index))
 
 
-def _parse_json(text: str) -> object:
+def parse_vif_json(raw: str | bytes, source: str | None = None) -> object:
+    """Parse vif.json text (``bytes`` must be UTF-8) into plain data, refusing duplicate keys.
+
+    Errors are :class:`~vifplug.errors.InvalidVifError` at ``$``, naming ``source`` when given.
+    """
     try:
-        data = json.loads(text, object_pairs_hook=_object_pairs)
-    except json.JSONDecodeError as exc:
-        raise InvalidVifError(
-            [("$", f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")]
-        ) from None
-    duplicates = list(_walk_duplicates(data, ()))
-    if duplicates:
-        raise InvalidVifError(duplicates)
+        if isinstance(raw, bytes):
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidVifError([("$", f"not UTF-8 text (byte {exc.start})")]) from None
+        try:
+            data = json.loads(raw, object_pairs_hook=_object_pairs)
+        except json.JSONDecodeError as exc:
+            raise InvalidVifError(
+                [("$", f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")]
+            ) from None
+        duplicates = list(_walk_duplicates(data, ()))
+        if duplicates:
+            raise InvalidVifError(duplicates)
+    except InvalidVifError as exc:
+        raise exc.with_source(source) if source else exc from None
     return data
 
 
-def load_vifs(src: str | os.PathLike[str] | Mapping[str, Any] | Sequence[Any]) -> list[Vif]:
+def load_vifs(src: str | os.PathLike[str] | Mapping[str, Any] | Sequence[Any],
+              *, source: str | None = None) -> list[Vif]:
     """Load VIFs from a vif.json path, a JSON text, or parsed data (one object or an array).
 
     Raises :class:`~vifplug.errors.InvalidVifError` listing every problem with its JSON path
-    (and, for a path, the file name); ``OSError`` when the file cannot be read.
+    (and the file name, or ``source`` when given); ``OSError`` when the file cannot be read.
     """
-    source: str | None = None
     data: object
     if isinstance(src, os.PathLike):
-        source = os.fspath(src)
-        with open(source, "rb") as handle:
-            raw = handle.read()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidVifError([("$", f"not UTF-8 text (byte {exc.start})")], source) from None
-        try:
-            data = _parse_json(text)
-        except InvalidVifError as exc:
-            raise exc.with_source(source) from None
+        source = source or os.fspath(src)
+        with open(src, "rb") as handle:
+            data = parse_vif_json(handle.read(), source)
     elif isinstance(src, str):
-        data = _parse_json(src)
+        data = parse_vif_json(src, source)
     else:
         data = src
+    return vifs_from_data(data, source=source)
+
+
+def vifs_from_data(data: object, *, source: str | None = None) -> list[Vif]:
+    """VIFs from parsed vif.json data (one object or a non-empty array); errors name ``source``.
+
+    Unlike :func:`load_vifs`, a ``str`` here is a (wrong) JSON value, not a JSON text.
+    """
     try:
         return _load_data(data)
     except InvalidVifError as exc:
@@ -685,8 +731,9 @@ def _duplicates(vifs: list[Vif]) -> Iterator[tuple[str, str]]:
             if item is None:
                 continue
             if item in first:
-                yield (json_path((index, key)),
-                       f"{item!r} is already used by $[{first[item]}] (must be unique in a file)")
+                what = "host device" if key == "devname" else key
+                yield (json_path((index, key)), f"{what} {item!r} is already used by "
+                       f"$[{first[item]}] (must be unique in a file)")
             else:
                 first[item] = index
 
@@ -706,7 +753,7 @@ def _problems(
 ) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     for error in exc.errors():
-        loc = tuple(part for part in error["loc"] if not _is_tag(part))
+        loc = tuple(error["loc"])
         kind = error["type"]
         ctx = error.get("ctx") or {}
         cause = ctx.get("error")
@@ -716,11 +763,6 @@ def _problems(
             continue
         problems.append((json_path((*prefix, *loc)), _message(kind, error, ctx, loc, root)))
     return problems
-
-
-def _is_tag(part: str | int) -> bool:
-    # pydantic adds the validator's name ('function-after[...]', 'tuple[...]') to some locations.
-    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
 
 
 _TYPE_NAMES = {
@@ -750,10 +792,6 @@ def _message(kind: str, error: Any, ctx: dict[str, Any], loc: tuple[str | int, .
         return f"must be at most {ctx['le']}{got}"
     if kind == "literal_error":
         return f"must be one of {ctx['expected']}{got}"
-    if kind == "too_short":
-        return f"must have at least {ctx['min_length']} item(s)"
-    if kind == "too_long":
-        return f"must have at most {ctx['max_length']} items"
     if kind == "value_error":
         return f"{error['msg'].removeprefix('Value error, ')}{got}"
     return f"{error['msg']}{got}"

@@ -52,13 +52,15 @@ def add_model(iface: etree._Element, vif: Vif) -> None:
     _SubElement(iface, "model", type=vif.nic_model)
 
 
-def add_driver(iface: etree._Element, vif: Vif, *, backend: str | None = "vhost") -> None:
-    """``<driver name='vhost' queues='N'/>`` when the VIF asks for multiqueue."""
+def add_driver(iface: etree._Element, vif: Vif) -> None:
+    """``<driver queues='N'/>`` when the VIF asks for multiqueue.
+
+    No ``name='vhost'``: naming the backend makes libvirt refuse to start the guest on a host
+    without vhost-net ("vhost-net was requested ... but is unavailable"), while leaving it out
+    lets libvirt use vhost-net where it exists and QEMU's own backend elsewhere.
+    """
     if vif.queues is not None:
-        if backend is None:
-            _SubElement(iface, "driver", queues=str(vif.queues))
-        else:
-            _SubElement(iface, "driver", name=backend, queues=str(vif.queues))
+        _SubElement(iface, "driver", queues=str(vif.queues))
 
 
 def add_filterref(iface: etree._Element, vif: Vif) -> None:

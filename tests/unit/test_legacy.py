@@ -62,6 +62,21 @@ def test_wrong_vif_type_is_refused() -> None:
         driver.render(OVS)
 
 
+@pytest.mark.parametrize(("name", "plug"), [
+    ("LibvirtOpenVswitchVirtualPortDriver", "hybrid"),
+    ("LibvirtHybridOVSBridgeDriver", "manual"),
+    ("LibvirtOpenVswitchDriver", "virtualport"),
+])
+def test_a_contradicting_plug_is_refused(name: str, plug: str) -> None:
+    with pytest.warns(DeprecationWarning, match="deprecated"):
+        driver = getattr(vifplug, name)()
+    with pytest.raises(UnsupportedError, match=f"contradicts plug '{plug}'"):
+        driver.render(OVS.model_copy(update={"plug": plug}))
+    # the plug the driver stands for is fine
+    fixed = driver.connections[driver.fixed].plug_method
+    assert driver.render(OVS.model_copy(update={"plug": fixed}))
+
+
 def test_virtualport_driver_refuses_old_libvirt() -> None:
     with pytest.warns(DeprecationWarning, match="deprecated"):
         driver = vifplug.LibvirtOpenVswitchVirtualPortDriver(libvirt_version="0.9.10")

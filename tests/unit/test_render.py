@@ -114,7 +114,7 @@ CASES: list[tuple[str, Vif, dict[str, Any], str]] = [
   <mac address='fa:16:3e:12:34:56'/>
   <target dev='tap0f6d3c1e-5b' managed='no'/>
   <model type='virtio'/>
-  <driver name='vhost' queues='4'/>
+  <driver queues='4'/>
   <mtu size='1450'/>
 </interface>"""),
     ("ovs manual, libvirt 5.0.0: no managed", vif("ovs-manual"), {"libvirt_version": "5.0.0"}, """
@@ -122,7 +122,7 @@ CASES: list[tuple[str, Vif, dict[str, Any], str]] = [
   <mac address='fa:16:3e:12:34:56'/>
   <target dev='tap0f6d3c1e-5b'/>
   <model type='virtio'/>
-  <driver name='vhost' queues='4'/>
+  <driver queues='4'/>
   <mtu size='1450'/>
 </interface>"""),
     ("802.1qbg", vif("802.1qbg"), {}, """

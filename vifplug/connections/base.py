@@ -66,6 +66,8 @@ class Connection(ABC):
     rank: ClassVar[int] = 0
     #: One line for people (``vifplug explain``, docs).
     summary: ClassVar[str]
+    #: The vif.json ``plug`` value that forces this connection (OVS methods only).
+    plug_method: ClassVar[str | None] = None
     #: The oldest libvirt whose XML can express this connection (``None``: any).
     min_libvirt: ClassVar[LibvirtVersion | None] = None
 
@@ -105,7 +107,6 @@ def finish_interface(
     target: str | None,
     managed_no: bool = False,
     filterref: bool = False,
-    driver_backend: str | None = "vhost",
 ) -> etree._Element:
     """Append what follows the source in libvirt's own order: bandwidth, target, model, driver,
     filterref, link, mtu (``<mtu>`` only where the target libvirt knows it)."""
@@ -116,7 +117,7 @@ def finish_interface(
         else:
             etree.SubElement(iface, "target", dev=target)
     add_model(iface, vif)
-    add_driver(iface, vif, backend=driver_backend)
+    add_driver(iface, vif)
     if filterref:
         add_filterref(iface, vif)
     add_link_mtu(iface, vif, mtu=options.supports(MTU))

@@ -28,6 +28,7 @@ class OvsHybrid(Connection):
     name = "ovs-hybrid"
     vif_types = frozenset({"ovs"})
     rank = 0
+    plug_method = "hybrid"
     summary = "the guest TAP on a per-VIF Linux bridge, joined to OVS by a veth pair"
 
     def choose(self, vif: Vif, options: Options) -> str | None:

@@ -34,6 +34,7 @@ class OvsVirtualPort(Connection):
     name = "ovs-virtualport"
     vif_types = frozenset({"ovs"})
     rank = 1
+    plug_method = "virtualport"
     min_libvirt = OVS_VIRTUALPORT
     summary = "libvirt adds the guest TAP to the OVS bridge (virtualport type='openvswitch')"
 
@@ -73,6 +74,7 @@ class OvsManual(Connection):
     name = "ovs-manual"
     vif_types = frozenset({"ovs"})
     rank = 2
+    plug_method = "manual"
     summary = "vifplug creates the TAP and its OVS port; libvirt uses the TAP as it is"
 
     def choose(self, vif: Vif, options: Options) -> str | None:

@@ -28,8 +28,7 @@ class VhostUser(Connection):
         iface = start_interface(vif, "vhostuser")
         etree.SubElement(iface, "source", type="unix", path=vif.vhostuser.socket,
                          mode=vif.vhostuser.mode)
-        # vhost-user has no vhost-net backend to name: only the queue count.
-        return finish_interface(iface, vif, options, target=None, driver_backend=None)
+        return finish_interface(iface, vif, options, target=None)
 
     def topology(self, vif: Vif) -> list[str]:
         assert vif.vhostuser is not None  # noqa: S101
