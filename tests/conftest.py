@@ -9,6 +9,10 @@ import pytest
 from helpers import DOMAIN_RNG, DomainChecker, unavailable
 from lxml import etree
 
+# netns, ovs, br_int, libvirtd, conn, host, scratch: real components for the functional and
+# integration suites.
+pytest_plugins = ["tests.fixtures.plugin"]
+
 
 @pytest.fixture(scope="session")
 def domain_rng() -> etree.RelaxNG:
