@@ -11,17 +11,23 @@ connection fixed, kept for callers that still name them.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from lxml import etree
 
 from vifplug.connections import REGISTRY, Connection, Options, serving
 from vifplug.errors import UnsupportedError
 from vifplug.model import Vif
+from vifplug.plan import Plan, PlanContext
 from vifplug.version import LibvirtVersion
 from vifplug.xml import metadata_element, tostring
+
+if TYPE_CHECKING:
+    from vifplug.host import Host
+    from vifplug.host.apply import Fault, Outcome
 
 __all__ = [
     "GenericVIFDriver",
@@ -120,10 +126,59 @@ class GenericVIFDriver:
         devices.extend(self.interface_xml(vif) for vif in vifs)
         return devices
 
+    # --- host plans and plugging ---
+
+    def plan(self, vif: Vif, *, instance_uuid: str | None = None,
+             create_ovs_bridges: bool = False) -> Plan:
+        """The host steps that plug ``vif`` (pure; print it for a dry run)."""
+        connection = self.select(vif)
+        context = PlanContext(instance_uuid=instance_uuid,
+                              create_ovs_bridges=create_ovs_bridges)
+        return Plan(vif.id, connection.name, connection.plan(vif, context))
+
+    def unplan(self, vif: Vif) -> Plan:
+        """The host steps that unplug ``vif`` (pure)."""
+        connection = self.select(vif)
+        return Plan(vif.id, connection.name, connection.unplan(vif))
+
+    def plug(self, vif: Vif, host: Host, *, instance_uuid: str | None = None,
+             create_ovs_bridges: bool = False, fault: Fault | None = None) -> Outcome:
+        """Make ``vif``'s host side exist: idempotent, and rolled back on failure."""
+        return self.plug_many([vif], host, instance_uuid=instance_uuid,
+                              create_ovs_bridges=create_ovs_bridges, fault=fault)
+
+    def plug_many(self, vifs: Sequence[Vif], host: Host, *, instance_uuid: str | None = None,
+                  create_ovs_bridges: bool = False, fault: Fault | None = None) -> Outcome:
+        """Plug many VIFs as one batch: one netlink socket and one OVSDB transaction for all;
+        all plugged, or (on failure) the host as it was."""
+        from vifplug.host.apply import apply_plug, vif_locks
+
+        plans = [self.plan(vif, instance_uuid=instance_uuid,
+                           create_ovs_bridges=create_ovs_bridges) for vif in vifs]
+        with vif_locks([vif.id for vif in vifs], host.scope, *_lock_dir(host)):
+            return apply_plug(plans, host, fault=fault)
+
+    def unplug(self, vif: Vif, host: Host, *, fault: Fault | None = None) -> Outcome:
+        """Remove ``vif``'s host side; what is already gone is skipped."""
+        return self.unplug_many([vif], host, fault=fault)
+
+    def unplug_many(self, vifs: Sequence[Vif], host: Host, *,
+                    fault: Fault | None = None) -> Outcome:
+        """Unplug many VIFs: one OVSDB transaction and one netlink request for all devices."""
+        from vifplug.host.apply import apply_unplug, vif_locks
+
+        plans = [self.unplan(vif) for vif in vifs]
+        with vif_locks([vif.id for vif in vifs], host.scope, *_lock_dir(host)):
+            return apply_unplug(plans, host, fault=fault)
+
     def metadata_xml(self, vifs: Iterable[Vif]) -> etree._Element:
         """The domain's single ``<vifplug:interfaces>`` metadata element (HOOK_CONTRACT.md):
         one ``<vifplug:interface mac network>`` per VIF, so the guest carries its networks."""
         return metadata_element((vif.mac, vif.network.name) for vif in vifs)
+
+
+def _lock_dir(host: Host) -> tuple[Path, ...]:
+    return () if host.lock_dir is None else (host.lock_dir,)
 
 
 # --- deprecated drivers with one connection fixed -------------------------------------------------

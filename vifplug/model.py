@@ -388,6 +388,12 @@ class Network(_Value):
             problems.append((("trunk",), "must not repeat a VLAN"))
         if self.create_vlan and (self.interface is None or self.vlan is None):
             problems.append((("create_vlan",), "needs 'network.interface' and 'network.vlan'"))
+        elif self.create_vlan:
+            try:
+                check_device_name(f"{self.interface}.{self.vlan}")
+            except ValueError as exc:
+                problems.append((("create_vlan",), f"the VLAN device {self.interface}.{self.vlan} "
+                                 f"{exc}; use a shorter 'network.interface'"))
         if problems:
             raise _RuleError(problems)
         return self

@@ -14,6 +14,7 @@ from typing import ClassVar
 from lxml import etree
 
 from vifplug.model import Vif
+from vifplug.plan import EnsureOvsBridge, PlanContext, RequireOvsBridge, Step
 from vifplug.version import LibvirtVersion
 from vifplug.xml import add_bandwidth, add_driver, add_filterref, add_link_mtu, add_model
 
@@ -25,6 +26,8 @@ __all__ = [
     "Options",
     "finish_interface",
     "guest_hop",
+    "ovs_bridge_step",
+    "ovs_external_ids",
     "start_interface",
     "vlan_note",
 ]
@@ -88,6 +91,14 @@ class Connection(ABC):
     def topology(self, vif: Vif) -> list[str]:
         """The chain of devices from the guest NIC outwards, for ``vifplug explain``."""
 
+    def plan(self, vif: Vif, context: PlanContext) -> tuple[Step, ...]:
+        """The host steps that make this VIF's host side exist (pure). Default: none."""
+        return ()
+
+    def unplan(self, vif: Vif) -> tuple[Step, ...]:
+        """The host steps that remove what :meth:`plan` made (pure). Default: none."""
+        return ()
+
     def __repr__(self) -> str:
         return f"<connection {self.name}>"
 
@@ -136,3 +147,21 @@ def vlan_note(vlan: int | None, trunk: tuple[int, ...] | None) -> str:
     if trunk is not None:
         return f" [trunk {','.join(map(str, trunk))}]"
     return ""
+
+
+def ovs_bridge_step(bridge: str, vif: Vif, context: PlanContext) -> Step:
+    """Check the OVS bridge exists, or (only when asked) ensure it."""
+    if context.create_ovs_bridges:
+        datapath = vif.ovs.datapath_type if vif.ovs is not None else None
+        return EnsureOvsBridge(bridge, datapath)
+    return RequireOvsBridge(bridge)
+
+
+def ovs_external_ids(vif: Vif, context: PlanContext) -> tuple[tuple[str, str], ...]:
+    """The external_ids Neutron/OVN agents look for on a VIF's OVS interface."""
+    assert vif.ovs is not None  # noqa: S101 - callers plan OVS ports only for VIFs with one
+    ids = [("iface-id", vif.ovs.interface_id), ("iface-status", "active"),
+           ("attached-mac", vif.mac)]
+    if context.instance_uuid is not None:
+        ids.append(("vm-uuid", context.instance_uuid))
+    return tuple(ids)

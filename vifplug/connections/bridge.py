@@ -13,6 +13,14 @@ from vifplug.connections.base import (
     start_interface,
 )
 from vifplug.model import Vif
+from vifplug.plan import (
+    EnsureLinuxBridge,
+    EnsureMaster,
+    EnsureVlanLink,
+    PlanContext,
+    RequireLink,
+    Step,
+)
 
 
 @register
@@ -32,6 +40,25 @@ class LinuxBridge(Connection):
         etree.SubElement(iface, "source", bridge=str(vif.network.bridge))
         return finish_interface(iface, vif, options, target=vif.tap_name,
                                 filterref=options.firewall and not vif.filtered)
+
+    def plan(self, vif: Vif, context: PlanContext) -> tuple[Step, ...]:
+        network = vif.network
+        bridge = str(network.bridge)
+        steps: list[Step] = []
+        if network.create_bridge:
+            steps.append(EnsureLinuxBridge(bridge, mtu=vif.mtu))
+        else:
+            steps.append(RequireLink(bridge, kind="bridge", role="Linux bridge"))
+        if network.create_vlan:
+            parent, vlan = str(network.interface), int(network.vlan or 0)
+            vlan_device = f"{parent}.{vlan}"
+            steps += [RequireLink(parent, role="VLAN parent device"),
+                      EnsureVlanLink(vlan_device, parent, vlan, mtu=vif.mtu),
+                      EnsureMaster(vlan_device, bridge)]
+        return tuple(steps)
+
+    # unplan: nothing. The bridge and its VLAN uplink serve every guest on the network, and
+    # libvirt deletes the TAP it made when the guest stops.
 
     def topology(self, vif: Vif) -> list[str]:
         network = vif.network

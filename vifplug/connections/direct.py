@@ -14,6 +14,7 @@ from vifplug.connections.base import (
     vlan_note,
 )
 from vifplug.model import Vif
+from vifplug.plan import PlanContext, RequireLink, Step
 from vifplug.xml import add_vlan
 
 
@@ -31,6 +32,10 @@ class _Macvtap(Connection):
 
     def add_virtualport(self, iface: etree._Element, vif: Vif) -> None:
         """The port profile, for the kinds that have one."""
+
+    def plan(self, vif: Vif, context: PlanContext) -> tuple[Step, ...]:
+        # libvirt creates the macvtap; its lower device must exist.
+        return (RequireLink(str(vif.network.interface), role="macvtap lower device"),)
 
     def topology(self, vif: Vif) -> list[str]:
         name = vif.devname or "macvtapN"

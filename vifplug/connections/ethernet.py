@@ -13,6 +13,7 @@ from vifplug.connections.base import (
     start_interface,
 )
 from vifplug.model import Vif
+from vifplug.plan import DeleteLink, EnsureTap, PlanContext, Step
 
 
 def ethernet_interface(vif: Vif, options: Options) -> etree._Element:
@@ -32,6 +33,13 @@ class Ethernet(Connection):
 
     def interface_xml(self, vif: Vif, options: Options) -> etree._Element:
         return ethernet_interface(vif, options)
+
+    def plan(self, vif: Vif, context: PlanContext) -> tuple[Step, ...]:
+        # managed='no': libvirt opens this TAP as it is, so it must exist with the right flags.
+        return (EnsureTap(vif.tap_name, mtu=vif.mtu, multi_queue=(vif.queues or 1) > 1),)
+
+    def unplan(self, vif: Vif) -> tuple[Step, ...]:
+        return (DeleteLink(vif.tap_name),)
 
     def topology(self, vif: Vif) -> list[str]:
         return [guest_hop(vif), f"{vif.tap_name} (TAP, routed or attached by the host)"]

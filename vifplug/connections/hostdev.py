@@ -7,6 +7,7 @@ from lxml import etree
 from vifplug.connections import register
 from vifplug.connections.base import Connection, Options, guest_hop, start_interface, vlan_note
 from vifplug.model import Vif
+from vifplug.plan import PlanContext, RequirePci, Step
 from vifplug.xml import add_vlan
 
 
@@ -30,6 +31,10 @@ class HostDev(Connection):
                          slot=f"0x{slot}", function=f"0x{function}")
         add_vlan(iface, vif.network.vlan, None)
         return iface
+
+    def plan(self, vif: Vif, context: PlanContext) -> tuple[Step, ...]:
+        assert vif.hostdev is not None  # noqa: S101
+        return (RequirePci(vif.hostdev.pci),)
 
     def topology(self, vif: Vif) -> list[str]:
         assert vif.hostdev is not None  # noqa: S101

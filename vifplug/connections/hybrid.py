@@ -14,10 +14,22 @@ from vifplug.connections.base import (
     Options,
     finish_interface,
     guest_hop,
+    ovs_bridge_step,
+    ovs_external_ids,
     start_interface,
     vlan_note,
 )
 from vifplug.model import Vif
+from vifplug.plan import (
+    DeleteLink,
+    DeleteOvsPort,
+    EnsureLinuxBridge,
+    EnsureMaster,
+    EnsureOvsPort,
+    EnsureVeth,
+    PlanContext,
+    Step,
+)
 
 
 @register
@@ -43,6 +55,24 @@ class OvsHybrid(Connection):
         iface = start_interface(vif, "bridge")
         etree.SubElement(iface, "source", bridge=vif.qbr_name)
         return finish_interface(iface, vif, options, target=vif.tap_name, filterref=True)
+
+    def plan(self, vif: Vif, context: PlanContext) -> tuple[Step, ...]:
+        network = vif.network
+        bridge = str(network.bridge)
+        return (
+            ovs_bridge_step(bridge, vif, context),
+            EnsureLinuxBridge(vif.qbr_name, mtu=vif.mtu, forward_delay=0, ageing_time=0,
+                              disable_ipv6=True),
+            EnsureVeth(vif.qvb_name, vif.qvo_name, mtu=vif.mtu),
+            EnsureMaster(vif.qvb_name, vif.qbr_name),
+            EnsureOvsPort(bridge, vif.qvo_name, external_ids=ovs_external_ids(vif, context),
+                          mtu_request=vif.mtu, tag=network.vlan, trunks=network.trunk or ()),
+        )
+
+    def unplan(self, vif: Vif) -> tuple[Step, ...]:
+        # Deleting qvb takes its peer qvo with it. The guest's TAP is libvirt's: it goes with
+        # the guest.
+        return (DeleteOvsPort(vif.qvo_name), DeleteLink(vif.qvb_name), DeleteLink(vif.qbr_name))
 
     def topology(self, vif: Vif) -> list[str]:
         network = vif.network

@@ -11,12 +11,15 @@ from vifplug.connections.base import (
     Options,
     finish_interface,
     guest_hop,
+    ovs_bridge_step,
+    ovs_external_ids,
     start_interface,
     vlan_note,
 )
 from vifplug.connections.ethernet import ethernet_interface
 from vifplug.errors import UnsupportedError
 from vifplug.model import Vif
+from vifplug.plan import DeleteLink, DeleteOvsPort, EnsureOvsPort, EnsureTap, PlanContext, Step
 from vifplug.xml import add_vlan
 
 
@@ -50,6 +53,14 @@ class OvsVirtualPort(Connection):
             return (f"libvirt {options.version_text} >= {OVS_VIRTUALPORT} adds OVS ports itself"
                     + ("" if not options.firewall else " and the switch filters the port"))
         return None
+
+    def plan(self, vif: Vif, context: PlanContext) -> tuple[Step, ...]:
+        # libvirt adds the port (and its external_ids, tag, trunks) when the guest starts.
+        return (ovs_bridge_step(str(vif.network.bridge), vif, context),)
+
+    def unplan(self, vif: Vif) -> tuple[Step, ...]:
+        # libvirt deletes the port when the guest stops; one left behind (libvirtd died) goes.
+        return (DeleteOvsPort(vif.tap_name),)
 
     def interface_xml(self, vif: Vif, options: Options) -> etree._Element:
         iface = start_interface(vif, "bridge")
@@ -87,6 +98,19 @@ class OvsManual(Connection):
 
     def interface_xml(self, vif: Vif, options: Options) -> etree._Element:
         return ethernet_interface(vif, options)
+
+    def plan(self, vif: Vif, context: PlanContext) -> tuple[Step, ...]:
+        network = vif.network
+        bridge = str(network.bridge)
+        return (
+            ovs_bridge_step(bridge, vif, context),
+            EnsureTap(vif.tap_name, mtu=vif.mtu, multi_queue=(vif.queues or 1) > 1),
+            EnsureOvsPort(bridge, vif.tap_name, external_ids=ovs_external_ids(vif, context),
+                          mtu_request=vif.mtu, tag=network.vlan, trunks=network.trunk or ()),
+        )
+
+    def unplan(self, vif: Vif) -> tuple[Step, ...]:
+        return (DeleteOvsPort(vif.tap_name), DeleteLink(vif.tap_name))
 
     def topology(self, vif: Vif) -> list[str]:
         network = vif.network

@@ -10,9 +10,12 @@ from vifplug.connections.base import (
     Options,
     finish_interface,
     guest_hop,
+    ovs_bridge_step,
+    ovs_external_ids,
     start_interface,
 )
 from vifplug.model import Vif
+from vifplug.plan import DeleteOvsPort, EnsureOvsPort, PlanContext, Step
 
 
 @register
@@ -29,6 +32,31 @@ class VhostUser(Connection):
         etree.SubElement(iface, "source", type="unix", path=vif.vhostuser.socket,
                          mode=vif.vhostuser.mode)
         return finish_interface(iface, vif, options, target=None)
+
+    def plan(self, vif: Vif, context: PlanContext) -> tuple[Step, ...]:
+        """On an OVS-DPDK bridge: a ``dpdkvhostuserclient`` port that connects to QEMU's
+        socket (QEMU is the server). Without an OVS identity the socket's peer is not ours."""
+        assert vif.vhostuser is not None  # noqa: S101
+        if vif.ovs is None or vif.network.bridge is None:
+            return ()
+        bridge = vif.network.bridge
+        return (
+            ovs_bridge_step(bridge, vif, context),
+            EnsureOvsPort(bridge, self.port_name(vif),
+                          external_ids=ovs_external_ids(vif, context), mtu_request=vif.mtu,
+                          interface_type="dpdkvhostuserclient",
+                          options=(("vhost-server-path", vif.vhostuser.socket),)),
+        )
+
+    def unplan(self, vif: Vif) -> tuple[Step, ...]:
+        if vif.ovs is None or vif.network.bridge is None:
+            return ()
+        return (DeleteOvsPort(self.port_name(vif)),)
+
+    @staticmethod
+    def port_name(vif: Vif) -> str:
+        """``vhu`` + ``id[:11]``, as os-vif names vhost-user ports."""
+        return "vhu" + vif.nic_name_suffix
 
     def topology(self, vif: Vif) -> list[str]:
         assert vif.vhostuser is not None  # noqa: S101

@@ -1,0 +1,354 @@
+"""Apply plans to the host: checks first, then net devices, then one OVSDB transaction.
+
+Every step is idempotent: a step whose state already holds changes nothing, so a second plug is
+a no-op and a plug after a crash converges. Each change made is journalled with its inverse; if
+any step fails, the journal is undone in reverse and the error names the step and device, so the
+host is left as it was. Unplug deletes in two requests: one OVSDB transaction for the ports, one
+netlink request for all devices (a link group).
+
+``fault`` is the test seam: a callable run before each step (tests raise from it to prove the
+rollback of every step of every plan).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vifplug.host.errors import HostError, MissingDeviceError, StepFailed
+from vifplug.plan import (
+    DeleteLink,
+    EnsureLinuxBridge,
+    EnsureMaster,
+    EnsureTap,
+    EnsureVeth,
+    EnsureVlanLink,
+    Plan,
+    RequireLink,
+    RequireOvsBridge,
+    RequirePci,
+    Step,
+)
+
+if TYPE_CHECKING:
+    from vifplug.host import Host
+    from vifplug.host.netlink import Link, Netlink
+
+__all__ = ["Fault", "Outcome", "apply_plug", "apply_unplug", "vif_locks"]
+
+Fault = Callable[[Step], None]
+Undo = Callable[[], None]
+
+#: Where per-VIF lock files live: plugs of one VIF are serialised across processes.
+LOCK_DIR = Path("/run/vifplug/locks")
+PCI_DEVICES = Path("/sys/bus/pci/devices")
+
+
+@dataclass
+class Outcome:
+    """What an apply did: the steps that changed the host, and those already satisfied."""
+
+    changed: list[Step] = field(default_factory=list)
+    unchanged: list[Step] = field(default_factory=list)
+
+    @property
+    def already_done(self) -> bool:
+        """Nothing needed changing (e.g. the VIF was already plugged)."""
+        return not self.changed
+
+
+@contextmanager
+def vif_locks(vif_ids: Sequence[str], scope: str, lock_dir: Path = LOCK_DIR) -> Iterator[None]:
+    """Hold an exclusive lock per VIF (sorted: no deadlock between batches) for one host scope
+    (the netns); released on exit, or by the kernel when the process dies."""
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        for vif_id in sorted(set(vif_ids)):
+            fd = os.open(lock_dir / f"{scope}-{vif_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            stack.callback(os.close, fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+
+
+# --- checks ----------------------------------------------------------------------------------
+
+
+def _check(step: Step, host: Host) -> None:
+    if isinstance(step, RequireLink):
+        link = host.netlink.get(step.name)
+        if link is None:
+            raise MissingDeviceError(f"{step.role} {step.name} does not exist on this host"
+                                     f"{_where(host)}", device=step.name)
+        if step.kind is not None and link.kind != step.kind:
+            raise MissingDeviceError(f"{step.role} {step.name} is a {link.kind or 'plain'} "
+                                     f"device, not a {step.kind}{_where(host)}", device=step.name)
+    elif isinstance(step, RequireOvsBridge):
+        if not host.ovsdb.bridge_exists(step.bridge):
+            raise MissingDeviceError(
+                f"OVS bridge {step.bridge} does not exist ({host.ovsdb_url}); create it, or "
+                "plug with --create-ovs-bridge", device=step.bridge)
+    elif isinstance(step, RequirePci):
+        if not (PCI_DEVICES / step.address).exists():
+            raise MissingDeviceError(f"PCI device {step.address} does not exist on this host "
+                                     f"({PCI_DEVICES / step.address} is missing)",
+                                     device=step.address)
+    else:
+        raise TypeError(f"not a check: {step!r}")
+
+
+def _where(host: Host) -> str:
+    return f" (network namespace {host.netns})" if host.netns else ""
+
+
+# --- link steps: each returns the undo actions of the changes it made (empty: none) --------------
+
+
+def _create(netlink: Netlink, name: str, create: Callable[[], None]) -> tuple[Link, bool]:
+    """Create a device unless it exists; ``(link, created)``. A concurrent creator's EEXIST
+    means it exists: use it."""
+    from pyroute2 import NetlinkError
+
+    link = netlink.get(name)
+    if link is not None:
+        return link, False
+    try:
+        create()
+    except NetlinkError as exc:
+        if exc.code != errno.EEXIST:
+            raise
+        found = netlink.get(name)
+        if found is None:
+            raise
+        return found, False
+    created = netlink.get(name)
+    if created is None:
+        raise HostError(f"{name} vanished right after it was created", device=name)
+    return created, True
+
+
+def _settle(netlink: Netlink, link: Link, created: bool, mtu: int | None,
+            undo: list[Undo]) -> None:
+    """MTU and up, recording the inverse of each change on a device that existed before."""
+    name = link.name
+    if mtu is not None and link.mtu != mtu:
+        netlink.set_mtu(name, mtu)
+        if not created:
+            old_mtu = link.mtu
+            undo.append(lambda: netlink.set_mtu(name, old_mtu))
+    if not link.up:
+        netlink.set_up(name)
+        if not created:
+            undo.append(lambda: netlink.set_up(name, False))
+
+
+def _ensure_bridge(step: EnsureLinuxBridge, netlink: Netlink) -> list[Undo]:
+    undo: list[Undo] = []
+    link, created = _create(netlink, step.name, lambda: netlink.add_bridge(
+        step.name, forward_delay=step.forward_delay, ageing_time=step.ageing_time))
+    if created:
+        undo.append(lambda: _delete(netlink, step.name))
+    elif link.kind != "bridge":
+        raise HostError(f"{step.name} exists but is a {link.kind or 'plain'} device, not a "
+                        "Linux bridge", device=step.name)
+    else:
+        wrong_delay = step.forward_delay is not None and link.forward_delay != step.forward_delay
+        wrong_ageing = step.ageing_time is not None and link.ageing_time != step.ageing_time
+        if wrong_delay or wrong_ageing:
+            netlink.set_bridge(step.name, forward_delay=step.forward_delay,
+                               ageing_time=step.ageing_time)
+            undo.append(lambda: netlink.set_bridge(step.name, forward_delay=link.forward_delay,
+                                                   ageing_time=link.ageing_time))
+    if step.disable_ipv6 and netlink.ipv6_disabled(step.name) is False:
+        netlink.disable_ipv6(step.name)
+        if not created:
+            undo.append(lambda: netlink.disable_ipv6(step.name, False))
+    _settle(netlink, link, created, step.mtu, undo)
+    return undo
+
+
+def _ensure_veth(step: EnsureVeth, netlink: Netlink) -> list[Undo]:
+    undo: list[Undo] = []
+    if netlink.get(step.name) is None and netlink.get(step.peer) is not None:
+        raise HostError(f"{step.peer} exists without its veth peer {step.name}; delete it",
+                        device=step.peer)
+    link, created = _create(netlink, step.name, lambda: netlink.add_veth(step.name, step.peer))
+    if created:
+        undo.append(lambda: _delete(netlink, step.name))
+    elif link.kind != "veth" or link.link is None or netlink.name_of(link.link) != step.peer:
+        raise HostError(f"{step.name} exists but is not a veth paired with {step.peer}",
+                        device=step.name)
+    peer = netlink.get(step.peer)
+    if peer is None:
+        raise HostError(f"veth peer {step.peer} vanished", device=step.peer)
+    # One end at a time: bringing a veth up while its peer is already up fails with ENOTCONN
+    # on this kernel if done in the creating request (ENVIRONMENT.md).
+    _settle(netlink, peer, created, step.mtu, undo)
+    _settle(netlink, link, created, step.mtu, undo)
+    return undo
+
+
+def _ensure_tap(step: EnsureTap, netlink: Netlink) -> list[Undo]:
+    undo: list[Undo] = []
+    link, created = _create(netlink, step.name,
+                            lambda: netlink.add_tap(step.name, multi_queue=step.multi_queue))
+    if created:
+        undo.append(lambda: _delete(netlink, step.name))
+    elif link.kind != "tun" or link.tun_flags != (True, True, step.multi_queue):
+        raise HostError(
+            f"{step.name} exists but is not a TAP with no packet info, vnet_hdr and "
+            f"multi_queue={'on' if step.multi_queue else 'off'} (QEMU could not open it); "
+            "delete it and plug again", device=step.name)
+    _settle(netlink, link, created, step.mtu, undo)
+    return undo
+
+
+def _ensure_vlan(step: EnsureVlanLink, netlink: Netlink) -> list[Undo]:
+    undo: list[Undo] = []
+    link, created = _create(netlink, step.name,
+                            lambda: netlink.add_vlan(step.name, step.parent, step.vlan))
+    if created:
+        undo.append(lambda: _delete(netlink, step.name))
+    elif link.kind != "vlan":
+        raise HostError(f"{step.name} exists but is not a VLAN device", device=step.name)
+    _settle(netlink, link, created, step.mtu, undo)
+    return undo
+
+
+def _ensure_master(step: EnsureMaster, netlink: Netlink) -> list[Undo]:
+    link = netlink.get(step.name)
+    master = netlink.get(step.master)
+    if link is None or master is None:
+        missing = step.name if link is None else step.master
+        raise HostError(f"{missing} does not exist", device=missing)
+    if link.master == master.index:
+        return []
+    netlink.set_master(step.name, step.master)
+    old_master = link.master
+    return [lambda: netlink.set_master_index(step.name, old_master)]
+
+
+def _delete(netlink: Netlink, name: str) -> None:
+    netlink.delete(name)
+
+
+_LINK_STEPS: dict[type[Step], Callable[[Any, Netlink], list[Undo]]] = {
+    EnsureLinuxBridge: _ensure_bridge,
+    EnsureVeth: _ensure_veth,
+    EnsureTap: _ensure_tap,
+    EnsureVlanLink: _ensure_vlan,
+    EnsureMaster: _ensure_master,
+}
+
+
+# --- applying ---------------------------------------------------------------------------------
+
+
+def apply_plug(plans: Sequence[Plan], host: Host, *, fault: Fault | None = None) -> Outcome:
+    """Make every plan's state hold, or leave the host as it was and raise
+    :class:`~vifplug.host.errors.StepFailed` (or a :class:`MissingDeviceError` from a check,
+    before anything changed)."""
+    steps = [step for plan in plans for step in plan.steps]
+    outcome = Outcome()
+    for step in steps:  # checks: read only; a failure changes nothing
+        if step.phase == "check":
+            if fault is not None:
+                fault(step)
+            _check(step, host)
+            outcome.unchanged.append(step)
+
+    journal: list[tuple[Step, Undo]] = []
+    current: Step | _Transaction | None = None
+    try:
+        for step in steps:
+            if step.phase != "link":
+                continue
+            current = step
+            if fault is not None:
+                fault(step)
+            undo = _LINK_STEPS[type(step)](step, host.netlink)
+            (outcome.changed if undo else outcome.unchanged).append(step)
+            journal.extend((step, action) for action in undo)
+
+        ovsdb_steps = [step for step in steps if step.phase == "ovsdb"]
+        for step in ovsdb_steps:
+            current = step
+            if fault is not None:
+                fault(step)
+        pending = host.ovsdb_pending(ovsdb_steps)
+        if pending:
+            current = pending[0] if len(pending) == 1 else _Transaction(pending)
+            host.ovsdb.commit(pending)
+        outcome.changed.extend(pending)
+        outcome.unchanged.extend(step for step in ovsdb_steps if step not in pending)
+    except BaseException as exc:
+        errors = _rollback(journal)
+        failed = current if current is not None else "plug"
+        raise StepFailed(failed, exc, device=getattr(failed, "device", None), rolled_back=True,
+                         undo_errors=errors) from exc
+    return outcome
+
+
+def apply_unplug(plans: Sequence[Plan], host: Host, *, fault: Fault | None = None) -> Outcome:
+    """Remove what the plans name: OVSDB ports in one transaction, then every device in one
+    netlink request. Whatever is already gone is skipped, so a half-plugged or already-unplugged
+    VIF finishes cleanly; a failure is reported, and running unplug again finishes the job."""
+    steps = [step for plan in plans for step in plan.steps]
+    outcome = Outcome()
+    ovsdb_steps = [step for step in steps if step.phase == "ovsdb"]
+    links = [step for step in steps if isinstance(step, DeleteLink)]
+    current: Step | _Transaction | None = None
+    try:
+        for step in ovsdb_steps:
+            current = step
+            if fault is not None:
+                fault(step)
+        pending = host.ovsdb_pending(ovsdb_steps)
+        if pending:
+            current = pending[0] if len(pending) == 1 else _Transaction(pending)
+            host.ovsdb.commit(pending)
+        outcome.changed.extend(pending)
+        outcome.unchanged.extend(step for step in ovsdb_steps if step not in pending)
+        for step in links:
+            current = step
+            if fault is not None:
+                fault(step)
+        if links:
+            current = links[0] if len(links) == 1 else _Transaction(links)
+            deleted = set(host.netlink.delete_many(step.name for step in links))
+            for step in links:
+                (outcome.changed if step.name in deleted else outcome.unchanged).append(step)
+    except BaseException as exc:
+        failed = current if current is not None else "unplug"
+        raise StepFailed(failed, exc, device=getattr(failed, "device", None),
+                         rolled_back=False,
+                         undo_errors=("unplug does not roll back; run it again to finish",)
+                         ) from exc
+    return outcome
+
+
+class _Transaction:
+    """A batch of steps applied in one request, named in errors as a whole."""
+
+    def __init__(self, steps: Sequence[Step]) -> None:
+        self.steps = tuple(steps)
+        self.device = ", ".join(step.device for step in self.steps)
+
+    def __str__(self) -> str:
+        return f"{len(self.steps)} steps in one request ({self.device})"
+
+
+def _rollback(journal: list[tuple[Step, Undo]]) -> tuple[str, ...]:
+    """Run the undo actions newest first; collect (never raise) what could not be undone."""
+    errors: list[str] = []
+    for step, undo in reversed(journal):
+        try:
+            undo()
+        except Exception as exc:
+            errors.append(f"undo of '{step}': {exc}")
+    return tuple(errors)

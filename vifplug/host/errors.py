@@ -1,0 +1,36 @@
+"""Errors from the host edge."""
+
+from __future__ import annotations
+
+from vifplug.errors import VifplugError
+
+__all__ = ["HostError", "MissingDeviceError", "StepFailed"]
+
+
+class HostError(VifplugError, RuntimeError):
+    """The host refused a change, or is not as a plan requires (names the device)."""
+
+    def __init__(self, message: str, *, device: str | None = None) -> None:
+        super().__init__(message)
+        self.device = device
+
+
+class StepFailed(HostError):
+    """A step of a plan failed; the steps already done were undone (see ``rolled_back``)."""
+
+    def __init__(self, step: object, cause: BaseException, *, device: str | None,
+                 rolled_back: bool, undo_errors: tuple[str, ...] = ()) -> None:
+        state = "the host is as before" if rolled_back and not undo_errors else (
+            "rollback was incomplete: " + "; ".join(undo_errors))
+        super().__init__(f"{step}: failed: {cause} ({state})", device=device)
+        self.step = step
+        self.cause = cause
+        self.rolled_back = rolled_back
+        self.undo_errors = undo_errors
+
+
+class MissingDeviceError(HostError, LookupError):
+    """A device, bridge or PCI address the VIF names is not on this host. Nothing was changed;
+    the VIF cannot be plugged here as described (exit 2, like other bad input)."""
+
+    exit_code = 2

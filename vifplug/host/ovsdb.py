@@ -1,0 +1,343 @@
+"""Open vSwitch's database through one small interface with two backends.
+
+- ``native`` (default): ovsdbapp's IDL over one connection; all of an apply's OVSDB steps in one
+  transaction, which (like ovs-vsctl) waits until ovs-vswitchd has applied it.
+- ``vsctl``: one ``ovs-vsctl`` invocation per apply, its commands chained with ``--``.
+
+Both write exactly the same columns for the same steps, so they leave identical rows (the
+functional tests compare them). ovsdbapp is imported only by the native backend, on first use.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Sequence
+from typing import Any, Literal, Protocol
+
+from vifplug.errors import VifError
+from vifplug.host.errors import HostError
+from vifplug.plan import DeleteOvsPort, EnsureOvsBridge, EnsureOvsPort, Step
+
+__all__ = ["DEFAULT_OVSDB", "NativeOvsdb", "Ovsdb", "VsctlOvsdb", "check_ovsdb_url", "open_ovsdb"]
+
+#: Where Debian's (and most) openvswitch-switch serves the database.
+DEFAULT_OVSDB = "unix:/run/openvswitch/db.sock"
+#: Seconds an OVSDB operation (connect, transaction, vswitchd's reconfiguration) may take.
+TIMEOUT = 30
+
+Backend = Literal["native", "vsctl"]
+
+
+def check_ovsdb_url(url: str) -> str:
+    """``unix:/path``, ``tcp:host:port`` or ``ssl:host:port`` (bad input otherwise: exit 2)."""
+    method, _, rest = url.partition(":")
+    if method not in ("unix", "tcp", "ssl") or not rest or not url.isprintable():
+        raise VifError(f"--ovsdb: expected unix:/path, tcp:host:port or ssl:host:port "
+                       f"(got {url!r})")
+    return url
+
+
+class Ovsdb(Protocol):
+    """What plans need of OVSDB."""
+
+    def bridge_exists(self, bridge: str) -> bool: ...
+
+    def snapshot(self, steps: Sequence[Step]) -> Snapshot:
+        """The rows (by name) of the bridges, ports and interfaces ``steps`` are about."""
+        ...
+
+    def commit(self, steps: Sequence[Step]) -> None:
+        """Apply the OVSDB steps in one transaction: all or nothing."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def open_ovsdb(url: str = DEFAULT_OVSDB, backend: Backend = "native") -> Ovsdb:
+    check_ovsdb_url(url)
+    if backend == "native":
+        return NativeOvsdb(url)
+    if backend == "vsctl":
+        return VsctlOvsdb(url)
+    raise VifError(f"--ovsdb-backend: expected 'native' or 'vsctl' (got {backend!r})")
+
+
+def _interface_columns(step: EnsureOvsPort) -> dict[str, Any]:
+    """The Interface columns a port step owns (replaced on every plug, so a plug converges)."""
+    return {
+        "external_ids": dict(step.external_ids),
+        "mtu_request": [] if step.mtu_request is None else step.mtu_request,
+        "type": step.interface_type,
+        "options": dict(step.options),
+    }
+
+
+def _port_columns(step: EnsureOvsPort) -> dict[str, Any]:
+    return {"tag": [] if step.tag is None else step.tag, "trunks": list(step.trunks)}
+
+
+class NativeOvsdb:
+    """ovsdbapp's native IDL: connect once (lazily), one transaction per :meth:`commit`."""
+
+    TABLES = ("Open_vSwitch", "Bridge", "Port", "Interface")
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._api: Any = None
+        self._connection: Any = None
+
+    @property
+    def api(self) -> Any:
+        if self._api is None:
+            from ovsdbapp.backend.ovs_idl import connection, idlutils
+            from ovsdbapp.schema.open_vswitch import impl_idl
+
+            try:
+                helper = idlutils.get_schema_helper(self.url, "Open_vSwitch")
+            except Exception as exc:
+                raise HostError(f"cannot reach OVSDB at {self.url}: {exc}") from exc
+            idl = connection.OvsdbIdl.from_server(self.url, "Open_vSwitch", helper=helper,
+                                                  helper_tables=self.TABLES)
+            self._connection = connection.Connection(idl=idl, timeout=TIMEOUT)
+            self._api = impl_idl.OvsdbIdl(self._connection)
+        return self._api
+
+    def bridge_exists(self, bridge: str) -> bool:
+        return bool(self.api.br_exists(bridge).execute(check_error=True))
+
+    def snapshot(self, steps: Sequence[Step]) -> Snapshot:
+        """From the IDL's in-memory replica: no round trip."""
+        from ovsdbapp.backend.ovs_idl import idlutils
+
+        idl = self.api.idl
+        snap = Snapshot()
+        for table, names in _names(steps).items():
+            for name in names:
+                row = idlutils.row_by_value(idl, table, "name", name, None)
+                if row is not None:
+                    snap.add(table, {column: _idl_value(getattr(row, column))
+                                     for column in _COLUMNS[table]})
+        return snap
+
+    def commit(self, steps: Sequence[Step]) -> None:
+        if not steps:
+            return
+        api = self.api
+        try:
+            with api.transaction(check_error=True) as txn:
+                for step in steps:
+                    if isinstance(step, EnsureOvsBridge):
+                        txn.add(api.add_br(step.bridge, may_exist=True,
+                                           **({"datapath_type": step.datapath_type}
+                                              if step.datapath_type else {})))
+                    elif isinstance(step, EnsureOvsPort):
+                        txn.add(api.add_port(step.bridge, step.port, may_exist=True))
+                        txn.add(api.db_set("Interface", step.port,
+                                           *_interface_columns(step).items()))
+                        txn.add(api.db_set("Port", step.port, *_port_columns(step).items()))
+                    elif isinstance(step, DeleteOvsPort):
+                        txn.add(api.del_port(step.port, if_exists=True))
+                    else:
+                        raise TypeError(f"not an OVSDB step: {step!r}")
+        except HostError:
+            raise
+        except Exception as exc:
+            raise HostError(f"OVSDB transaction failed: {exc}") from exc
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.stop()
+            self._connection = None
+            self._api = None
+
+
+#: The columns steps own, per table (all that is read to decide whether a step holds).
+_COLUMNS = {
+    "Bridge": ("name", "datapath_type", "ports"),
+    "Port": ("name", "tag", "trunks"),
+    "Interface": ("name", "external_ids", "mtu_request", "type", "options"),
+}
+
+
+def _names(steps: Sequence[Step]) -> dict[str, set[str]]:
+    names: dict[str, set[str]] = {"Bridge": set(), "Port": set(), "Interface": set()}
+    for step in steps:
+        if isinstance(step, EnsureOvsBridge):
+            names["Bridge"].add(step.bridge)
+        elif isinstance(step, EnsureOvsPort):
+            names["Bridge"].add(step.bridge)
+            names["Port"].add(step.port)
+            names["Interface"].add(step.port)
+        elif isinstance(step, DeleteOvsPort):
+            names["Port"].add(step.port)
+    return {table: found for table, found in names.items() if found}
+
+
+class Snapshot:
+    """Rows by table and name, with columns as plain values: ``[]``/``[x]`` for optional
+    columns, lists for sets, dicts for maps; a bridge's ``ports`` as port names."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def add(self, table: str, row: dict[str, Any]) -> None:
+        self.rows.setdefault(table, {})[row["name"]] = row
+
+    def holds(self, step: Step) -> bool:
+        """Whether ``step``'s state already holds in these rows."""
+        bridges = self.rows.get("Bridge", {})
+        ports = self.rows.get("Port", {})
+        interfaces = self.rows.get("Interface", {})
+        if isinstance(step, DeleteOvsPort):
+            return step.port not in ports
+        if isinstance(step, EnsureOvsBridge):
+            bridge = bridges.get(step.bridge)
+            return bridge is not None and (not step.datapath_type
+                                           or bridge["datapath_type"] == step.datapath_type)
+        if isinstance(step, EnsureOvsPort):
+            bridge, port, iface = (bridges.get(step.bridge), ports.get(step.port),
+                                   interfaces.get(step.port))
+            if bridge is None or port is None or iface is None:
+                return False
+            wanted, wanted_port = _interface_columns(step), _port_columns(step)
+            return (
+                step.port in bridge["ports"]
+                and iface["external_ids"].items() >= wanted["external_ids"].items()
+                and iface["options"].items() >= wanted["options"].items()
+                and iface["mtu_request"] == _optional(wanted["mtu_request"])
+                and iface["type"] == wanted["type"]
+                and port["tag"] == _optional(wanted_port["tag"])
+                and sorted(port["trunks"]) == sorted(step.trunks)
+            )
+        return False
+
+
+def _optional(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _idl_value(value: Any) -> Any:
+    """An IDL column value as a Snapshot holds it (rows of a reference set become names)."""
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list):
+        return [getattr(item, "name", item) for item in value]
+    return value
+
+
+#: Columns that are sets (or optional values): OVSDB's JSON writes a one-element set bare.
+_SETS = frozenset({"ports", "tag", "trunks", "mtu_request"})
+
+
+def _json_value(value: Any, is_set: bool = False) -> Any:
+    """``ovs-vsctl --data=json`` → a Snapshot value (``["set", [...]]``, ``["map", [...]]``,
+    ``["uuid", "..."]``; a set of one element is written as the element alone)."""
+    if isinstance(value, list) and len(value) == 2 and value[0] in ("set", "map", "uuid"):
+        kind, items = value
+        if kind == "map":
+            return {k: _json_value(v) for k, v in items}
+        if kind == "set":
+            return [_json_value(item) for item in items]
+        return [items] if is_set else items
+    return [value] if is_set else value
+
+
+def _vsctl_value(value: Any) -> str:
+    """An ovs-vsctl value: ``[]`` for empty, JSON-quoted strings, ``[1,2]`` for sets."""
+    if isinstance(value, list):
+        return "[" + ",".join(_vsctl_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return str(value)
+
+
+class VsctlOvsdb:
+    """``ovs-vsctl``: one process per :meth:`commit`, its commands chained with ``--``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        found = shutil.which("ovs-vsctl")
+        if found is None:
+            raise HostError("ovs-vsctl is not installed (apt-get install openvswitch-switch)")
+        self.binary = found
+
+    def _run(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        argv = [self.binary, f"--db={self.url}", f"--timeout={TIMEOUT}", *args]
+        return subprocess.run(argv, capture_output=True, text=True, check=False,
+                              timeout=TIMEOUT + 5)
+
+    def bridge_exists(self, bridge: str) -> bool:
+        result = self._run(["br-exists", bridge])
+        if result.returncode not in (0, 2):
+            raise HostError(f"ovs-vsctl br-exists {bridge}: {result.stderr.strip()}",
+                            device=bridge)
+        return result.returncode == 0
+
+    def commit(self, steps: Sequence[Step]) -> None:
+        args = self.commands(steps)
+        if not args:
+            return
+        result = self._run(args)
+        if result.returncode != 0:
+            raise HostError(f"OVSDB transaction failed: ovs-vsctl: {result.stderr.strip()}")
+
+    def snapshot(self, steps: Sequence[Step]) -> Snapshot:
+        """One ``ovs-vsctl list`` invocation for the three tables."""
+        tables = list(_names(steps))
+        if "Bridge" in tables and "Port" not in tables:
+            tables.append("Port")  # to name the bridges' ports
+        args: list[str] = ["--format=json", "--data=json"]
+        for table in tables:
+            args += ["--", f"--columns=_uuid,{','.join(_COLUMNS[table])}", "list", table]
+        result = self._run(args)
+        if result.returncode != 0:
+            raise HostError(f"ovs-vsctl list: {result.stderr.strip()}")
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for table, output in zip(tables, result.stdout.splitlines(), strict=True):
+            data = json.loads(output)
+            rows[table] = [{heading: _json_value(value, heading in _SETS)
+                            for heading, value in zip(data["headings"], values, strict=True)}
+                           for values in data["data"]]
+        port_names = {row["_uuid"]: row["name"] for row in rows.get("Port", [])}
+        snap = Snapshot()
+        for table, found in rows.items():
+            for row in found:
+                if table == "Bridge":
+                    row["ports"] = [port_names.get(uuid, uuid) for uuid in row["ports"]]
+                del row["_uuid"]
+                snap.add(table, row)
+        return snap
+
+    @staticmethod
+    def commands(steps: Sequence[Step]) -> list[str]:
+        """The ``--``-chained ovs-vsctl arguments for ``steps`` (pure: tests print them)."""
+        args: list[str] = []
+        for step in steps:
+            if isinstance(step, EnsureOvsBridge):
+                args += ["--", "--may-exist", "add-br", step.bridge]
+                if step.datapath_type:
+                    args += ["--", "set", "Bridge", step.bridge,
+                             f"datapath_type={step.datapath_type}"]
+            elif isinstance(step, EnsureOvsPort):
+                args += ["--", "--may-exist", "add-port", step.bridge, step.port]
+                args += ["--", "set", "Interface", step.port]
+                for column, value in _interface_columns(step).items():
+                    if isinstance(value, dict):
+                        # Maps are merged key by key, as ovsdbapp's db_set merges them.
+                        args += [f"{column}:{key}={_vsctl_value(item)}"
+                                 for key, item in value.items()]
+                    else:
+                        args.append(f"{column}={_vsctl_value(value)}")
+                args += ["--", "set", "Port", step.port]
+                args += [f"{column}={_vsctl_value(value)}"
+                         for column, value in _port_columns(step).items()]
+            elif isinstance(step, DeleteOvsPort):
+                args += ["--", "--if-exists", "del-port", step.port]
+            else:
+                raise TypeError(f"not an OVSDB step: {step!r}")
+        return args
+
+    def close(self) -> None:
+        pass
