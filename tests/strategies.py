@@ -88,7 +88,9 @@ def vif_dicts(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()):
             network["vlan"] = draw(vlans())
             if draw(st.booleans()):
-                network["interface"] = draw(device_names())
+                # <interface>.<vlan> must itself be a device name (at most 15 bytes).
+                parent = draw(device_names())[:14 - len(str(network["vlan"]))]
+                network["interface"] = parent if parent not in (".", "..") else "eth"
                 network["create_vlan"] = True
         if draw(st.booleans()):
             network["create_bridge"] = draw(st.booleans())

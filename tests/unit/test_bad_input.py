@@ -126,6 +126,9 @@ CASES: dict[str, Bad] = {
         "$.network.create_vlan", "needs 'network.interface' and 'network.vlan'"),
     "create-vlan-without-vlan.json": Bad(
         "$.network.create_vlan", "needs 'network.interface' and 'network.vlan'"),
+    "create-vlan-name-too-long.json": Bad(
+        "$.network.create_vlan", "the VLAN device enp175s0f1np1.100 must be a device name of at "
+        "most 15 bytes"),
     "create-bridge-on-ovs.json": Bad("$.network.create_bridge", "not used by vif_type 'ovs'"),
     "vlan-and-trunk.json": Bad("$.network.trunk", "cannot be combined with 'vlan'"),
     "trunk-on-bridge.json": Bad("$.network.trunk", "not used by vif_type 'bridge'"),
