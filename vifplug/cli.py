@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -68,6 +69,30 @@ def _build_parser() -> argparse.ArgumentParser:
     vif_command("explain", "say, for a person, how each VIF is connected and why",
                 "For each VIF: the connection chosen, the reason, and the host devices it "
                 "implies, drawn from the guest outwards.").set_defaults(handler=_explain)
+    for name, verb, description in (
+        ("plug", "make each VIF's host side exist (bridges, veths, TAPs, OVS ports)",
+         "Apply each VIF's plan: checks first, then net devices (netlink), then one OVSDB "
+         "transaction. Idempotent (plugging twice changes nothing) and rolled back on failure. "
+         "Many VIFs in one file plug as one batch."),
+        ("unplug", "remove what plug made for each VIF",
+         "Delete each VIF's OVS ports (one OVSDB transaction) and devices (one netlink "
+         "request). What is already gone is skipped, so a half-plugged VIF finishes cleanly."),
+    ):
+        sub = vif_command(name, verb, description)
+        sub.add_argument("--dry-run", action="store_true",
+                         help="print the plan and touch nothing")
+        sub.add_argument("--netns", metavar="NAME",
+                         help="work in this network namespace (ip netns) instead of the host's")
+        sub.add_argument("--ovsdb", metavar="URL", default=None,
+                         help="the OVSDB server (default: unix:/run/openvswitch/db.sock)")
+        sub.add_argument("--ovsdb-backend", choices=("native", "vsctl"), default="native",
+                         help="native: ovsdbapp's IDL (default); vsctl: one ovs-vsctl per apply")
+        if name == "plug":
+            sub.add_argument("--instance-uuid", metavar="UUID",
+                             help="the VM's UUID: external_ids:vm-uuid on the OVS ports")
+            sub.add_argument("--create-ovs-bridge", action="store_true",
+                             help="create a missing OVS bridge instead of refusing")
+        sub.set_defaults(handler=_plug if name == "plug" else _unplug)
     schema = commands.add_parser("schema", help="print the JSON Schema of vif.json",
                                  description="Print the JSON Schema (2020-12) of vif.json.")
     schema.set_defaults(handler=_schema)
@@ -85,6 +110,9 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
     """Run the CLI; return the exit code."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
+    # Libraries underneath (ovsdbapp, ovs) log warnings that our own error line already says
+    # better; without a handler, Python would print them to stderr as they come.
+    logging.getLogger().addHandler(logging.NullHandler())
     parser = _build_parser()
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -210,7 +238,87 @@ def _explain(args: argparse.Namespace, out: TextIO) -> int:
         print(f"  options     firewall={'yes' if options.firewall else 'no'}, "
               f"libvirt {options.version_text}", file=out)
         print(f"  path        {' ─ '.join(connection.topology(vif))}", file=out)
+        steps = driver.plan(vif).steps
+        print("  plug        " + ("nothing to do on the host" if not steps else
+                                  "\n              ".join(str(step) for step in steps)), file=out)
     return EXIT_OK
+
+
+def _instance_uuid(text: str | None) -> str | None:
+    if text is None:
+        return None
+    import re
+
+    if not re.fullmatch(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                        r"[0-9a-fA-F]{12}", text):
+        raise VifError(f"--instance-uuid: expected a UUID (got {text!r})")
+    return text.lower()
+
+
+def _plug(args: argparse.Namespace, out: TextIO) -> int:
+    return _apply(args, out, plug=True)
+
+
+def _unplug(args: argparse.Namespace, out: TextIO) -> int:
+    return _apply(args, out, plug=False)
+
+
+def _apply(args: argparse.Namespace, out: TextIO, *, plug: bool) -> int:
+    driver, vifs, _, _ = _each(args)
+    instance_uuid = _instance_uuid(getattr(args, "instance_uuid", None))
+    create = bool(getattr(args, "create_ovs_bridge", False))
+    plans = [driver.plan(vif, instance_uuid=instance_uuid, create_ovs_bridges=create) if plug
+             else driver.unplan(vif) for vif in vifs]
+    from vifplug.host import DEFAULT_OVSDB, Host
+
+    host = Host(netns=args.netns, ovsdb=args.ovsdb or DEFAULT_OVSDB,
+                ovsdb_backend=args.ovsdb_backend)  # validates the options: bad input exits 2
+    if args.dry_run:
+        for plan in plans:
+            print(plan, file=out)
+        return EXIT_OK
+    progress = _ProgressBar(sum(len(plan.steps) for plan in plans), "plug" if plug else "unplug"
+                            ) if len(vifs) > 1 and sys.stderr.isatty() else None
+    with host:
+        if plug:
+            outcome = driver.plug_many(vifs, host, instance_uuid=instance_uuid,
+                                       create_ovs_bridges=create, progress=progress)
+        else:
+            outcome = driver.unplug_many(vifs, host, progress=progress)
+    if progress is not None:
+        progress.done()
+    verb = "plugged" if plug else "unplugged"
+    noun = "VIF" if len(vifs) == 1 else f"{len(vifs)} VIFs"
+    if outcome.already_done:
+        state = "already plugged" if plug else "already unplugged"
+        print(f"{noun}: {state}, nothing changed ({len(outcome.unchanged)} steps hold)",
+              file=out)
+    else:
+        print(f"{verb} {noun}: {len(outcome.changed)} changes, "
+              f"{len(outcome.unchanged)} steps already held", file=out)
+    return EXIT_OK
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr for batches (only on a terminal)."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int, label: str) -> None:
+        self.total = max(total, 1)
+        self.label = label
+        self.count = 0
+
+    def __call__(self, step: object) -> None:
+        self.count += 1
+        filled = self.WIDTH * self.count // self.total
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{' ' * (self.WIDTH - filled)}] "
+                         f"{self.count}/{self.total} steps")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
 
 
 def _schema(args: argparse.Namespace, out: TextIO) -> int:

@@ -86,8 +86,7 @@ class RequireLink(Step):
         return self.name
 
     def describe(self) -> str:
-        kind = f" ({self.kind})" if self.kind else ""
-        return f"check {self.role} {self.name}{kind} exists"
+        return f"check {self.role} {self.name} exists"
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,9 +40,11 @@ if TYPE_CHECKING:
     from vifplug.host import Host
     from vifplug.host.netlink import Link, Netlink
 
-__all__ = ["Fault", "Outcome", "apply_plug", "apply_unplug", "vif_locks"]
+__all__ = ["Fault", "Outcome", "Progress", "apply_plug", "apply_unplug", "vif_locks"]
 
 Fault = Callable[[Step], None]
+#: Called after each step is done (the CLI's progress bar for batches).
+Progress = Callable[[Step], None]
 Undo = Callable[[], None]
 
 #: Where per-VIF lock files live: plugs of one VIF are serialised across processes.
@@ -147,8 +149,7 @@ def _settle(netlink: Netlink, link: Link, created: bool, mtu: int | None,
             undo.append(lambda: netlink.set_up(name, False))
 
 
-def _ensure_bridge(step: EnsureLinuxBridge, netlink: Netlink) -> list[Undo]:
-    undo: list[Undo] = []
+def _ensure_bridge(step: EnsureLinuxBridge, netlink: Netlink, undo: list[Undo]) -> None:
     link, created = _create(netlink, step.name, lambda: netlink.add_bridge(
         step.name, forward_delay=step.forward_delay, ageing_time=step.ageing_time))
     if created:
@@ -169,11 +170,9 @@ def _ensure_bridge(step: EnsureLinuxBridge, netlink: Netlink) -> list[Undo]:
         if not created:
             undo.append(lambda: netlink.disable_ipv6(step.name, False))
     _settle(netlink, link, created, step.mtu, undo)
-    return undo
 
 
-def _ensure_veth(step: EnsureVeth, netlink: Netlink) -> list[Undo]:
-    undo: list[Undo] = []
+def _ensure_veth(step: EnsureVeth, netlink: Netlink, undo: list[Undo]) -> None:
     if netlink.get(step.name) is None and netlink.get(step.peer) is not None:
         raise HostError(f"{step.peer} exists without its veth peer {step.name}; delete it",
                         device=step.peer)
@@ -190,11 +189,9 @@ def _ensure_veth(step: EnsureVeth, netlink: Netlink) -> list[Undo]:
     # on this kernel if done in the creating request (ENVIRONMENT.md).
     _settle(netlink, peer, created, step.mtu, undo)
     _settle(netlink, link, created, step.mtu, undo)
-    return undo
 
 
-def _ensure_tap(step: EnsureTap, netlink: Netlink) -> list[Undo]:
-    undo: list[Undo] = []
+def _ensure_tap(step: EnsureTap, netlink: Netlink, undo: list[Undo]) -> None:
     link, created = _create(netlink, step.name,
                             lambda: netlink.add_tap(step.name, multi_queue=step.multi_queue))
     if created:
@@ -205,11 +202,9 @@ def _ensure_tap(step: EnsureTap, netlink: Netlink) -> list[Undo]:
             f"multi_queue={'on' if step.multi_queue else 'off'} (QEMU could not open it); "
             "delete it and plug again", device=step.name)
     _settle(netlink, link, created, step.mtu, undo)
-    return undo
 
 
-def _ensure_vlan(step: EnsureVlanLink, netlink: Netlink) -> list[Undo]:
-    undo: list[Undo] = []
+def _ensure_vlan(step: EnsureVlanLink, netlink: Netlink, undo: list[Undo]) -> None:
     link, created = _create(netlink, step.name,
                             lambda: netlink.add_vlan(step.name, step.parent, step.vlan))
     if created:
@@ -217,27 +212,28 @@ def _ensure_vlan(step: EnsureVlanLink, netlink: Netlink) -> list[Undo]:
     elif link.kind != "vlan":
         raise HostError(f"{step.name} exists but is not a VLAN device", device=step.name)
     _settle(netlink, link, created, step.mtu, undo)
-    return undo
 
 
-def _ensure_master(step: EnsureMaster, netlink: Netlink) -> list[Undo]:
+def _ensure_master(step: EnsureMaster, netlink: Netlink, undo: list[Undo]) -> None:
     link = netlink.get(step.name)
     master = netlink.get(step.master)
     if link is None or master is None:
         missing = step.name if link is None else step.master
         raise HostError(f"{missing} does not exist", device=missing)
     if link.master == master.index:
-        return []
+        return
     netlink.set_master(step.name, step.master)
     old_master = link.master
-    return [lambda: netlink.set_master_index(step.name, old_master)]
+    undo.append(lambda: netlink.set_master_index(step.name, old_master))
 
 
 def _delete(netlink: Netlink, name: str) -> None:
     netlink.delete(name)
 
 
-_LINK_STEPS: dict[type[Step], Callable[[Any, Netlink], list[Undo]]] = {
+#: Each handler makes its step hold, appending the inverse of every change to ``undo`` as soon
+#: as it is made (so a failure halfway through a step is undone too); no change, no entry.
+_LINK_STEPS: dict[type[Step], Callable[[Any, Netlink, list[Undo]], None]] = {
     EnsureLinuxBridge: _ensure_bridge,
     EnsureVeth: _ensure_veth,
     EnsureTap: _ensure_tap,
@@ -249,18 +245,27 @@ _LINK_STEPS: dict[type[Step], Callable[[Any, Netlink], list[Undo]]] = {
 # --- applying ---------------------------------------------------------------------------------
 
 
-def apply_plug(plans: Sequence[Plan], host: Host, *, fault: Fault | None = None) -> Outcome:
+def apply_plug(plans: Sequence[Plan], host: Host, *, fault: Fault | None = None,
+               progress: Progress | None = None) -> Outcome:
     """Make every plan's state hold, or leave the host as it was and raise
     :class:`~vifplug.host.errors.StepFailed` (or a :class:`MissingDeviceError` from a check,
     before anything changed)."""
     steps = [step for plan in plans for step in plan.steps]
     outcome = Outcome()
     for step in steps:  # checks: read only; a failure changes nothing
-        if step.phase == "check":
+        if step.phase != "check":
+            continue
+        try:
             if fault is not None:
                 fault(step)
             _check(step, host)
-            outcome.unchanged.append(step)
+        except MissingDeviceError:
+            raise
+        except Exception as exc:
+            raise StepFailed(step, exc, device=step.device, rolled_back=True) from exc
+        outcome.unchanged.append(step)
+        if progress is not None:
+            progress(step)
 
     journal: list[tuple[Step, Undo]] = []
     current: Step | _Transaction | None = None
@@ -271,9 +276,14 @@ def apply_plug(plans: Sequence[Plan], host: Host, *, fault: Fault | None = None)
             current = step
             if fault is not None:
                 fault(step)
-            undo = _LINK_STEPS[type(step)](step, host.netlink)
+            undo: list[Undo] = []
+            try:
+                _LINK_STEPS[type(step)](step, host.netlink, undo)
+            finally:
+                journal.extend((step, action) for action in undo)
             (outcome.changed if undo else outcome.unchanged).append(step)
-            journal.extend((step, action) for action in undo)
+            if progress is not None:
+                progress(step)
 
         ovsdb_steps = [step for step in steps if step.phase == "ovsdb"]
         for step in ovsdb_steps:
@@ -286,6 +296,7 @@ def apply_plug(plans: Sequence[Plan], host: Host, *, fault: Fault | None = None)
             host.ovsdb.commit(pending)
         outcome.changed.extend(pending)
         outcome.unchanged.extend(step for step in ovsdb_steps if step not in pending)
+        _report(progress, ovsdb_steps)
     except BaseException as exc:
         errors = _rollback(journal)
         failed = current if current is not None else "plug"
@@ -294,7 +305,8 @@ def apply_plug(plans: Sequence[Plan], host: Host, *, fault: Fault | None = None)
     return outcome
 
 
-def apply_unplug(plans: Sequence[Plan], host: Host, *, fault: Fault | None = None) -> Outcome:
+def apply_unplug(plans: Sequence[Plan], host: Host, *, fault: Fault | None = None,
+                 progress: Progress | None = None) -> Outcome:
     """Remove what the plans name: OVSDB ports in one transaction, then every device in one
     netlink request. Whatever is already gone is skipped, so a half-plugged or already-unplugged
     VIF finishes cleanly; a failure is reported, and running unplug again finishes the job."""
@@ -314,6 +326,7 @@ def apply_unplug(plans: Sequence[Plan], host: Host, *, fault: Fault | None = Non
             host.ovsdb.commit(pending)
         outcome.changed.extend(pending)
         outcome.unchanged.extend(step for step in ovsdb_steps if step not in pending)
+        _report(progress, ovsdb_steps)
         for step in links:
             current = step
             if fault is not None:
@@ -323,6 +336,7 @@ def apply_unplug(plans: Sequence[Plan], host: Host, *, fault: Fault | None = Non
             deleted = set(host.netlink.delete_many(step.name for step in links))
             for step in links:
                 (outcome.changed if step.name in deleted else outcome.unchanged).append(step)
+            _report(progress, links)
     except BaseException as exc:
         failed = current if current is not None else "unplug"
         raise StepFailed(failed, exc, device=getattr(failed, "device", None),
@@ -330,6 +344,12 @@ def apply_unplug(plans: Sequence[Plan], host: Host, *, fault: Fault | None = Non
                          undo_errors=("unplug does not roll back; run it again to finish",)
                          ) from exc
     return outcome
+
+
+def _report(progress: Progress | None, steps: Sequence[Step]) -> None:
+    if progress is not None:
+        for step in steps:
+            progress(step)
 
 
 class _Transaction:
