@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Check that the command outputs shown in docs/src are what the commands print today.
 
-    python docs/check_examples.py          # exit 1 and show a diff for every stale block
+    python docs/check_examples.py           # exit 1 and show a diff for every stale block
+    python docs/check_examples.py --update  # rewrite stale blocks with what the commands print
 
 It re-runs, from the repository root:
 
@@ -66,14 +67,16 @@ def python(code: str) -> str:
     return result.stdout + result.stderr
 
 
-def check(page: Path) -> int:
+def check(page: Path, update: bool = False) -> int:
     text = page.read_text()
     blocks = list(FENCE.finditer(text))
     failures = 0
+    replacements: list[tuple[int, int, str]] = []
     for index, block in enumerate(blocks):
         lang, body = block["lang"], block["body"]
         if lang == "console":
             expected, actual = console(body)
+            span = block.span("body")
         elif lang == "python" and index + 1 < len(blocks):
             following = blocks[index + 1]
             between = text[block.end():following.start()]
@@ -81,21 +84,31 @@ def check(page: Path) -> int:
                     or between.strip():
                 continue
             expected, actual = following["body"], python(body)
+            span = following.span("body")
         else:
             continue
         if expected != actual:
             failures += 1
+            replacements.append((*span, actual))
             line = text.count("\n", 0, block.start()) + 1
             print(f"{page.relative_to(ROOT)}:{line}: output differs", file=sys.stderr)
             sys.stderr.writelines(difflib.unified_diff(
                 expected.splitlines(keepends=True), actual.splitlines(keepends=True),
                 "shown", "actual"))
+    if update and replacements:
+        for start, end, actual in reversed(replacements):
+            text = text[:start] + actual + text[end:]
+        page.write_text(text)
     return failures
 
 
 def main() -> int:
-    failures = sum(check(page) for page in sorted((DOCS / "src").rglob("*.md"))
+    update = "--update" in sys.argv[1:]
+    failures = sum(check(page, update) for page in sorted((DOCS / "src").rglob("*.md"))
                    if page.name not in SKIP)
+    if failures and update:
+        print(f"{failures} stale block(s) rewritten", file=sys.stderr)
+        return 0
     if failures:
         print(f"{failures} stale block(s)", file=sys.stderr)
         return 1
