@@ -105,7 +105,12 @@ class NativeOvsdb:
         return self._api
 
     def bridge_exists(self, bridge: str) -> bool:
-        return bool(self.api.br_exists(bridge).execute(check_error=True))
+        # From the replica, not api.br_exists(): ovsdbapp runs every command, reads included,
+        # in a transaction that bumps next_cfg and waits for ovs-vswitchd to reconfigure every
+        # port — the no-op "ensure br-int" that doubles os-vif's cost per plug.
+        from ovsdbapp.backend.ovs_idl import idlutils
+
+        return idlutils.row_by_value(self.api.idl, "Bridge", "name", bridge, None) is not None
 
     def snapshot(self, steps: Sequence[Step]) -> Snapshot:
         """From the IDL's in-memory replica: no round trip."""
