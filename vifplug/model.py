@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from vifplug.errors import InvalidVifError, json_path
+from vifplug.names import check_device_name, check_network_name
 
 __all__ = [
     "Bandwidth",
@@ -58,21 +59,12 @@ VIF_TYPES: tuple[str, ...] = typing.get_args(VifType)
 PlugMethod = Literal["hybrid", "virtualport", "manual"]
 DirectMode = Literal["vepa", "bridge", "private", "passthrough"]
 
-#: Linux's IFNAMSIZ is 16 bytes including the terminating NUL.
-IFNAMSIZ = 16
-#: Target device prefixes libvirt treats as its own: a name starting with one is replaced by a
-#: generated one (vnet0, macvtap0, ...), so the host side would not find the device it expects.
-RESERVED_PREFIXES = ("vnet", "vif", "macvtap", "macvlan")
-#: Characters allowed in the name of a device vifplug creates or names (a subset of what the
-#: kernel allows, so names are safe in argv, OVSDB and XML without quoting).
-_DEVICE_CHARS = re.compile(r"[A-Za-z0-9_.\-]+")
 #: Length of the id prefix in tap/qbr/qvb/qvo names (nova, os-vif and neutron agents agree on 11).
 NIC_NAME_ID_LEN = 11
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _MAC = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}")
 _PCI = re.compile(r"([0-9a-fA-F]{4}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])")
-_NETWORK_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _MODEL = re.compile(r"[A-Za-z0-9_\-]{1,32}")
 _FILTER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
 _FILTER_PARAM = re.compile(r"[A-Za-z0-9_]{1,64}")
@@ -94,28 +86,6 @@ def _rule(loc: tuple[str | int, ...], message: str) -> _RuleError:
 
 
 # --- value checks (each returns the normalised value or raises ValueError with the expectation) ---
-
-
-def check_device_name(name: str, *, reserved: bool = False) -> str:
-    """Check a Linux network device name vifplug may create or use; return it unchanged.
-
-    At most 15 bytes (IFNAMSIZ - 1), only ``[A-Za-z0-9_.-]``, not ``.`` or ``..``; with
-    ``reserved``, also not starting with a prefix libvirt reserves for its own devices.
-    """
-    if not isinstance(name, str):
-        raise TypeError("must be a string")
-    if not name:
-        raise ValueError("must be a device name of 1 to 15 characters, not empty")
-    if not _DEVICE_CHARS.fullmatch(name):
-        raise ValueError("must be a device name of only letters, digits, '_', '.' and '-'")
-    if len(name.encode()) >= IFNAMSIZ:
-        raise ValueError(f"must be a device name of at most {IFNAMSIZ - 1} bytes (IFNAMSIZ)")
-    if name in (".", ".."):
-        raise ValueError("must be a device name, not '.' or '..'")
-    if reserved and name.startswith(RESERVED_PREFIXES):
-        prefixes = ", ".join(repr(p) for p in RESERVED_PREFIXES)
-        raise ValueError(f"must not start with a prefix libvirt reserves ({prefixes})")
-    return name
 
 
 def _uuid(value: str) -> str:
@@ -144,9 +114,7 @@ def _pci(value: str) -> str:
 
 
 def _network_name(value: str) -> str:
-    if not _NETWORK_NAME.fullmatch(value):
-        raise ValueError("must be 1 to 64 characters of letters, digits, '_', '.' and '-'")
-    return value
+    return check_network_name(value)
 
 
 def _model_name(value: str) -> str:
