@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from vifplug.errors import VifError, VifplugError
 
@@ -93,6 +93,57 @@ def _build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--create-ovs-bridge", action="store_true",
                              help="create a missing OVS bridge instead of refusing")
         sub.set_defaults(handler=_plug if name == "plug" else _unplug)
+    hook = commands.add_parser("hook", help="the libvirt qemu hook that rewrites migrating guests",
+                               description="Install, remove, preview or run vifplug's libvirt "
+                               "qemu hook (see docs: the migration hook).")
+    hook_commands = hook.add_subparsers(dest="hook_command", metavar="COMMAND", required=True)
+    install = hook_commands.add_parser(
+        "install", help="install the hook into libvirt's hooks directory",
+        description="Install the hook as hooks/qemu.d/vifplug (libvirt >= 6.5) or hooks/qemu, "
+        "naming this Python; never overwrites a foreign hooks/qemu unless --force.")
+    install.add_argument("--libvirt-dir", default="/etc/libvirt", metavar="DIR",
+                         help="libvirt's configuration directory (default: /etc/libvirt)")
+    install.add_argument("--networks", metavar="FILE",
+                         help="the network map the hook reads (absolute path; default: "
+                         "/etc/vifplug/networks.toml)")
+    install.add_argument("--layout", choices=("auto", "qemu.d", "qemu"), default="auto",
+                         help="where to install (default: qemu.d when libvirtd >= 6.5)")
+    install.add_argument("--force", action="store_true",
+                         help="replace a foreign hooks/qemu, keeping it as qemu.vifplug-backup")
+    install.set_defaults(handler=_hook_install)
+    remove = hook_commands.add_parser("uninstall", help="remove the hook",
+                                      description="Remove vifplug's hook files (and put back a "
+                                      "hooks/qemu that install --force set aside).")
+    remove.add_argument("--libvirt-dir", default="/etc/libvirt", metavar="DIR")
+    remove.set_defaults(handler=_hook_uninstall)
+    preview = hook_commands.add_parser(
+        "rewrite", help="rewrite a domain XML offline, as the hook would on this host",
+        description="Print domain.xml with every vifplug interface rewritten for this host's "
+        "network map: a preview of what an incoming migration gets.")
+    preview.add_argument("domain_xml", metavar="domain.xml", help="('-' reads stdin)")
+    preview.add_argument("--networks", metavar="FILE", help="the network map (default: "
+                         "$VIFPLUG_NETWORKS, else /etc/vifplug/networks.toml)")
+    preview.set_defaults(handler=_hook_rewrite)
+    run = hook_commands.add_parser("run", help="run exactly as libvirt runs the hook",
+                                   description="DOMAIN OP SUBOP [EXTRA], the domain XML on "
+                                   "stdin: the same as hooks/qemu.")
+    run.add_argument("hook_args", nargs="+", metavar="ARG", help="DOMAIN OP SUBOP [EXTRA]")
+    run.add_argument("--networks", metavar="FILE")
+    run.set_defaults(handler=_hook_run)
+
+    host = commands.add_parser("host", help="this host's network map",
+                               description="Show this host's network map (networks.toml).")
+    host_commands = host.add_subparsers(dest="host_command", metavar="COMMAND", required=True)
+    show = host_commands.add_parser(
+        "show", help="print the map and whether each network's device exists now",
+        description="Print each network of the map and whether its Linux bridge, OVS bridge "
+        "or NIC exists on this host now.")
+    show.add_argument("--networks", metavar="FILE")
+    show.add_argument("--netns", metavar="NAME", help="look in this network namespace")
+    show.add_argument("--ovsdb", metavar="URL", default=None,
+                      help="the OVSDB server (default: unix:/run/openvswitch/db.sock)")
+    show.set_defaults(handler=_host_show)
+
     schema = commands.add_parser("schema", help="print the JSON Schema of vif.json",
                                  description="Print the JSON Schema (2020-12) of vif.json.")
     schema.set_defaults(handler=_schema)
@@ -319,6 +370,87 @@ class _ProgressBar:
     def done(self) -> None:
         sys.stderr.write("\n")
         sys.stderr.flush()
+
+
+def _hook_install(args: argparse.Namespace, out: TextIO) -> int:
+    from pathlib import Path
+
+    from vifplug.hook_install import install
+
+    done = install(Path(args.libvirt_dir), networks=args.networks, layout=args.layout,
+                   force=args.force)
+    print(f"installed {done.path}", file=out)
+    if done.backup is not None:
+        print(f"the previous hook is kept as {done.backup}", file=out)
+    return EXIT_OK
+
+
+def _hook_uninstall(args: argparse.Namespace, out: TextIO) -> int:
+    from pathlib import Path
+
+    from vifplug.hook_install import uninstall
+
+    removed = uninstall(Path(args.libvirt_dir))
+    for path in removed:
+        print(f"removed {path}", file=out)
+    if not removed:
+        print("no vifplug hook installed", file=out)
+    return EXIT_OK
+
+
+def _hook_rewrite(args: argparse.Namespace, out: TextIO) -> int:
+    from vifplug.hook import HookError, rewrite
+    from vifplug.hostnet import load_host_map
+
+    host_map = load_host_map(args.networks)
+    if args.domain_xml == "-":
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+    else:
+        with open(args.domain_xml, "rb") as handle:
+            data = handle.read()
+    try:
+        out.write(rewrite(data, host_map))
+    except HookError as exc:
+        raise VifError(f"{args.domain_xml}: {exc}") from None
+    out.write("\n")
+    return EXIT_OK
+
+
+def _hook_run(args: argparse.Namespace, out: TextIO) -> int:
+    from vifplug.hook import main as hook_main
+
+    return hook_main(args.hook_args, sys.stdin, out, sys.stderr, networks=args.networks)
+
+
+def _host_show(args: argparse.Namespace, out: TextIO) -> int:
+    from vifplug.host import DEFAULT_OVSDB, Host
+    from vifplug.hostnet import load_host_map
+
+    host_map = load_host_map(args.networks)
+    print(f"{host_map.path}: {len(host_map.networks)} network(s)", file=out)
+    with Host(netns=args.netns, ovsdb=args.ovsdb or DEFAULT_OVSDB, ovsdb_backend="vsctl") as host:
+        for name, network in sorted(host_map.networks.items()):
+            print(f"  {name:<16} {network.switch:<7} {network.describe()}  "
+                  f"[{_present(host, network)}]", file=out)
+    return EXIT_OK
+
+
+def _present(host: Any, network: Any) -> str:
+    """Whether the network's device exists on this host now, said for a person."""
+    from vifplug.host import HostError
+
+    try:
+        if network.switch == "ovs":
+            return "present" if host.ovsdb.bridge_exists(network.bridge) else "MISSING"
+        device = network.bridge if network.switch == "legacy" else network.interface
+        link = host.netlink.get(device)
+    except (HostError, OSError) as exc:
+        return f"unknown: {exc}"
+    if link is None:
+        return "MISSING"
+    if network.switch == "legacy" and link.kind != "bridge":
+        return f"present, but a {link.kind or 'plain'} device, not a Linux bridge"
+    return "present"
 
 
 def _schema(args: argparse.Namespace, out: TextIO) -> int:

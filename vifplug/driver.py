@@ -23,7 +23,7 @@ from vifplug.errors import UnsupportedError
 from vifplug.model import Vif
 from vifplug.plan import Plan, PlanContext
 from vifplug.version import LibvirtVersion
-from vifplug.xml import metadata_element, tostring
+from vifplug.xml import metadata_element, metadata_entry, tostring
 
 if TYPE_CHECKING:
     from vifplug.host import Host
@@ -174,8 +174,9 @@ class GenericVIFDriver:
 
     def metadata_xml(self, vifs: Iterable[Vif]) -> etree._Element:
         """The domain's single ``<vifplug:interfaces>`` metadata element (HOOK_CONTRACT.md):
-        one ``<vifplug:interface mac network>`` per VIF, so the guest carries its networks."""
-        return metadata_element((vif.mac, vif.network.name) for vif in vifs)
+        one ``<vifplug:interface mac network>`` per VIF, so the guest carries its networks
+        (and, for the migration hook, its port identity: interfaceid, 802.1Qbg/Qbh parameters)."""
+        return metadata_element(metadata_entry(vif) for vif in vifs)
 
 
 def _lock_dir(host: Host) -> tuple[Path, ...]:

@@ -32,7 +32,7 @@ from pydantic import (
 )
 
 from vifplug.errors import InvalidVifError, json_path
-from vifplug.names import check_device_name, check_network_name
+from vifplug.names import check_device_name, check_network_name, check_profile_id
 
 __all__ = [
     "Bandwidth",
@@ -141,17 +141,8 @@ def _socket_path(value: str) -> str:
     return value
 
 
-#: libvirt writes ``profileid`` back without escaping it: a profile holding one of these breaks
-#: every later parse of the domain (found by tests/unit/test_generated.py on libvirt 9.0).
-_XML_SPECIAL = frozenset("<>&'\"")
-
-
 def _profile_id(value: str) -> str:
-    if (not 1 <= len(value) <= 39 or not value.isascii() or not value.isprintable()
-            or _XML_SPECIAL.intersection(value)):
-        raise ValueError("must be 1 to 39 printable ASCII characters without < > & ' \" "
-                         "(an 802.1Qbh port profile)")
-    return value
+    return check_profile_id(value)
 
 
 def _filter_parameters(value: object) -> tuple[tuple[str, str], ...]:

@@ -7,10 +7,12 @@ order follows what libvirt itself writes back (``virsh dumpxml``), so rendered X
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from vifplug.model import Vif
+if TYPE_CHECKING:  # the hook imports this module: it must not pull in pydantic
+    from vifplug.model import Vif
 
 __all__ = [
     "METADATA_NS",
@@ -22,6 +24,7 @@ __all__ = [
     "add_model",
     "add_vlan",
     "metadata_element",
+    "metadata_entry",
     "tostring",
 ]
 
@@ -97,13 +100,29 @@ def add_link_mtu(iface: etree._Element, vif: Vif, *, mtu: bool) -> None:
         _SubElement(iface, "mtu", size=str(vif.mtu))
 
 
-def metadata_element(pairs: Iterable[tuple[str, str]]) -> etree._Element:
-    """``<vifplug:interfaces>`` with one ``<vifplug:interface mac network/>`` per (mac, network)."""
+def metadata_element(entries: Iterable[dict[str, str]]) -> etree._Element:
+    """``<vifplug:interfaces>`` with one ``<vifplug:interface mac network …/>`` per entry."""
     root = etree.Element(f"{{{METADATA_NS}}}interfaces", nsmap={METADATA_PREFIX: METADATA_NS})
     tag = f"{{{METADATA_NS}}}interface"
-    for mac, network in pairs:
-        _SubElement(root, tag, mac=mac, network=network)
+    for attrib in entries:
+        _SubElement(root, tag, attrib)
     return root
+
+
+def metadata_entry(vif: Vif) -> dict[str, str]:
+    """The metadata attributes of one VIF: its MAC and network, and the per-guest identity the
+    migration hook must carry across hosts whose switch does not keep it (a Linux bridge has no
+    virtualport): the OVS interfaceid, the 802.1Qbg parameters, the 802.1Qbh profile."""
+    entry = {"mac": vif.mac, "network": vif.network.name}
+    if vif.ovs is not None:
+        entry["interfaceid"] = vif.ovs.interface_id
+    if vif.qbg is not None:
+        entry.update(managerid=str(vif.qbg.manager_id), typeid=str(vif.qbg.type_id),
+                     typeidversion=str(vif.qbg.type_id_version),
+                     instanceid=vif.qbg.instance_id)
+    if vif.qbh is not None:
+        entry["profileid"] = vif.qbh.profile_id
+    return entry
 
 
 def tostring(element: etree._Element, *, pretty: bool = True) -> str:

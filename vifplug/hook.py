@@ -1,0 +1,328 @@
+"""The libvirt qemu hook: rewrite an incoming guest's interfaces for this host's switch.
+
+libvirt runs ``/etc/libvirt/hooks/qemu DOMAIN OP SUBOP EXTRA`` with the domain XML on stdin. For
+``migrate begin`` and ``restore begin`` on the receiving host, :func:`main` prints the domain with
+every vifplug interface rewritten for the local switch (../shared/HOOK_CONTRACT.md);
+:func:`rewrite` is the pure part.
+
+Which interfaces are vifplug's: those listed (by MAC) in the domain's ``<vifplug:interfaces>``
+metadata, and those whose ``<source bridge>`` names a network of the local map (the legacy
+convention bridge = network; they are added to the metadata so the next host knows them too).
+Everything else in the document is left as it was.
+
+The choice is deterministic: the result depends only on this host's map and the interface's own
+identity (MAC, network, OVS interfaceid, 802.1Qbg/Qbh parameters). Identities are recorded in the
+metadata too, so a hop through a host whose switch drops them (a Linux bridge has no virtualport)
+does not change where the guest lands next (see docs/src/hook.md).
+
+Light on purpose: importing this pulls lxml, tomllib and the name rules, never pydantic.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+from lxml import etree
+
+from vifplug.errors import VifplugError
+from vifplug.hostnet import (
+    DirectNetwork,
+    HostMap,
+    LegacyNetwork,
+    Network,
+    NetworkMapError,
+    OvsNetwork,
+    load_host_map,
+)
+from vifplug.xml import METADATA_NS, METADATA_PREFIX
+
+__all__ = ["MAX_INPUT", "HookError", "main", "parse_domain", "rewrite"]
+
+#: The largest domain XML the hook accepts (a real one is a few KiB).
+MAX_INPUT = 10 * 1024 * 1024
+#: The operations whose stdout replaces the domain XML (on the receiving host).
+REWRITE_OPS = frozenset({"migrate", "restore"})
+
+_TAG = f"{{{METADATA_NS}}}interface"
+_LIST_TAG = f"{{{METADATA_NS}}}interfaces"
+#: Identity attributes the metadata keeps per interface (beside mac and network).
+_IDENTITY = ("interfaceid", "instanceid", "profileid", "managerid", "typeid", "typeidversion")
+
+
+class HookError(VifplugError):
+    """The hook cannot accept this domain (bad XML, or a network this host lacks)."""
+
+
+def _parser() -> etree.XMLParser:
+    # No entities, no DTD, no network, no huge trees: a domain XML needs none of them, and each
+    # is a way in for billion-laughs or external-entity tricks.
+    return etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True,
+                           dtd_validation=False, huge_tree=False, remove_comments=False)
+
+
+def parse_domain(data: str | bytes) -> etree._Element:
+    """Parse a domain XML, refusing anything libvirt would never send: over 10 MiB, not UTF-8,
+    not well-formed, a DOCTYPE or entity declarations, a root other than ``<domain>``."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    if len(raw) > MAX_INPUT:
+        raise HookError(f"domain XML is larger than {MAX_INPUT // (1024 * 1024)} MiB")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HookError(f"domain XML is not UTF-8 (byte {exc.start})") from None
+    if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:
+        raise HookError("domain XML has a DOCTYPE or entity declarations; refused")
+    try:
+        root = etree.fromstring(raw, _parser())
+    except etree.XMLSyntaxError as exc:
+        raise HookError(f"domain XML is not well-formed: {exc}") from None
+    if root.getroottree().docinfo.doctype:  # type: ignore[union-attr]
+        raise HookError("domain XML has a DOCTYPE; refused")
+    if root.tag != "domain":
+        raise HookError(f"expected a <domain> document, got <{root.tag}>")
+    return root
+
+
+@dataclass(frozen=True, slots=True)
+class Rewritten:
+    """One interface the hook rewrote (for the log)."""
+
+    mac: str
+    network: str
+    switch: str
+    detail: str
+
+
+def rewrite(domain_xml: str | bytes, host_map: HostMap, *,
+            log: Callable[[Rewritten], None] | None = None) -> str:
+    """The domain XML with every vifplug interface rewritten for ``host_map``'s switches.
+
+    Raises :class:`HookError` for input the hook refuses and for an interface whose network this
+    host does not have (naming MAC, network and the map's path).
+    """
+    root = parse_domain(domain_xml)
+    listed = _metadata(root)
+    by_mac = {entry.get("mac", "").lower(): entry for entry in listed}
+    for iface in root.iterfind("devices/interface"):
+        mac_el = iface.find("mac")
+        mac = (mac_el.get("address") or "").lower() if mac_el is not None else ""
+        entry = by_mac.get(mac)
+        if entry is None:
+            source = iface.find("source")
+            bridge = source.get("bridge") if source is not None else None
+            if not mac or iface.get("type") != "bridge" or bridge is None \
+                    or host_map.get(bridge) is None:
+                continue  # not vifplug's: leave it alone
+            entry = _add_entry(root, mac, bridge)
+            by_mac[mac] = entry
+        name = entry.get("network", "")
+        network = host_map.get(name)
+        if network is None:
+            raise HookError(f"interface {mac}: network {name!r} is not defined on this host "
+                            f"({host_map.path})")
+        identity = _identity(iface, entry)
+        detail = _REWRITERS[network.switch](iface, network, identity)
+        _remember(entry, identity)
+        if log is not None:
+            log(Rewritten(mac, name, network.switch, detail))
+    return etree.tostring(root, encoding="unicode")
+
+
+# --- metadata -----------------------------------------------------------------------------------
+
+
+def _metadata(root: etree._Element) -> list[etree._Element]:
+    found = root.find(f"metadata/{_LIST_TAG}")
+    return [] if found is None else list(found.iterfind(_TAG))
+
+
+def _add_entry(root: etree._Element, mac: str, network: str) -> etree._Element:
+    metadata = root.find("metadata")
+    if metadata is None:
+        metadata = etree.Element("metadata")
+        # libvirt's order: after name/uuid/title/description; before memory is fine anywhere.
+        anchor = next((root.index(e) + 1 for e in reversed(root)
+                       if e.tag in ("name", "uuid", "genid", "title", "description")), 0)
+        root.insert(anchor, metadata)
+    listing = metadata.find(_LIST_TAG)
+    if listing is None:
+        listing = etree.SubElement(metadata, _LIST_TAG, nsmap={METADATA_PREFIX: METADATA_NS})
+    return etree.SubElement(listing, _TAG, mac=mac, network=network)
+
+
+def _identity(iface: etree._Element, entry: etree._Element) -> dict[str, str]:
+    """The interface's own identity: from its virtualport where it has one, else as the
+    metadata remembers it."""
+    identity = {key: entry.get(key) for key in _IDENTITY if entry.get(key)}
+    params = iface.find("virtualport/parameters")
+    if params is not None:
+        identity.update({key: value for key in _IDENTITY if (value := params.get(key))})
+    return {key: value for key, value in identity.items() if value is not None}
+
+
+def _remember(entry: etree._Element, identity: dict[str, str]) -> None:
+    for key in _IDENTITY:
+        if key in identity:
+            entry.set(key, identity[key])
+
+
+# --- rewriting per local switch -------------------------------------------------------------------
+
+
+def _set_source(iface: etree._Element, **attrib: str) -> None:
+    old = iface.find("source")
+    new = etree.Element("source", attrib)
+    if old is not None:
+        new.tail = old.tail
+        iface.replace(old, new)
+    else:
+        mac = iface.find("mac")
+        iface.insert(iface.index(mac) + 1 if mac is not None else 0, new)
+
+
+def _drop(iface: etree._Element, *tags: str) -> None:
+    for tag in tags:
+        for element in iface.findall(tag):
+            iface.remove(element)
+
+
+def _after_source(iface: etree._Element, element: etree._Element) -> None:
+    source = iface.find("source")
+    if source is None:
+        iface.append(element)
+        return
+    element.tail = source.tail  # keep the document's indentation
+    iface.insert(iface.index(source) + 1, element)
+
+
+def _unmanaged_target_only_for_ethernet(iface: etree._Element) -> None:
+    target = iface.find("target")
+    if target is not None and "managed" in target.attrib:
+        del target.attrib["managed"]  # libvirt accepts managed='no' on type='ethernet' only
+
+
+def _to_legacy(iface: etree._Element, network: Network, identity: dict[str, str]) -> str:
+    assert isinstance(network, LegacyNetwork)  # noqa: S101 - dispatched by switch
+    iface.set("type", "bridge")
+    _set_source(iface, bridge=network.bridge)
+    _drop(iface, "virtualport", "vlan")
+    _unmanaged_target_only_for_ethernet(iface)
+    return f"Linux bridge {network.bridge}"
+
+
+def _to_ovs(iface: etree._Element, network: Network, identity: dict[str, str]) -> str:
+    assert isinstance(network, OvsNetwork)  # noqa: S101 - dispatched by switch
+    kept_trunk = iface.find("vlan[@trunk='yes']")
+    iface.set("type", "bridge")
+    _set_source(iface, bridge=network.bridge)
+    _drop(iface, "virtualport", "vlan")
+    _unmanaged_target_only_for_ethernet(iface)
+    vlan: etree._Element | None = None
+    if network.vlan is not None:
+        vlan = etree.Element("vlan")
+        etree.SubElement(vlan, "tag", id=str(network.vlan))
+    elif network.trunk is not None:
+        vlan = etree.Element("vlan", trunk="yes")
+        for tag in network.trunk:
+            etree.SubElement(vlan, "tag", id=str(tag))
+    elif kept_trunk is not None:
+        vlan = kept_trunk  # a trunk is what the guest sees: keep it where the map says nothing
+    port = etree.Element("virtualport", type="openvswitch")
+    if "interfaceid" in identity:
+        etree.SubElement(port, "parameters", interfaceid=identity["interfaceid"])
+    _after_source(iface, port)
+    if vlan is not None:
+        _after_source(iface, vlan)
+    tags = vlan.findall("tag") if vlan is not None else []
+    what = ("" if vlan is None else
+            f", trunk {','.join(t.get('id', '') for t in tags)}" if vlan.get("trunk") == "yes"
+            else f", vlan {tags[0].get('id')}")
+    return f"OVS bridge {network.bridge}{what}"
+
+
+def _to_direct(iface: etree._Element, network: Network, identity: dict[str, str]) -> str:
+    """The port profile: the map's when it gives one (this host knows its switch), else the one
+    the interface carries; 802.1Qbg's instanceid is always the interface's."""
+    assert isinstance(network, DirectNetwork)  # noqa: S101 - dispatched by switch
+    iface.set("type", "direct")
+    _set_source(iface, dev=network.interface, mode=network.mode)
+    _drop(iface, "virtualport", "vlan")
+    _unmanaged_target_only_for_ethernet(iface)
+    port: etree._Element | None = None
+    if network.qbh_profile_id is not None or (network.qbg is None and "profileid" in identity):
+        port = etree.Element("virtualport", type="802.1Qbh")
+        etree.SubElement(port, "parameters",
+                         profileid=network.qbh_profile_id or identity["profileid"])
+    elif network.qbg is not None or {"managerid", "typeid", "typeidversion"} <= identity.keys():
+        params: dict[str, str]
+        if network.qbg is not None:
+            params = {"managerid": str(network.qbg.manager_id),
+                      "typeid": str(network.qbg.type_id),
+                      "typeidversion": str(network.qbg.type_id_version)}
+        else:
+            params = {key: identity[key] for key in ("managerid", "typeid", "typeidversion")}
+        if "instanceid" in identity:
+            params["instanceid"] = identity["instanceid"]
+        port = etree.Element("virtualport", type="802.1Qbg")
+        etree.SubElement(port, "parameters", params)
+    if port is not None:
+        _after_source(iface, port)
+        return f"macvtap on {network.interface} ({network.mode}), {port.get('type')}"
+    return f"macvtap on {network.interface} ({network.mode})"
+
+
+_REWRITERS: dict[str, Callable[[etree._Element, Network, dict[str, str]], str]] = {
+    "legacy": _to_legacy,
+    "ovs": _to_ovs,
+    "direct": _to_direct,
+}
+
+
+# --- the hook program ---------------------------------------------------------------------------
+
+
+def _binary(stream: Any) -> IO[bytes]:
+    return stream.buffer if hasattr(stream, "buffer") else stream  # type: ignore[no-any-return]
+
+
+def _syslog(entry: Rewritten) -> None:
+    if not os.path.exists("/dev/log"):
+        return
+    import syslog
+
+    syslog.openlog("vifplug-hook", syslog.LOG_PID, syslog.LOG_DAEMON)
+    syslog.syslog(syslog.LOG_INFO, f"interface {entry.mac}: network {entry.network!r} → "
+                  f"{entry.detail}")
+
+
+def main(argv: Sequence[str], stdin: Any = None, stdout: Any = None, stderr: Any = None,
+         *, networks: str | None = None) -> int:
+    """Run as libvirt runs the hook: ``argv`` is ``[DOMAIN, OP, SUBOP, EXTRA...]``.
+
+    For ``migrate begin`` / ``restore begin``: the rewritten domain on stdout, exit 0; on any
+    refusal, nothing on stdout, one line on stderr, exit 1. Any other operation: exit 0, no
+    output. Never calls back into libvirt.
+    """
+    err = stderr if stderr is not None else sys.stderr
+    if len(argv) < 3 or argv[1] not in REWRITE_OPS or argv[2] != "begin":
+        return 0
+    domain = argv[0]
+    try:
+        host_map = load_host_map(networks)
+        data = _binary(stdin if stdin is not None else sys.stdin).read(MAX_INPUT + 1)
+        result = rewrite(data, host_map, log=_syslog)
+    except (HookError, NetworkMapError) as exc:
+        print(f"vifplug: {exc}", file=err)
+        return 1
+    except Exception as exc:
+        print(f"vifplug: domain {domain!r}: unexpected error: {type(exc).__name__}: {exc}",
+              file=err)
+        return 1
+    out = _binary(stdout if stdout is not None else sys.stdout)
+    out.write(result.encode("utf-8"))
+    out.flush()
+    return 0

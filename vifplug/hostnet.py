@@ -1,0 +1,308 @@
+"""The host's network map: how this host switches each logical network (``networks.toml``).
+
+    [networks.red]            # a legacy Linux bridge (bridge defaults to the network name)
+    switch = "legacy"
+
+    [networks.blue]           # an OVS bridge, with an optional access VLAN or trunk
+    switch = "ovs"
+    bridge = "br-int"
+    vlan = 100
+
+    [networks.green]          # macvtap on a NIC, optionally with shared 802.1Qbg/Qbh parameters
+    switch = "direct"
+    interface = "eth2"
+    mode = "vepa"
+    [networks.green.qbg]
+    manager_id = 11
+    type_id = 1193047
+    type_id_version = 2
+
+Validation is strict (unknown keys, bad names, ranges) and every error names the file and line.
+A broken file is an error, never an empty map. Light on purpose: the migration hook loads this on
+every incoming migration, so it uses tomllib and names.py only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from vifplug.errors import VifError
+from vifplug.names import check_device_name, check_network_name, check_profile_id
+
+__all__ = [
+    "DEFAULT_PATH",
+    "DirectNetwork",
+    "HostMap",
+    "LegacyNetwork",
+    "NetworkMapError",
+    "OvsNetwork",
+    "QbgShared",
+    "load_host_map",
+    "map_path",
+]
+
+#: Where the map lives; ``VIFPLUG_NETWORKS`` (or ``--networks``) overrides it.
+DEFAULT_PATH = Path("/etc/vifplug/networks.toml")
+DIRECT_MODES = ("vepa", "bridge", "private", "passthrough")
+
+
+class NetworkMapError(VifError):
+    """networks.toml is missing, not TOML, or breaks a rule (the message has file and line)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyNetwork:
+    """A Linux bridge."""
+
+    switch: ClassVar[str] = "legacy"
+    name: str
+    bridge: str
+
+    def describe(self) -> str:
+        return f"Linux bridge {self.bridge}"
+
+
+@dataclass(frozen=True, slots=True)
+class OvsNetwork:
+    """An OVS bridge, with the access VLAN or the trunk this host gives the network."""
+
+    switch: ClassVar[str] = "ovs"
+    name: str
+    bridge: str
+    vlan: int | None = None
+    trunk: tuple[int, ...] | None = None
+
+    def describe(self) -> str:
+        tags = (f", vlan {self.vlan}" if self.vlan is not None else
+                f", trunk {','.join(map(str, self.trunk))}" if self.trunk else "")
+        return f"OVS bridge {self.bridge}{tags}"
+
+
+@dataclass(frozen=True, slots=True)
+class QbgShared:
+    """802.1Qbg parameters shared by every guest on the network (instanceid is per guest)."""
+
+    manager_id: int
+    type_id: int
+    type_id_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class DirectNetwork:
+    """macvtap on a NIC, in ``mode``, with the host's 802.1Qbg or 802.1Qbh parameters if any."""
+
+    switch: ClassVar[str] = "direct"
+    name: str
+    interface: str
+    mode: str = "vepa"
+    qbg: QbgShared | None = None
+    qbh_profile_id: str | None = None
+
+    def describe(self) -> str:
+        profile = (" with 802.1Qbg" if self.qbg is not None else
+                   f" with 802.1Qbh profile {self.qbh_profile_id}" if self.qbh_profile_id else "")
+        return f"macvtap on {self.interface} ({self.mode}){profile}"
+
+
+Network = LegacyNetwork | OvsNetwork | DirectNetwork
+
+
+@dataclass(frozen=True, slots=True)
+class HostMap:
+    """This host's networks by name, and the file they came from."""
+
+    path: Path
+    networks: Mapping[str, Network] = field(default_factory=dict)
+
+    def get(self, name: str) -> Network | None:
+        return self.networks.get(name)
+
+
+def map_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """``path``, else ``$VIFPLUG_NETWORKS``, else /etc/vifplug/networks.toml."""
+    if path is not None:
+        return Path(path)
+    return Path(os.environ.get("VIFPLUG_NETWORKS") or DEFAULT_PATH)
+
+
+def load_host_map(path: str | os.PathLike[str] | None = None) -> HostMap:
+    """Read and validate the network map (see :func:`map_path` for which file)."""
+    where = map_path(path)
+    try:
+        raw = where.read_bytes()
+    except OSError as exc:
+        raise NetworkMapError(f"{where}: cannot read the network map: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        raise NetworkMapError(f"{where}: not UTF-8 text (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise NetworkMapError(f"{where}: not valid TOML: {exc}") from None
+    return HostMap(where, _networks(data, _Locator(where, text)))
+
+
+class _Locator:
+    """Finds the line of a table or key in the file, for error messages."""
+
+    _HEADER = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]\s*(?:#.*)?$")
+    _KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.]+)\s*=")
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+
+    def error(self, where: tuple[str, ...], message: str) -> NetworkMapError:
+        line = self.line(where)
+        at = f"{self.path}:{line}" if line else str(self.path)
+        return NetworkMapError(f"{at}: {'.'.join(where)}: {message}")
+
+    def line(self, where: tuple[str, ...]) -> int | None:
+        table: tuple[str, ...] = ()
+        best: int | None = None
+        for number, text in enumerate(self.lines, 1):
+            header = self._HEADER.match(text)
+            if header:
+                table = _dotted(header.group(1))
+                if table == where:
+                    return number
+                if table == where[:len(table)] and best is None and len(table) > 1:
+                    best = number
+                continue
+            key = self._KEY.match(text)
+            if key and (*table, *_dotted(key.group(1))) == where:
+                return number
+        return best
+
+
+def _dotted(text: str) -> tuple[str, ...]:
+    return tuple(part.strip().strip("\"'") for part in text.split("."))
+
+
+_KEYS: dict[str, frozenset[str]] = {
+    "legacy": frozenset({"switch", "bridge"}),
+    "ovs": frozenset({"switch", "bridge", "vlan", "trunk"}),
+    "direct": frozenset({"switch", "interface", "mode", "qbg", "qbh"}),
+}
+
+
+def _networks(data: dict[str, Any], at: _Locator) -> dict[str, Network]:
+    for key in data:
+        if key != "networks":
+            raise at.error((key,), "unknown key (the map holds only [networks.NAME] tables)")
+    tables = data.get("networks", {})
+    if not isinstance(tables, dict):
+        raise at.error(("networks",), "must be a table of networks")
+    networks: dict[str, Network] = {}
+    for name, table in tables.items():
+        where = ("networks", name)
+        try:
+            check_network_name(name)
+        except ValueError as exc:
+            raise at.error(where, f"network name {exc}") from None
+        if not isinstance(table, dict):
+            raise at.error(where, "must be a table ([networks.NAME])")
+        switch = table.get("switch")
+        if switch not in _KEYS:
+            raise at.error((*where, "switch"), "must be one of 'legacy', 'ovs', 'direct' "
+                           f"(got {switch!r})")
+        for key in table:
+            if key not in _KEYS[switch]:
+                raise at.error((*where, key), f"unknown key for switch {switch!r} (known: "
+                               f"{', '.join(sorted(_KEYS[switch]))})")
+        networks[name] = _BUILDERS[switch](name, table, where, at)
+    return networks
+
+
+def _device(table: dict[str, Any], key: str, where: tuple[str, ...], at: _Locator,
+            default: str | None = None) -> str:
+    value = table.get(key, default)
+    if value is None:
+        raise at.error((*where, key), "required")
+    if not isinstance(value, str):
+        raise at.error((*where, key), f"must be a string (got {value!r})")
+    try:
+        return check_device_name(value)
+    except ValueError as exc:
+        raise at.error((*where, key), f"{exc} (got {value!r})") from None
+
+
+def _int(value: object, lo: int, hi: int, where: tuple[str, ...], at: _Locator) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise at.error(where, f"must be an integer (got {value!r})")
+    if not lo <= value <= hi:
+        raise at.error(where, f"must be between {lo} and {hi} (got {value})")
+    return value
+
+
+def _legacy(name: str, table: dict[str, Any], where: tuple[str, ...], at: _Locator) -> Network:
+    return LegacyNetwork(name, _device(table, "bridge", where, at, default=name))
+
+
+def _ovs(name: str, table: dict[str, Any], where: tuple[str, ...], at: _Locator) -> Network:
+    bridge = _device(table, "bridge", where, at)
+    vlan = trunk = None
+    if "vlan" in table:
+        vlan = _int(table["vlan"], 1, 4094, (*where, "vlan"), at)
+    if "trunk" in table:
+        if vlan is not None:
+            raise at.error((*where, "trunk"), "cannot be combined with 'vlan' (give one)")
+        items = table["trunk"]
+        if not isinstance(items, list) or not items:
+            raise at.error((*where, "trunk"), f"must be a non-empty list of VLANs (got {items!r})")
+        trunk = tuple(_int(item, 1, 4094, (*where, "trunk"), at) for item in items)
+        if len(set(trunk)) != len(trunk):
+            raise at.error((*where, "trunk"), "must not repeat a VLAN")
+    return OvsNetwork(name, bridge, vlan, trunk)
+
+
+def _direct(name: str, table: dict[str, Any], where: tuple[str, ...], at: _Locator) -> Network:
+    interface = _device(table, "interface", where, at)
+    mode = table.get("mode", "vepa")
+    if mode not in DIRECT_MODES:
+        raise at.error((*where, "mode"), f"must be one of {', '.join(DIRECT_MODES)} "
+                       f"(got {mode!r})")
+    if "qbg" in table and "qbh" in table:
+        raise at.error((*where, "qbh"), "a network gives at most one of 'qbg' and 'qbh'")
+    qbg = profile = None
+    if "qbg" in table:
+        qbg = _qbg(table["qbg"], (*where, "qbg"), at)
+    if "qbh" in table:
+        spec = table["qbh"]
+        if not isinstance(spec, dict) or set(spec) != {"profile_id"}:
+            raise at.error((*where, "qbh"), "must be a table with exactly 'profile_id'")
+        value = spec["profile_id"]
+        try:
+            profile = check_profile_id(value) if isinstance(value, str) else None
+        except ValueError as exc:
+            raise at.error((*where, "qbh", "profile_id"), f"{exc} (got {value!r})") from None
+        if profile is None:
+            raise at.error((*where, "qbh", "profile_id"), f"must be a string (got {value!r})")
+    return DirectNetwork(name, interface, mode, qbg, profile)
+
+
+_QBG_RANGES = {"manager_id": 255, "type_id": 2**24 - 1, "type_id_version": 255}
+
+
+def _qbg(spec: object, where: tuple[str, ...], at: _Locator) -> QbgShared:
+    if not isinstance(spec, dict):
+        raise at.error(where, "must be a table")
+    for key in spec:
+        if key not in _QBG_RANGES:
+            raise at.error((*where, key), "unknown key (known: manager_id, type_id, "
+                           "type_id_version; instance_id stays per guest)")
+    values = {}
+    for key, hi in _QBG_RANGES.items():
+        if key not in spec:
+            raise at.error((*where, key), "required")
+        values[key] = _int(spec[key], 0, hi, (*where, key), at)
+    return QbgShared(**values)
+
+
+_BUILDERS = {"legacy": _legacy, "ovs": _ovs, "direct": _direct}
