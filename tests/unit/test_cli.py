@@ -246,9 +246,12 @@ def test_render_metadata(run_main: Runner) -> None:
     root = _xml(result.stdout)
     assert root.tag == f"{{{METADATA_NS}}}interfaces"
     assert [child.tag for child in root] == [f"{{{METADATA_NS}}}interface"] * 3
-    assert [dict(child.attrib) for child in root] == [
-        {"mac": v["mac"], "network": v["network"]["name"]} for v in data
+    assert [(child.get("mac"), child.get("network")) for child in root] == [
+        (v["mac"], v["network"]["name"]) for v in data
     ]
+    # the port identity the migration hook carries across hosts
+    assert root[0].get("interfaceid") == data[0]["ovs"]["interface_id"]
+    assert root[2].get("instanceid") == data[2]["qbg"]["instance_id"]
     assert not root.findall(".//interface")  # no libvirt <interface> in metadata mode
 
 
