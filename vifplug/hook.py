@@ -124,9 +124,10 @@ def rewrite(domain_xml: str | bytes, host_map: HostMap, *,
         if network is None:
             raise HookError(f"interface {mac}: network {name!r} is not defined on this host "
                             f"({host_map.path})")
-        identity = _identity(iface, entry)
-        detail = _REWRITERS[network.switch](iface, network, identity)
-        _remember(entry, identity)
+        detail = _REWRITERS[network.switch](iface, network, _identity(iface, entry))
+        # Remember the identity as the interface now carries it, so that rewriting again on
+        # this host changes nothing, and a hop that drops the virtualport loses nothing.
+        _remember(entry, _identity(iface, entry))
         if log is not None:
             log(Rewritten(mac, name, network.switch, detail))
     return etree.tostring(root, encoding="unicode")

@@ -165,15 +165,16 @@ class _Locator:
 
     def line(self, where: tuple[str, ...]) -> int | None:
         table: tuple[str, ...] = ()
-        best: int | None = None
+        best: int | None = None  # else: the header of the deepest table holding it
+        depth = 1
         for number, text in enumerate(self.lines, 1):
             header = self._HEADER.match(text)
             if header:
                 table = _dotted(header.group(1))
                 if table == where:
                     return number
-                if table == where[:len(table)] and best is None and len(table) > 1:
-                    best = number
+                if table == where[:len(table)] and len(table) > depth:
+                    best, depth = number, len(table)
                 continue
             key = self._KEY.match(text)
             if key and (*table, *_dotted(key.group(1))) == where:

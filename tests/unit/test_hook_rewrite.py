@@ -1,0 +1,271 @@
+"""The hook's rewrite, exhaustively: source kind x local switch x tagging x metadata, every result
+checked against libvirt's RelaxNG (and started on test:///default), the rest of the document
+unchanged; and the deterministic choice across three hosts."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import EXAMPLES, DomainChecker, tree, wrap_domain
+from lxml import etree
+
+from vifplug import GenericVIFDriver, load_vifs
+from vifplug.hook import HookError, rewrite
+from vifplug.hostnet import HostMap, load_host_map
+
+NS = "http://vifplug.org/xmlns/vifplug/1"
+ID = "0f6d3c1e-5b7a-4c1e-9d2e-6a1b2c3d4e5f"
+MAC = "fa:16:3e:12:34:56"
+
+
+def example(name: str, **changes: Any) -> Any:
+    data = json.loads((EXAMPLES / f"{name}.json").read_text())
+    data.update(changes)
+    data["id"], data["mac"] = ID, MAC
+    data["network"] = {**data["network"], "name": "red"}
+    if data["vif_type"] == "bridge":
+        data["network"] = {"name": "red", "bridge": "red"}
+    return load_vifs(data)[0]
+
+
+# The interface as it arrives (rendered by vifplug for the sending host).
+SOURCES = {
+    "legacy": example("bridge"),
+    "ovs-vlan": example("ovs-virtualport"),
+    "ovs-trunk": example("ovs-trunk"),
+    "ovs-untagged": example("ovs-virtualport", network={"name": "red", "bridge": "br-int"}),
+    "ovs-manual": example("ovs-manual"),
+    "direct": example("direct", bandwidth=None),
+    "qbg": example("802.1qbg"),
+    "qbh": example("802.1qbh"),
+}
+# What the receiving host says about network 'red'.
+MAPS = {
+    "legacy": '[networks.red]\nswitch = "legacy"\nbridge = "br-red"\n',
+    "ovs-vlan": '[networks.red]\nswitch = "ovs"\nbridge = "br-int"\nvlan = 100\n',
+    "ovs-trunk": '[networks.red]\nswitch = "ovs"\nbridge = "br-int"\ntrunk = [10, 20]\n',
+    "ovs-untagged": '[networks.red]\nswitch = "ovs"\nbridge = "br-int"\n',
+    "direct": '[networks.red]\nswitch = "direct"\ninterface = "eth3"\nmode = "bridge"\n',
+    "direct-qbg": ('[networks.red]\nswitch = "direct"\ninterface = "eth3"\n'
+                   "[networks.red.qbg]\nmanager_id = 7\ntype_id = 8\ntype_id_version = 9\n"),
+    "direct-qbh": ('[networks.red]\nswitch = "direct"\ninterface = "eth3"\nmode = "passthrough"\n'
+                   '[networks.red.qbh]\nprofile_id = "here"\n'),
+}
+
+
+def host_map(tmp_path: Path, name: str) -> HostMap:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(MAPS[name])
+    return load_host_map(path)
+
+
+FOREIGN = [
+    etree.fromstring("<interface type='network'><mac address='52:54:00:00:00:01'/>"
+                     "<source network='default'/><model type='e1000'/>"
+                     "<address type='pci' domain='0x0000' bus='0x00' slot='0x07' "
+                     "function='0x0'/></interface>"),
+    etree.fromstring("<interface type='bridge'><mac address='52:54:00:00:00:02'/>"
+                     "<source bridge='virbr9'/><model type='virtio'/></interface>"),
+]
+
+
+def domain_with(vif: Any, *, metadata: bool) -> etree._Element:
+    driver = GenericVIFDriver()
+    iface = driver.interface_xml(vif)
+    etree.SubElement(iface, "address", type="pci", domain="0x0000", bus="0x00", slot="0x05",
+                     function="0x0")
+    meta = driver.metadata_xml([vif]) if metadata else None
+    return wrap_domain([iface, *copy.deepcopy(FOREIGN)], meta, name="gæst")
+
+
+def ours(root: etree._Element) -> etree._Element:
+    found = root.find(f"devices/interface/mac[@address='{MAC}']/..")
+    assert found is not None
+    return found
+
+
+def without_ours(root: etree._Element) -> tuple[Any, ...]:
+    """The document minus our interface and vifplug's metadata: must never change."""
+    root = copy.deepcopy(root)
+    iface = ours(root)
+    iface.getparent().remove(iface)
+    metadata = root.find("metadata")
+    if metadata is not None:
+        for element in metadata.findall(f"{{{NS}}}interfaces"):
+            metadata.remove(element)
+        if not len(metadata):
+            root.remove(metadata)
+    return tree(root)
+
+
+def guest_facing(iface: etree._Element) -> tuple[Any, ...]:
+    """What the guest sees must survive: MAC, model, MTU, guest PCI address, queues, link."""
+    return tuple(tree(e) if e is not None else None for e in (
+        iface.find("mac"), iface.find("model"), iface.find("mtu"), iface.find("address"),
+        iface.find("driver"), iface.find("link")))
+
+
+def interface_id(vif: Any) -> str | None:
+    return vif.ovs.interface_id if vif.ovs is not None else None
+
+
+MATRIX = list(itertools.product(SOURCES, MAPS, (True, False)))
+
+
+@pytest.mark.parametrize(("source", "local", "metadata"), MATRIX)
+def test_rewrite_matrix(source: str, local: str, metadata: bool, tmp_path: Path,
+                        libvirt_check: DomainChecker) -> None:
+    vif = SOURCES[source]
+    before = domain_with(vif, metadata=metadata)
+    text = etree.tostring(before, encoding="unicode")
+    mapping = host_map(tmp_path, local)
+    listed = metadata or source == "legacy"  # legacy convention: <source bridge='red'> = network
+    after = etree.fromstring(rewrite(text, mapping))
+    libvirt_check.validate(after)
+    libvirt_check.start(after)
+    old, new = ours(before), ours(after)
+    assert guest_facing(new) == guest_facing(old)
+    if not listed:
+        assert tree(after) == tree(before)  # not vifplug's (no metadata): left alone
+        return
+    assert without_ours(after) == without_ours(before)
+    entry = after.find(f"metadata/{{{NS}}}interfaces/{{{NS}}}interface[@mac='{MAC}']")
+    assert entry is not None
+    assert entry.get("network") == "red"
+    expect = EXPECT[local]
+    expect(new, old, vif)
+
+
+def _legacy(new: etree._Element, old: etree._Element, vif: Any) -> None:
+    assert new.get("type") == "bridge"
+    assert new.find("source").attrib == {"bridge": "br-red"}
+    assert new.find("virtualport") is None
+    assert new.find("vlan") is None
+    target = new.find("target")
+    assert target is None or "managed" not in target.attrib
+
+
+def _ovs(tags: tuple[int, ...] | None, trunk: bool) -> Any:
+    def check(new: etree._Element, old: etree._Element, vif: Any) -> None:
+        assert new.get("type") == "bridge"
+        assert new.find("source").attrib == {"bridge": "br-int"}
+        port = new.find("virtualport")
+        assert port is not None
+        assert port.get("type") == "openvswitch"
+        params = port.find("parameters")
+        assert (params.get("interfaceid") if params is not None else None) == interface_id(vif)
+        vlan = new.find("vlan")
+        want_tags, want_trunk = tags, trunk
+        if tags is None and old.find("vlan[@trunk='yes']") is not None:
+            # the map says nothing: a trunk the guest had is kept
+            want_tags = tuple(int(t.get("id")) for t in old.findall("vlan/tag"))
+            want_trunk = True
+        if want_tags is None:
+            assert vlan is None
+        else:
+            assert vlan is not None
+            assert tuple(int(t.get("id")) for t in vlan.findall("tag")) == want_tags
+            assert (vlan.get("trunk") == "yes") is want_trunk
+    return check
+
+
+def _direct(mode: str, profile: str | None) -> Any:
+    def check(new: etree._Element, old: etree._Element, vif: Any) -> None:
+        assert new.get("type") == "direct"
+        assert new.find("source").attrib == {"dev": "eth3", "mode": mode}
+        assert new.find("vlan") is None
+        port = new.find("virtualport")
+        want = profile
+        if want is None:  # the map gives no profile: the interface's own, if it has one
+            want = {"802.1qbg": "802.1Qbg", "802.1qbh": "802.1Qbh"}.get(vif.vif_type)
+        assert (port.get("type") if port is not None else None) == want
+        if want == "802.1Qbg":
+            params = port.find("parameters").attrib
+            # instanceid is always the interface's own (none: libvirt generates one)
+            assert params.get("instanceid") == (vif.qbg.instance_id if vif.qbg else None)
+            if profile == "802.1Qbg":  # the map's host-level parameters win
+                assert (params["managerid"], params["typeid"], params["typeidversion"]) == (
+                    "7", "8", "9")
+        if want == "802.1Qbh":
+            expected = "here" if profile == "802.1Qbh" else vif.qbh.profile_id
+            assert port.find("parameters").get("profileid") == expected
+    return check
+
+
+EXPECT = {
+    "legacy": _legacy,
+    "ovs-vlan": _ovs((100,), trunk=False),
+    "ovs-trunk": _ovs((10, 20), trunk=True),
+    "ovs-untagged": _ovs(None, trunk=False),
+    "direct": _direct("bridge", None),
+    "direct-qbg": _direct("vepa", "802.1Qbg"),
+    "direct-qbh": _direct("passthrough", "802.1Qbh"),
+}
+
+
+def test_legacy_convention_adds_the_metadata_entry(tmp_path: Path) -> None:
+    before = domain_with(SOURCES["legacy"], metadata=False)
+    assert before.find("metadata") is None
+    after = etree.fromstring(rewrite(etree.tostring(before), host_map(tmp_path, "ovs-vlan")))
+    entries = after.findall(f"metadata/{{{NS}}}interfaces/{{{NS}}}interface")
+    assert [(e.get("mac"), e.get("network")) for e in entries] == [(MAC, "red")]
+    assert after.find("metadata").getprevious().tag in ("name", "uuid")
+
+
+def test_other_metadata_is_kept(tmp_path: Path) -> None:
+    before = domain_with(SOURCES["ovs-vlan"], metadata=True)
+    other = etree.SubElement(before.find("metadata"), "{urn:example:nova}instance",
+                             nsmap={"nova": "urn:example:nova"})
+    etree.SubElement(other, "{urn:example:nova}flavor", name="m1.small")
+    after = etree.fromstring(rewrite(etree.tostring(before), host_map(tmp_path, "legacy")))
+    kept = after.find("metadata/{urn:example:nova}instance")
+    assert kept is not None
+    assert tree(kept) == tree(other)
+
+
+def test_missing_network_names_mac_network_and_map(tmp_path: Path) -> None:
+    path = tmp_path / "elsewhere.toml"
+    path.write_text('[networks.blue]\nswitch = "legacy"\n')
+    before = domain_with(SOURCES["ovs-vlan"], metadata=True)
+    with pytest.raises(HookError) as caught:
+        rewrite(etree.tostring(before), load_host_map(path))
+    assert str(caught.value) == (f"interface {MAC}: network 'red' is not defined on this host "
+                                 f"({path})")
+
+
+def test_interfaceid_survives_a_legacy_hop(tmp_path: Path) -> None:
+    """ovs → legacy → ovs: the legacy host drops the virtualport, the metadata keeps the id."""
+    start = domain_with(SOURCES["ovs-vlan"], metadata=True)
+    on_legacy = rewrite(etree.tostring(start), host_map(tmp_path, "legacy"))
+    assert etree.fromstring(on_legacy).find("devices/interface/virtualport") is None
+    back = etree.fromstring(rewrite(on_legacy, host_map(tmp_path, "ovs-vlan")))
+    assert ours(back).find("virtualport/parameters").get("interfaceid") == ID
+
+
+def test_choice_depends_only_on_the_receiving_host_and_the_interface(tmp_path: Path) -> None:
+    """The docs' three hosts: H1 offers 802.1Qbh (VN-Link) and a vepa fallback, H2 a Linux
+    bridge, H3 macvtap with 802.1Qbg. A guest from H1 lands on H3 the same way whether it went
+    there directly or through H2."""
+    h1 = host_map(tmp_path, "direct-qbh")
+    h2 = host_map(tmp_path, "legacy")
+    h3 = host_map(tmp_path, "direct-qbg")
+    start = etree.tostring(domain_with(SOURCES["qbg"], metadata=True))
+    on_h1 = rewrite(start, h1)
+    direct = rewrite(on_h1, h3)
+    via_h2 = rewrite(rewrite(on_h1, h2), h3)
+    assert tree(ours(etree.fromstring(direct))) == tree(ours(etree.fromstring(via_h2)))
+    # and a second pass on the same host changes nothing
+    assert tree(etree.fromstring(rewrite(direct, h3))) == tree(etree.fromstring(direct))
+
+
+def test_rewrite_is_idempotent_on_every_map(tmp_path: Path) -> None:
+    for source, local in itertools.product(SOURCES, MAPS):
+        once = rewrite(etree.tostring(domain_with(SOURCES[source], metadata=True)),
+                       host_map(tmp_path, local))
+        assert tree(etree.fromstring(rewrite(once, host_map(tmp_path, local)))) == tree(
+            etree.fromstring(once)), (source, local)
