@@ -247,14 +247,20 @@ def test_interfaceid_survives_a_legacy_hop(tmp_path: Path) -> None:
     assert ours(back).find("virtualport/parameters").get("interfaceid") == ID
 
 
-def test_choice_depends_only_on_the_receiving_host_and_the_interface(tmp_path: Path) -> None:
-    """The docs' three hosts: H1 offers 802.1Qbh (VN-Link) and a vepa fallback, H2 a Linux
-    bridge, H3 macvtap with 802.1Qbg. A guest from H1 lands on H3 the same way whether it went
-    there directly or through H2."""
+@pytest.mark.parametrize(("source", "h3_map"), [
+    ("qbg", "direct-qbg"), ("qbg", "direct"), ("qbh", "direct"), ("direct", "direct"),
+    ("ovs-vlan", "direct-qbh"),
+])
+def test_choice_depends_only_on_the_receiving_host_and_the_interface(
+        source: str, h3_map: str, tmp_path: Path) -> None:
+    """The docs' three hosts: H1 macvtap with an 802.1Qbh (VN-Link) profile, H2 a Linux
+    bridge, H3 macvtap that can do all three (its map's profile if it gives one, else the
+    guest's own 802.1Qbh or 802.1Qbg profile, else plain vepa). A guest from H1 lands on H3 the
+    same way whether it went there directly or through H2."""
     h1 = host_map(tmp_path, "direct-qbh")
     h2 = host_map(tmp_path, "legacy")
-    h3 = host_map(tmp_path, "direct-qbg")
-    start = etree.tostring(domain_with(SOURCES["qbg"], metadata=True))
+    h3 = host_map(tmp_path, h3_map)
+    start = etree.tostring(domain_with(SOURCES[source], metadata=True))
     on_h1 = rewrite(start, h1)
     direct = rewrite(on_h1, h3)
     via_h2 = rewrite(rewrite(on_h1, h2), h3)
