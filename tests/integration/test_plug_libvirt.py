@@ -77,22 +77,6 @@ def virtualport() -> Vif:
 # --- fixtures ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _children_die_on_sigterm() -> Iterator[None]:
-    """Plugging into a netns makes pyroute2 fork this process and stop the fork with SIGTERM;
-    the fork inherits the plugin's SIGTERM handler (raise KeyboardInterrupt), and a fork still
-    running Python when SIGTERM lands unwinds through pytest's copy of the stack: seen here as
-    a forked pytest running the cleanup fixture and blocking on the VIF lock the real one holds,
-    which waits for it forever. Make pyroute2 reset SIGTERM in its children (the vifplug bug is
-    test_plug_into_netns_forks_no_child)."""
-    import pyroute2.config
-
-    previous = pyroute2.config.disable_mp_signal
-    pyroute2.config.disable_mp_signal = True
-    yield
-    pyroute2.config.disable_mp_signal = previous
-
-
 @pytest.fixture(scope="module")
 def driver(conn: Any) -> GenericVIFDriver:
     return GenericVIFDriver(conn=conn)
@@ -453,18 +437,12 @@ def test_ethernet(host: VmHost, driver: GenericVIFDriver, plug_host: Host,
     assert_same(snapshot(host), before, "plug, start, destroy, unplug")
 
 
-# --- bugs ----------------------------------------------------------------------------------------
+# --- no fork: a fork of a process with threads and signal handlers is a hazard -------------------
 
 _forks: list[int] = []
 os.register_at_fork(before=lambda: _forks.append(os.getpid()))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: Netlink(netns) uses pyroute2's IPRoute(netns=...), which forks the calling process to "
-    "open the socket in the namespace and again for every TAP it creates there, then stops the "
-    "fork with SIGTERM: the fork runs the caller's Python SIGTERM handler (oslo.service's, this "
-    "session's) and can go on running the caller's code; forking a process with threads "
-    "(ovsdbapp's IDL) can also deadlock the child"))
 def test_plug_into_netns_forks_no_child(host: VmHost, driver: GenericVIFDriver, lock_dir: Path,
                                         cleanup: Cleanup) -> None:
     vif = manual()

@@ -7,11 +7,13 @@ here (it costs ~0.2 s), when the first request is made.
 from __future__ import annotations
 
 import errno
+import socket
+import struct
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from vifplug.errors import VifError
 from vifplug.host.errors import HostError
@@ -68,8 +70,16 @@ class Netlink:
         if self._ipr is None:
             from pyroute2 import IPRoute
 
-            # flags=0: never create the namespace (pyroute2's default would, silently).
-            self._ipr = IPRoute(netns=self.netns, flags=0) if self.netns else IPRoute()
+            if self.netns is None:
+                self._ipr = IPRoute()
+            else:
+                # Not IPRoute(netns=...): pyroute2 would fork this whole process to open the
+                # socket there (and again per TAP), and a fork of a process with threads and
+                # signal handlers (ovsdbapp's, a service's) can deadlock or run the parent's
+                # code. A socket opened by a thread that entered the namespace belongs to it.
+                sock = _in_netns(self.netns, lambda: socket.socket(
+                    socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_ROUTE))
+                self._ipr = IPRoute(fileno=sock.detach())
         return self._ipr
 
     def close(self) -> None:
@@ -131,11 +141,14 @@ class Netlink:
         self.ipr.link("add", ifname=name, kind="vlan", link=parent_link.index, vlan_id=vlan)
 
     def add_tap(self, name: str, *, multi_queue: bool) -> None:
-        # All four flags, always: pyroute2 silently keeps its defaults (pi on, vnet_hdr off) for
-        # any flag left out (ENVIRONMENT.md).
-        self.ipr.link("add", ifname=name, kind="tuntap", mode="tap",
-                      ifr={"no_pi": True, "vnet_hdr": True, "multi_queue": multi_queue,
-                           "one_queue": False})
+        """A persistent TAP: no packet info, vnet_hdr, multi-queue as asked. Made with the tun
+        driver's own ioctls (a TAP cannot be created over rtnetlink), from a thread in the
+        namespace when there is one: /dev/net/tun makes the device in the opener's namespace."""
+        flags = _IFF_TAP | _IFF_NO_PI | _IFF_VNET_HDR | (_IFF_MULTI_QUEUE if multi_queue else 0)
+        if self.netns is None:
+            _make_tap(name, flags)
+        else:
+            _in_netns(self.netns, lambda: _make_tap(name, flags))
 
     def set_mtu(self, name: str, mtu: int) -> None:
         self.ipr.link("set", ifname=name, mtu=mtu)
@@ -200,22 +213,60 @@ class Netlink:
         if self.netns is None:
             return _read_or_write(path, write)
         # /proc/sys/net is the calling thread's namespace: do it from a thread moved there.
-        result: list[str | None] = []
-        failure: list[BaseException] = []
+        return _in_netns(self.netns, lambda: _read_or_write(path, write))
 
-        def work() -> None:
-            try:
-                _enter_netns(self.netns or "")
-                result.append(_read_or_write(path, write))
-            except BaseException as exc:
-                failure.append(exc)
 
-        thread = threading.Thread(target=work, name=f"vifplug-sysctl-{self.netns}")
-        thread.start()
-        thread.join()
-        if failure:
-            raise failure[0]
-        return result[0]
+_T = TypeVar("_T")
+
+# <linux/netlink.h>, <linux/if_tun.h>
+_NETLINK_ROUTE = 0
+_TUNSETIFF = 0x400454CA
+_TUNSETPERSIST = 0x400454CB
+_IFF_TAP = 0x0002
+_IFF_NO_PI = 0x1000
+_IFF_VNET_HDR = 0x4000
+_IFF_MULTI_QUEUE = 0x0100
+
+
+def _in_netns(netns: str, work: Callable[[], _T]) -> _T:
+    """Run ``work`` in a short-lived thread that entered ``netns`` (setns(2) moves only the
+    calling thread; the thread then ends, so nothing else in the process is affected)."""
+    result: list[_T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            _enter_netns(netns)
+            result.append(work())
+        except BaseException as exc:  # handed to the calling thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name=f"vifplug-netns-{netns}")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+def _make_tap(name: str, flags: int) -> None:
+    import fcntl
+
+    request = struct.pack("16sH22x", name.encode(), flags)
+    with open("/dev/net/tun", "rb", buffering=0) as tun:
+        try:
+            fcntl.ioctl(tun, _TUNSETIFF, request)
+        except OSError as exc:
+            raise _netlink_error(exc) from exc
+        fcntl.ioctl(tun, _TUNSETPERSIST, 1)
+
+
+def _netlink_error(exc: OSError) -> Exception:
+    """The tun ioctls fail with OSError; callers handle pyroute2's NetlinkError (EEXIST)."""
+    from pyroute2 import NetlinkError
+
+    error: Exception = NetlinkError(exc.errno or 0, exc.strerror or str(exc))
+    return error
 
 
 def _read_or_write(path: str, write: str | None) -> str | None:
