@@ -169,7 +169,7 @@ class GenericVIFDriver:
         from vifplug.host.apply import apply_unplug, vif_locks
 
         plans = [self.unplan(vif) for vif in vifs]
-        with vif_locks([vif.id for vif in vifs], host.scope, *_lock_dir(host)):
+        with vif_locks([vif.id for vif in vifs], host.scope, *_lock_dir(host), remove=True):
             return apply_unplug(plans, host, fault=fault, progress=progress)
 
     def metadata_xml(self, vifs: Iterable[Vif]) -> etree._Element:

@@ -6,8 +6,9 @@
 - eight processes plugging one VIF at once (both OVSDB backends) make exactly one set of devices
   and one OVS port; eight processes plugging eight VIFs at once plug all eight;
 - 1,000 plug/unplug cycles leak no device, OVS row, file descriptor, thread or lock file;
-- unplug's link group is one number shared by every unplug in a namespace: a crashed or a
-  concurrent unplug breaks another VIF (xfail: vifplug bugs, see the reasons).
+- unplug moves a VIF's devices into a link group of its own request before deleting the group:
+  a killed unplug's devices are put back in group 0 by the next plug, and concurrent unplugs of
+  different VIFs never delete each other's devices.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pytest_mock import MockerFixture
 from tests.fixtures import Netns, PrivateOvs
 from tests.fixtures.snapshot import HostSnapshot, host_snapshot, ovsdb_rows
 from vifplug.driver import GenericVIFDriver
-from vifplug.host import Host, StepFailed
+from vifplug.host import Host
 from vifplug.host.apply import LOCK_DIR
 from vifplug.host.netlink import Netlink
 from vifplug.model import Vif, load_vifs
@@ -46,26 +47,8 @@ MTU = 1450  # examples/ovs-hybrid.json and ovs-manual.json
 
 pytestmark = [
     pytest.mark.root,
-    # The ovs wheel (under ovsdbapp) imports eventlet when it is installed (os-vif brings it):
-    # eventlet warns on import and, from an at-fork hook, whenever pyroute2 forks its netns
-    # helper. Neither is vifplug's warning.
-    pytest.mark.filterwarnings("ignore:\\s*Eventlet is deprecated"),
-    pytest.mark.filterwarnings("ignore:Using fork\\(\\) is a bad idea:DeprecationWarning"),
 ]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _children_die_on_sigterm() -> Iterator[None]:
-    """pyroute2 forks a child of this pytest process to open a socket in the netns, then stops
-    it with SIGTERM. The plugin's SIGTERM handler (raise KeyboardInterrupt) is inherited by that
-    fork: a child still running Python when SIGTERM lands would unwind through pytest's copy of
-    the stack, fixture teardowns included. Make pyroute2 reset SIGTERM in its children."""
-    import pyroute2.config
-
-    previous = pyroute2.config.disable_mp_signal
-    pyroute2.config.disable_mp_signal = True
-    yield
-    pyroute2.config.disable_mp_signal = previous
 
 # Plugs (or unplugs) the VIFs of a file in a separate process, to be SIGKILLed: by the test
 # (after "go", at a time or once devices appear) or by itself at an exact point: before the step
@@ -533,23 +516,14 @@ def test_thousand_plug_unplug_cycles_leak_nothing(netns: Netns, ovs: PrivateOvs,
     assert_same(host_snapshot(netns, ovs), before, f"{CYCLES} cycles left the host changed")
     assert open_fds() == fds_before, "file descriptors leaked by the Host"
     assert threading.active_count() == threads_before, "threads left running by the Host"
-    assert sorted(path.name for path in lock_dir.iterdir()) == sorted(
-        f"netns-{netns.name}-{vif.id}.lock" for vif in vifs)
+    assert list(lock_dir.iterdir()) == []  # a successful unplug removes its VIF's lock file
     print(f"{CYCLES} plug/unplug cycles: " + ", ".join(
         f"{CYCLES // len(vifs)} {name} in {seconds:.1f} s ({1000 * seconds / (CYCLES // 2):.0f}"
         " ms/cycle)" for name, seconds in timings.items()))
 
 
-# --- unplug's shared link group (vifplug bugs) ----------------------------------------------------
+# --- unplug's link groups: one per request, and plug puts a killed unplug's devices back ----------
 
-GROUP_REASON = (
-    "bug: Netlink.delete_many moves a VIF's devices into DELETE_GROUP, a constant shared by every "
-    "unplug in the namespace, then deletes the whole group ('ip link del group'); ")
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=GROUP_REASON + (
-    "an unplug killed between the two leaves its devices in that group, and plug never moves "
-    "a device back to group 0, so the re-plugged VIF differs from a clean plug"))
 def test_plug_after_an_unplug_killed_at_its_delete_converges(
         netns: Netns, ovs: PrivateOvs, before: HostSnapshot, lock_dir: Path,
         tmp_path: Path) -> None:
@@ -569,9 +543,6 @@ def test_plug_after_an_unplug_killed_at_its_delete_converges(
                     "plug after a killed unplug differs from a clean plug")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=GROUP_REASON + (
-    "after an unplug of VIF A was killed between the two (and A was plugged again), unplugging "
-    "an unrelated VIF B deletes A's qbr and veth pair too: A loses its network"))
 def test_unplug_of_one_vif_spares_another_after_a_killed_unplug(
         netns: Netns, ovs: PrivateOvs, before: HostSnapshot, lock_dir: Path,
         tmp_path: Path) -> None:
@@ -592,13 +563,6 @@ def test_unplug_of_one_vif_spares_another_after_a_killed_unplug(
         check_hybrid_plugged(netns, ovs, vif_a, vlan=100)
 
 
-@pytest.mark.xfail(strict=True, raises=StepFailed, reason=GROUP_REASON + (
-    "when unplug B runs between unplug A's moving its devices into the group and its delete "
-    "(two processes unplugging different VIFs: the per-VIF locks do not serialise them), B's "
-    "delete removes A's devices too and A's delete then fails with ENODEV (the kernel's answer "
-    "for an empty group), so A's unplug reports failure although the host is clean; seen "
-    "with plain threads in ~1 round of 10. Fix: a group number unique to the request (or no "
-    "group: delete each device, concurrently), ENODEV on the group delete meaning done"))
 def test_concurrent_unplugs_of_two_vifs_both_succeed(
         netns: Netns, ovs: PrivateOvs, before: HostSnapshot, lock_dir: Path,
         mocker: MockerFixture) -> None:

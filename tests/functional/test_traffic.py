@@ -39,11 +39,6 @@ MTU = 1450  # examples/ovs-hybrid.json
 
 pytestmark = [
     pytest.mark.root,
-    # The ovs wheel (under ovsdbapp) imports eventlet when it is installed (os-vif brings it):
-    # eventlet warns on import and, from an at-fork hook, whenever pyroute2 forks its netns
-    # helper. Neither is vifplug's warning.
-    pytest.mark.filterwarnings("ignore:\\s*Eventlet is deprecated"),
-    pytest.mark.filterwarnings("ignore:Using fork\\(\\) is a bad idea:DeprecationWarning"),
 ]
 
 # ICMP echo over a raw socket, run inside the guest's namespace: argv = destination, count.
@@ -86,20 +81,6 @@ for seq in range(count):
     receive(start + (seq + 1) * INTERVAL if seq < count - 1 else time.monotonic() + WAIT)
 print(json.dumps({"transmitted": count, "received": len(replies)}))
 '''
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _children_die_on_sigterm() -> Iterator[None]:
-    """pyroute2 forks a child of this pytest process to open a socket in the netns, then stops
-    it with SIGTERM; the plugin's SIGTERM handler (raise KeyboardInterrupt) is inherited by that
-    fork, so a child still running Python would unwind through pytest's copy of the stack,
-    fixture teardowns included. Make pyroute2 reset SIGTERM in its children."""
-    import pyroute2.config
-
-    previous = pyroute2.config.disable_mp_signal
-    pyroute2.config.disable_mp_signal = True
-    yield
-    pyroute2.config.disable_mp_signal = previous
 
 
 def hybrid_vif(vlan: int, *, like: Vif | None = None) -> Vif:

@@ -66,16 +66,34 @@ class Outcome:
 
 
 @contextmanager
-def vif_locks(vif_ids: Sequence[str], scope: str, lock_dir: Path = LOCK_DIR) -> Iterator[None]:
+def vif_locks(vif_ids: Sequence[str], scope: str, lock_dir: Path = LOCK_DIR, *,
+              remove: bool = False) -> Iterator[None]:
     """Hold an exclusive lock per VIF (sorted: no deadlock between batches) for one host scope
-    (the netns); released on exit, or by the kernel when the process dies."""
+    (the netns); released on exit, or by the kernel when the process dies. With ``remove``
+    (a successful unplug), the lock files are deleted before they are released, so they do not
+    pile up: a waiter that then wakes on a deleted file notices and locks the new one."""
     lock_dir.mkdir(parents=True, exist_ok=True)
+    paths = [lock_dir / f"{scope}-{vif_id}.lock" for vif_id in sorted(set(vif_ids))]
     with ExitStack() as stack:
-        for vif_id in sorted(set(vif_ids)):
-            fd = os.open(lock_dir / f"{scope}-{vif_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-            stack.callback(os.close, fd)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        for path in paths:
+            stack.callback(os.close, _lock(path))
         yield
+        if remove:
+            for path in paths:
+                path.unlink(missing_ok=True)
+
+
+def _lock(path: Path) -> int:
+    """An fd holding an exclusive flock on the file at ``path`` now (not on an unlinked one)."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder removed it while we waited: take the current one
 
 
 # --- checks ----------------------------------------------------------------------------------
@@ -136,8 +154,14 @@ def _create(netlink: Netlink, name: str, create: Callable[[], None]) -> tuple[Li
 
 def _settle(netlink: Netlink, link: Link, created: bool, mtu: int | None,
             undo: list[Undo]) -> None:
-    """MTU and up, recording the inverse of each change on a device that existed before."""
+    """MTU, link group 0 and up, recording the inverse of each change on a device that existed
+    before (a device an unplug killed halfway left in its deletion group goes back to 0)."""
     name = link.name
+    if link.group != 0:
+        netlink.set_group(name, 0)
+        if not created:
+            old_group = link.group
+            undo.append(lambda: netlink.set_group(name, old_group))
     if mtu is not None and link.mtu != mtu:
         netlink.set_mtu(name, mtu)
         if not created:
