@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -164,6 +165,10 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
     # Libraries underneath (ovsdbapp, ovs) log warnings that our own error line already says
     # better; without a handler, Python would print them to stderr as they come.
     logging.getLogger().addHandler(logging.NullHandler())
+    # The ovs wheel (under ovsdbapp) imports eventlet when it is installed, which then warns
+    # about itself on every run: not something a vifplug user can act on.
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated",
+                            category=DeprecationWarning)
     parser = _build_parser()
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
