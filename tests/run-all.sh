@@ -36,8 +36,8 @@ VENV=${VIFPLUG_VENV:-.venv}
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
-echo "== pip install -e .[test,libvirt,lint,docs] into $VENV"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[test,libvirt,lint,docs]'
+echo "== pip install -e .[test,libvirt,lint,docs,os-vif] into $VENV"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[test,libvirt,lint,docs,os-vif]'
 export PATH="$PWD/$VENV/bin:$PATH"
 
 echo "== lint: ruff, mypy --strict"

@@ -1,0 +1,449 @@
+"""Plugging throughput: vifplug side by side with os-vif 5.3 and with the bare floor, in one run.
+
+Every measurement gets a fresh network namespace with a fresh private OVS (ovsdb-server +
+ovs-vswitchd, userspace datapath, ``br-int``), so each starts from the same empty bridge; the
+netlink socket and the OVSDB connection of each side are opened (and os-vif's privsep daemon
+started) before the clock starts. Times are wall-clock ms per VIF.
+
+Scenarios (``--only`` picks one; N in brackets is ``--quick``'s):
+
+* ``single``: hybrid VIFs one per call: vifplug ``plug()`` 100 [20] times, then ``unplug()`` 100
+  times, vs ``os_vif.plug``/``os_vif.unplug`` on the same VIFs (os-vif's ``VIFBridge``, the
+  ``ovs`` plugin, privsep, native OVSDB). Goal: plug+unplug per VIF >= 2.5x faster than os-vif.
+* ``batch``: hybrid ``plug_many``/``unplug_many`` of 100 and 500 [20, 50] vs os-vif one at a time
+  (it has no batch call; the same measurement as ``single``/``growth``) and vs the floor
+  (bench/plug_floor.py: pyroute2 + ovsdbapp by hand, one OVSDB transaction per batch).
+  Goals: >= 4x faster per VIF than os-vif, and within 1.2x of the floor.
+* ``growth``: 500 [50] one-at-a-time hybrid plugs onto one bridge, vifplug and os-vif: the mean of
+  the first and of the last tenth (each OVSDB transaction makes ovs-vswitchd revisit every port,
+  so late plugs cost more). Goal: vifplug's last tenth <= 0.5x os-vif's.
+* ``manual``: OVS VIFs without the hybrid bridge (a TAP vifplug creates, and its port), 500 [50]
+  batched, vifplug vs the floor; shown beside the hybrid figures.
+
+Before measuring ``batch`` or ``manual`` it checks, on 5 VIFs, that vifplug and the floor leave
+exactly the same devices and OVSDB rows (the floor does the same work, not less).
+
+Run as root (takes ~10 min; ``--quick`` ~1 min)::
+
+    /work/venv/bin/python bench/plug.py
+    /work/venv/bin/python bench/plug.py --quick
+    /work/venv/bin/python bench/plug.py --only growth --repeats 2 --json /tmp/growth.json
+    /work/venv/bin/python bench/plug.py --only batch --profile   # cProfile of vifplug's calls
+    /work/venv/bin/python bench/plug.py --ovsdb-backend vsctl    # vifplug through ovs-vsctl
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import platform
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _ovs import (
+    BRIDGE,
+    INSTANCE_UUID,
+    OsVifWorker,
+    host_state,
+    ovs_version,
+    private_ovs,
+    vif_json,
+    vif_specs,
+)
+from plug_floor import Floor
+
+GOAL_SINGLE = 2.5
+GOAL_BATCH_VS_OS_VIF = 4.0
+GOAL_BATCH_VS_FLOOR = 1.2
+GOAL_GROWTH = 0.5
+
+SCENARIOS = ("single", "batch", "growth", "manual")
+SIZES = {
+    False: {"single": 100, "batch": (100, 500), "growth": 500, "manual": 500},
+    True: {"single": 20, "batch": (20, 50), "growth": 50, "manual": 50},
+}
+
+# --- measurements --------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """Seconds per VIF of one plug and one unplug pass (one entry per VIF, or one per batch)."""
+
+    plug: list[float]
+    unplug: list[float]
+    batch: int = 1  # VIFs per entry
+
+    @property
+    def plug_ms(self) -> float:
+        return 1000 * sum(self.plug) / (len(self.plug) * self.batch)
+
+    @property
+    def unplug_ms(self) -> float:
+        return 1000 * sum(self.unplug) / (len(self.unplug) * self.batch)
+
+    def tenth_ms(self, last: bool) -> float:
+        tenth = max(1, len(self.plug) // 10)
+        part = self.plug[-tenth:] if last else self.plug[:tenth]
+        return 1000 * statistics.fmean(part)
+
+
+@dataclass
+class Bench:
+    backend: str
+    profile: cProfile.Profile | None
+    lock_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="vp-bench-locks-"))
+    os_vif_version: str = "?"
+    cache: dict[tuple[Any, ...], Run] = field(default_factory=dict)
+
+    def once(self, key: tuple[Any, ...], measure: Callable[[], Run]) -> Run:
+        """One measurement per key and repeat (several scenarios share os-vif's)."""
+        if key not in self.cache:
+            self.cache[key] = measure()
+        return self.cache[key]
+
+    @contextmanager
+    def profiled(self) -> Iterator[None]:
+        if self.profile is None:
+            yield
+            return
+        self.profile.enable()
+        try:
+            yield
+        finally:
+            self.profile.disable()
+
+    # --- vifplug ---
+
+    @contextmanager
+    def vifplug_host(self, netns: Any, ovs: Any) -> Iterator[Any]:
+        from ovsdbapp.schema.open_vswitch import impl_idl
+
+        from vifplug.host import Host
+
+        # Work around a vifplug bug (tests/functional/test_plug.py::test_two_hosts_on_two_ovsdbs):
+        # ovsdbapp keeps the first connection made in a process in a class attribute, so every
+        # later Host would use the first private OVS (gone by then: a 30 s timeout).
+        impl_idl.OvsdbIdl._ovsdb_connection = None
+        with Host(netns=netns.name, ovsdb=ovs.db, ovsdb_backend=self.backend,
+                  lock_dir=Path(self.lock_dir)) as host:
+            host.netlink.get("lo")  # open the socket and the connection before timing
+            host.ovsdb.bridge_exists(BRIDGE)
+            yield host
+
+    def vifplug_single(self, count: int, salt: int) -> Run:
+        from vifplug import GenericVIFDriver, load_vifs
+
+        specs = vif_specs(count, salt)
+        vifs = load_vifs([vif_json(spec) for spec in specs])
+        driver = GenericVIFDriver(firewall=True)
+        plug, unplug = [], []
+        with private_ovs() as (netns, ovs), self.vifplug_host(netns, ovs) as host:
+            for vif in vifs:
+                with self.profiled():
+                    start = time.perf_counter()
+                    driver.plug(vif, host, instance_uuid=INSTANCE_UUID)
+                    plug.append(time.perf_counter() - start)
+            _check_ports(ovs, count)
+            for vif in vifs:
+                with self.profiled():
+                    start = time.perf_counter()
+                    driver.unplug(vif, host)
+                    unplug.append(time.perf_counter() - start)
+            _check_ports(ovs, 0)
+        return Run(plug, unplug)
+
+    def vifplug_batch(self, count: int, salt: int, kind: str) -> Run:
+        from vifplug import GenericVIFDriver, load_vifs
+
+        specs = vif_specs(count, salt)
+        vifs = load_vifs([vif_json(spec, kind) for spec in specs])
+        driver = GenericVIFDriver(firewall=True)
+        with private_ovs() as (netns, ovs), self.vifplug_host(netns, ovs) as host, \
+                self.profiled():
+            start = time.perf_counter()
+            driver.plug_many(vifs, host, instance_uuid=INSTANCE_UUID)
+            plugged = time.perf_counter()
+            _check_ports(ovs, count)
+            middle = time.perf_counter()
+            driver.unplug_many(vifs, host)
+            done = time.perf_counter()
+            _check_ports(ovs, 0)
+        return Run([plugged - start], [done - middle], batch=count)
+
+    # --- os-vif ---
+
+    def os_vif_single(self, count: int, salt: int, kind: str = "hybrid") -> Run:
+        specs = vif_specs(count, salt)
+        with private_ovs() as (netns, ovs), OsVifWorker(netns, ovs) as worker:
+            self.os_vif_version = worker.version
+            plug = worker.run("plug", specs, kind)
+            _check_ports(ovs, count)
+            unplug = worker.run("unplug", specs, kind)
+            _check_ports(ovs, 0)
+        return Run(plug, unplug)
+
+    # --- the floor ---
+
+    def floor_batch(self, count: int, salt: int, kind: str) -> Run:
+        specs = vif_specs(count, salt)
+        with private_ovs() as (netns, ovs):
+            floor = Floor(netns.name, ovs.db)
+            try:
+                floor.api.br_exists(BRIDGE).execute(check_error=True)
+                start = time.perf_counter()
+                (floor.plug_hybrid if kind == "hybrid" else floor.plug_manual)(specs)
+                plugged = time.perf_counter()
+                _check_ports(ovs, count)
+                middle = time.perf_counter()
+                floor.unplug(specs, kind)
+                done = time.perf_counter()
+                _check_ports(ovs, 0)
+            finally:
+                floor.close()
+        return Run([plugged - start], [done - middle], batch=count)
+
+    def same_end_state(self, kind: str) -> None:
+        """vifplug's and the floor's plugs of the same 5 VIFs leave equal hosts."""
+        from vifplug import GenericVIFDriver, load_vifs
+
+        specs = vif_specs(5, 0xEEE)
+        states = []
+        with private_ovs() as (netns, ovs), self.vifplug_host(netns, ovs) as host:
+            GenericVIFDriver(firewall=True).plug_many(
+                load_vifs([vif_json(spec, kind) for spec in specs]), host,
+                instance_uuid=INSTANCE_UUID)
+            states.append(host_state(netns, ovs))
+        with private_ovs() as (netns, ovs):
+            floor = Floor(netns.name, ovs.db)
+            try:
+                (floor.plug_hybrid if kind == "hybrid" else floor.plug_manual)(specs)
+                states.append(host_state(netns, ovs))
+            finally:
+                floor.close()
+        if states[0] != states[1]:
+            raise SystemExit(f"the floor does not do what vifplug does ({kind}):\n"
+                             + "\n".join(_diff(states[0], states[1])))
+
+
+def _check_ports(ovs: Any, count: int) -> None:
+    found = len(ovs.ports(BRIDGE))
+    if found != count:
+        raise SystemExit(f"expected {count} ports on {BRIDGE}, found {found}")
+
+
+def _diff(ours: Any, theirs: Any, path: str = "") -> Iterator[str]:
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        for key in sorted(set(ours) | set(theirs), key=str):
+            yield from _diff(ours.get(key), theirs.get(key), f"{path}/{key}")
+    elif ours != theirs:
+        yield f"  {path}: vifplug {ours!r}, floor {theirs!r}"
+
+
+# --- scenarios -----------------------------------------------------------------------------------
+
+#: One row of the table: label, N, and the figures (ms/VIF) per repeat.
+Row = dict[str, Any]
+
+
+def scenario_single(bench: Bench, sizes: dict[str, Any]) -> list[Row]:
+    n = sizes["single"]
+    ours = bench.once(("vifplug-single", n), lambda: bench.vifplug_single(n, 0x100))
+    theirs = bench.once(("os-vif-single", n), lambda: bench.os_vif_single(n, 0x100))
+    return [
+        {"label": "hybrid, one per call: plug", "n": n, "os-vif": theirs.plug_ms,
+         "vifplug": ours.plug_ms},
+        {"label": "hybrid, one per call: unplug", "n": n, "os-vif": theirs.unplug_ms,
+         "vifplug": ours.unplug_ms},
+        {"label": "hybrid, one per call: plug+unplug", "n": n,
+         "os-vif": theirs.plug_ms + theirs.unplug_ms, "vifplug": ours.plug_ms + ours.unplug_ms,
+         "goal": ("os-vif/vifplug", ">=", GOAL_SINGLE)},
+    ]
+
+
+def scenario_batch(bench: Bench, sizes: dict[str, Any]) -> list[Row]:
+    bench.once(("same-end-state", "hybrid"), lambda: _checked(bench, "hybrid"))
+    rows = []
+    for n in sizes["batch"]:
+        theirs = bench.once(("os-vif-single", n), lambda n=n: bench.os_vif_single(n, 0x100))
+        ours = bench.once(("vifplug-batch", n, "hybrid"),
+                          lambda n=n: bench.vifplug_batch(n, 0x200, "hybrid"))
+        floor = bench.once(("floor-batch", n, "hybrid"),
+                           lambda n=n: bench.floor_batch(n, 0x300, "hybrid"))
+        rows += [
+            {"label": "hybrid, batched: plug", "n": n, "os-vif": theirs.plug_ms,
+             "vifplug": ours.plug_ms, "floor": floor.plug_ms},
+            {"label": "hybrid, batched: unplug", "n": n, "os-vif": theirs.unplug_ms,
+             "vifplug": ours.unplug_ms, "floor": floor.unplug_ms},
+            {"label": "hybrid, batched: plug+unplug", "n": n,
+             "os-vif": theirs.plug_ms + theirs.unplug_ms,
+             "vifplug": ours.plug_ms + ours.unplug_ms, "floor": floor.plug_ms + floor.unplug_ms,
+             "goal": ("os-vif/vifplug", ">=", GOAL_BATCH_VS_OS_VIF),
+             "goal2": ("vifplug/floor", "<=", GOAL_BATCH_VS_FLOOR)},
+        ]
+    return rows
+
+
+def scenario_growth(bench: Bench, sizes: dict[str, Any]) -> list[Row]:
+    n = sizes["growth"]
+    # The same VIFs and salt as single/batch's os-vif at this N: one measurement serves all.
+    theirs = bench.once(("os-vif-single", n), lambda: bench.os_vif_single(n, 0x100))
+    ours = bench.once(("vifplug-single", n), lambda: bench.vifplug_single(n, 0x100))
+    return [
+        {"label": "growth: plug, first tenth", "n": n, "os-vif": theirs.tenth_ms(last=False),
+         "vifplug": ours.tenth_ms(last=False)},
+        {"label": "growth: plug, last tenth", "n": n, "os-vif": theirs.tenth_ms(last=True),
+         "vifplug": ours.tenth_ms(last=True), "goal": ("vifplug/os-vif", "<=", GOAL_GROWTH)},
+        {"label": "growth: unplug one per call", "n": n, "os-vif": theirs.unplug_ms,
+         "vifplug": ours.unplug_ms},
+    ]
+
+
+def scenario_manual(bench: Bench, sizes: dict[str, Any]) -> list[Row]:
+    bench.once(("same-end-state", "manual"), lambda: _checked(bench, "manual"))
+    n = sizes["manual"]
+    ours = bench.once(("vifplug-batch", n, "manual"),
+                      lambda: bench.vifplug_batch(n, 0x400, "manual"))
+    floor = bench.once(("floor-batch", n, "manual"), lambda: bench.floor_batch(n, 0x500, "manual"))
+    return [
+        {"label": "manual (TAP + port), batched: plug", "n": n, "vifplug": ours.plug_ms,
+         "floor": floor.plug_ms},
+        {"label": "manual (TAP + port), batched: unplug", "n": n, "vifplug": ours.unplug_ms,
+         "floor": floor.unplug_ms},
+        {"label": "manual (TAP + port), batched: plug+unplug", "n": n,
+         "vifplug": ours.plug_ms + ours.unplug_ms, "floor": floor.plug_ms + floor.unplug_ms},
+    ]
+
+
+def _checked(bench: Bench, kind: str) -> Run:
+    bench.same_end_state(kind)
+    return Run([], [])
+
+
+SCENARIO_FUNCS = {"single": scenario_single, "batch": scenario_batch,
+                  "growth": scenario_growth, "manual": scenario_manual}
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def _ratio(row: Row, spec: str) -> float | None:
+    top, bottom = spec.split("/")
+    if row.get(top) is None or row.get(bottom) is None:
+        return None
+    return float(row[top] / row[bottom])
+
+
+def _cell(values: list[float], digits: int = 1) -> str:
+    if not values:
+        return "-"
+    median = statistics.median(values)
+    if len(values) == 1:
+        return f"{median:.{digits}f}"
+    return f"{median:.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def report(repeats: list[list[Row]], info: dict[str, str]) -> str:
+    """Median over repeats (min-max in brackets when more than one) of every figure."""
+    lines = [
+        "Plugging, ms per VIF (wall clock; median over "
+        f"{len(repeats)} repeat(s), min-max in brackets)",
+        "  " + ", ".join(f"{key} {value}" for key, value in info.items()),
+        "",
+        "| work | N | os-vif | vifplug | floor | os-vif/vifplug | vifplug/floor | goal |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for index, row in enumerate(repeats[0]):
+        rows = [rep[index] for rep in repeats]
+        cells = [_cell([r[k] for r in rows if r.get(k) is not None])
+                 for k in ("os-vif", "vifplug", "floor")]
+        ratios = [_cell([x for r in rows if (x := _ratio(r, spec)) is not None], 2)
+                  for spec in ("os-vif/vifplug", "vifplug/floor")]
+        verdicts = []
+        for goal_key in ("goal", "goal2"):
+            goal = row.get(goal_key)
+            if goal is None:
+                continue
+            spec, op, target = goal
+            values = [x for r in rows if (x := _ratio(r, spec)) is not None]
+            value = statistics.median(values)
+            met = value >= target if op == ">=" else value <= target
+            if spec == "vifplug/os-vif":
+                ratios[0] = _cell([1 / v for v in values], 2)
+            verdicts.append(f"{spec} {op} {target}: {'met' if met else 'MISSED'} "
+                            f"({value:.2f})")
+        lines.append(f"| {row['label']} | {row['n']} | {cells[0]} | {cells[1]} | {cells[2]} | "
+                     f"{ratios[0]} | {ratios[1]} | {'; '.join(verdicts)} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small N: a smoke run (~1 min)")
+    parser.add_argument("--only", choices=SCENARIOS, action="append",
+                        help="run only this scenario (repeatable)")
+    parser.add_argument("--repeats", type=int, default=1, help="whole runs to take (1)")
+    parser.add_argument("--ovsdb-backend", choices=("native", "vsctl"), default="native",
+                        help="vifplug's OVSDB backend (os-vif and the floor: native)")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile vifplug's calls; print the top functions")
+    parser.add_argument("--json", type=Path, help="also write every figure here")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        parser.error("run as root (network namespaces, OVS)")
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+
+    sizes = SIZES[args.quick]
+    chosen = args.only or list(SCENARIOS)
+    profile = cProfile.Profile() if args.profile else None
+    repeats: list[list[Row]] = []
+    for repeat in range(args.repeats):
+        bench = Bench(args.ovsdb_backend, profile)
+        rows: list[Row] = []
+        for name in SCENARIOS:
+            if name in chosen:
+                started = time.perf_counter()
+                rows += SCENARIO_FUNCS[name](bench, sizes)
+                print(f"[repeat {repeat + 1}/{args.repeats}] {name}: "
+                      f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+        repeats.append(rows)
+    info = {
+        "machine": f"{platform.node()} ({os.cpu_count()} CPUs, {platform.machine()}, "
+                   f"Linux {platform.release()})",
+        "Python": platform.python_version(),
+        "os-vif": bench.os_vif_version if bench.os_vif_version != "?" else _version("os-vif"),
+        "ovsdbapp": _version("ovsdbapp"),
+        "pyroute2": _version("pyroute2"),
+        "OVS": ovs_version(),
+        "vifplug OVSDB backend": args.ovsdb_backend,
+    }
+    print(report(repeats, info))
+    if args.json is not None:
+        args.json.write_text(json.dumps({"info": info, "repeats": repeats}, indent=1))
+    if profile is not None:
+        print()
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
+    return 0
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
