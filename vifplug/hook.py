@@ -15,18 +15,17 @@ identity (MAC, network, OVS interfaceid, 802.1Qbg/Qbh parameters). Identities ar
 metadata too, so a hop through a host whose switch drops them (a Linux bridge has no virtualport)
 does not change where the guest lands next (see docs/src/hook.md).
 
-Light on purpose: importing this pulls lxml, tomllib and the name rules, never pydantic.
+Light on purpose, as libvirt runs it synchronously on every incoming migration: the standard
+library's ElementTree (expat), tomllib and the name rules; never lxml, pydantic or pyroute2.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import IO, Any
-
-from lxml import etree
+from typing import IO, Any, NamedTuple
 
 from vifplug.errors import VifplugError
 from vifplug.hostnet import (
@@ -38,57 +37,85 @@ from vifplug.hostnet import (
     OvsNetwork,
     load_host_map,
 )
-from vifplug.xml import METADATA_NS, METADATA_PREFIX
 
-__all__ = ["MAX_INPUT", "HookError", "main", "parse_domain", "rewrite"]
+__all__ = ["MAX_DEPTH", "MAX_INPUT", "HookError", "main", "parse_domain", "rewrite"]
 
 #: The largest domain XML the hook accepts (a real one is a few KiB).
 MAX_INPUT = 10 * 1024 * 1024
+#: The deepest nesting accepted (a domain XML is about 6 levels deep).
+MAX_DEPTH = 256
 #: The operations whose stdout replaces the domain XML (on the receiving host).
 REWRITE_OPS = frozenset({"migrate", "restore"})
+#: vifplug's metadata namespace (HOOK_CONTRACT.md; vifplug.xml.METADATA_NS, not imported here).
+METADATA_NS = "http://vifplug.org/xmlns/vifplug/1"
 
 _TAG = f"{{{METADATA_NS}}}interface"
 _LIST_TAG = f"{{{METADATA_NS}}}interfaces"
 #: Identity attributes the metadata keeps per interface (beside mac and network).
 _IDENTITY = ("interfaceid", "instanceid", "profileid", "managerid", "typeid", "typeidversion")
 
+Element = ET.Element
+
 
 class HookError(VifplugError):
     """The hook cannot accept this domain (bad XML, or a network this host lacks)."""
 
 
-def _parser() -> etree.XMLParser:
-    # No entities, no DTD, no network, no huge trees: a domain XML needs none of them, and each
-    # is a way in for billion-laughs or external-entity tricks.
-    return etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True,
-                           dtd_validation=False, huge_tree=False, remove_comments=False)
+class _Builder(ET.TreeBuilder):
+    """A tree builder that refuses what a domain XML never has: a DOCTYPE (and with it every
+    entity declaration: billion laughs, external entities), and absurd nesting."""
+
+    def __init__(self) -> None:
+        super().__init__(insert_comments=True, insert_pis=True)
+        self.depth = 0
+
+    def doctype(self, name: str, pubid: str | None, system: str | None) -> None:
+        raise HookError("domain XML has a DOCTYPE; refused")
+
+    def start(self, tag: str, attrs: dict[str, str]) -> Element:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise HookError(f"domain XML is nested more than {MAX_DEPTH} levels deep; refused")
+        return super().start(tag, attrs)
+
+    def end(self, tag: str) -> Element:
+        self.depth -= 1
+        return super().end(tag)
 
 
-def parse_domain(data: str | bytes) -> etree._Element:
+def parse_domain(data: str | bytes) -> Element:
     """Parse a domain XML, refusing anything libvirt would never send: over 10 MiB, not UTF-8,
-    not well-formed, a DOCTYPE or entity declarations, a root other than ``<domain>``."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
+    not well-formed, a DOCTYPE or entity declarations, a root other than ``<domain>``.
+
+    The text is always read as UTF-8, whatever its XML declaration claims (libvirt writes
+    UTF-8; a declared ISO-8859-1 or UTF-7 would otherwise change the text or hide markup), and
+    no entity is ever expanded nor anything fetched."""
+    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     if len(raw) > MAX_INPUT:
         raise HookError(f"domain XML is larger than {MAX_INPUT // (1024 * 1024)} MiB")
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise HookError(f"domain XML is not UTF-8 (byte {exc.start})") from None
+    nul = raw.find(b"\x00")
+    if nul >= 0:  # never in XML; UTF-16 text is full of them
+        raise HookError(f"domain XML contains NUL bytes (byte {nul}); expected UTF-8 XML")
     if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:
         raise HookError("domain XML has a DOCTYPE or entity declarations; refused")
+    # S314: the input is untrusted, hence the checks above and in _Builder (no DOCTYPE, so no
+    # entity is ever declared; expat expands none else, fetches nothing, and caps amplification)
+    parser = ET.XMLParser(target=_Builder(), encoding="utf-8")  # noqa: S314
     try:
-        root = etree.fromstring(raw, _parser())
-    except etree.XMLSyntaxError as exc:
-        raise HookError(f"domain XML is not well-formed: {exc}") from None
-    if root.getroottree().docinfo.doctype:  # type: ignore[union-attr]
-        raise HookError("domain XML has a DOCTYPE; refused")
+        parser.feed(raw)
+        root: Element = parser.close()
+    except ET.ParseError as exc:
+        raise HookError(f"domain XML is not well-formed: {' '.join(str(exc).split())}") from None
     if root.tag != "domain":
         raise HookError(f"expected a <domain> document, got <{root.tag}>")
     return root
 
 
-@dataclass(frozen=True, slots=True)
-class Rewritten:
+class Rewritten(NamedTuple):
     """One interface the hook rewrote (for the log)."""
 
     mac: str
@@ -115,12 +142,12 @@ def rewrite(domain_xml: str | bytes, host_map: HostMap, *,
             source = iface.find("source")
             bridge = source.get("bridge") if source is not None else None
             if not mac or iface.get("type") != "bridge" or bridge is None \
-                    or host_map.get(bridge) is None:
+                    or host_map.networks.get(bridge) is None:
                 continue  # not vifplug's: leave it alone
             entry = _add_entry(root, mac, bridge)
             by_mac[mac] = entry
         name = entry.get("network", "")
-        network = host_map.get(name)
+        network = host_map.networks.get(name)
         if network is None:
             raise HookError(f"interface {mac}: network {name!r} is not defined on this host "
                             f"({host_map.path})")
@@ -130,32 +157,41 @@ def rewrite(domain_xml: str | bytes, host_map: HostMap, *,
         _remember(entry, _identity(iface, entry))
         if log is not None:
             log(Rewritten(mac, name, network.switch, detail))
-    return etree.tostring(root, encoding="unicode")
+    return _serialise(root)
+
+
+def _serialise(root: Element) -> str:
+    """The document as text. ElementTree declares namespaces on the root element and names
+    their prefixes itself; vifplug's keeps its own, and the rest are only renamed (the same
+    namespace URIs: the same document to libvirt)."""
+    ET.register_namespace("vifplug", METADATA_NS)
+    return ET.tostring(root, encoding="unicode")
 
 
 # --- metadata -----------------------------------------------------------------------------------
 
 
-def _metadata(root: etree._Element) -> list[etree._Element]:
+def _metadata(root: Element) -> list[Element]:
     found = root.find(f"metadata/{_LIST_TAG}")
     return [] if found is None else list(found.iterfind(_TAG))
 
 
-def _add_entry(root: etree._Element, mac: str, network: str) -> etree._Element:
+def _add_entry(root: Element, mac: str, network: str) -> Element:
     metadata = root.find("metadata")
     if metadata is None:
-        metadata = etree.Element("metadata")
-        # libvirt's order: after name/uuid/title/description; before memory is fine anywhere.
-        anchor = next((root.index(e) + 1 for e in reversed(root)
+        metadata = ET.Element("metadata")
+        # where libvirt writes it: after name, uuid, genid, title and description
+        children = list(root)
+        anchor = next((children.index(e) + 1 for e in reversed(children)
                        if e.tag in ("name", "uuid", "genid", "title", "description")), 0)
         root.insert(anchor, metadata)
     listing = metadata.find(_LIST_TAG)
     if listing is None:
-        listing = etree.SubElement(metadata, _LIST_TAG, nsmap={METADATA_PREFIX: METADATA_NS})
-    return etree.SubElement(listing, _TAG, mac=mac, network=network)
+        listing = ET.SubElement(metadata, _LIST_TAG)
+    return ET.SubElement(listing, _TAG, mac=mac, network=network)
 
 
-def _identity(iface: etree._Element, entry: etree._Element) -> dict[str, str]:
+def _identity(iface: Element, entry: Element) -> dict[str, str]:
     """The interface's own identity: from its virtualport where it has one, else as the
     metadata remembers it."""
     identity = {key: entry.get(key) for key in _IDENTITY if entry.get(key)}
@@ -165,7 +201,7 @@ def _identity(iface: etree._Element, entry: etree._Element) -> dict[str, str]:
     return {key: value for key, value in identity.items() if value is not None}
 
 
-def _remember(entry: etree._Element, identity: dict[str, str]) -> None:
+def _remember(entry: Element, identity: dict[str, str]) -> None:
     for key in _IDENTITY:
         if key in identity:
             entry.set(key, identity[key])
@@ -174,39 +210,42 @@ def _remember(entry: etree._Element, identity: dict[str, str]) -> None:
 # --- rewriting per local switch -------------------------------------------------------------------
 
 
-def _set_source(iface: etree._Element, **attrib: str) -> None:
+def _set_source(iface: Element, **attrib: str) -> None:
     old = iface.find("source")
-    new = etree.Element("source", attrib)
+    new = ET.Element("source", attrib)
+    children = list(iface)
     if old is not None:
         new.tail = old.tail
-        iface.replace(old, new)
+        position = children.index(old)
+        iface.remove(old)
+        iface.insert(position, new)
     else:
         mac = iface.find("mac")
-        iface.insert(iface.index(mac) + 1 if mac is not None else 0, new)
+        iface.insert(children.index(mac) + 1 if mac is not None else 0, new)
 
 
-def _drop(iface: etree._Element, *tags: str) -> None:
+def _drop(iface: Element, *tags: str) -> None:
     for tag in tags:
         for element in iface.findall(tag):
             iface.remove(element)
 
 
-def _after_source(iface: etree._Element, element: etree._Element) -> None:
+def _after_source(iface: Element, element: Element) -> None:
     source = iface.find("source")
     if source is None:
         iface.append(element)
         return
     element.tail = source.tail  # keep the document's indentation
-    iface.insert(iface.index(source) + 1, element)
+    iface.insert(list(iface).index(source) + 1, element)
 
 
-def _unmanaged_target_only_for_ethernet(iface: etree._Element) -> None:
+def _unmanaged_target_only_for_ethernet(iface: Element) -> None:
     target = iface.find("target")
     if target is not None and "managed" in target.attrib:
         del target.attrib["managed"]  # libvirt accepts managed='no' on type='ethernet' only
 
 
-def _to_legacy(iface: etree._Element, network: Network, identity: dict[str, str]) -> str:
+def _to_legacy(iface: Element, network: Network, identity: dict[str, str]) -> str:
     assert isinstance(network, LegacyNetwork)  # noqa: S101 - dispatched by switch
     iface.set("type", "bridge")
     _set_source(iface, bridge=network.bridge)
@@ -215,26 +254,26 @@ def _to_legacy(iface: etree._Element, network: Network, identity: dict[str, str]
     return f"Linux bridge {network.bridge}"
 
 
-def _to_ovs(iface: etree._Element, network: Network, identity: dict[str, str]) -> str:
+def _to_ovs(iface: Element, network: Network, identity: dict[str, str]) -> str:
     assert isinstance(network, OvsNetwork)  # noqa: S101 - dispatched by switch
     kept_trunk = iface.find("vlan[@trunk='yes']")
     iface.set("type", "bridge")
     _set_source(iface, bridge=network.bridge)
     _drop(iface, "virtualport", "vlan")
     _unmanaged_target_only_for_ethernet(iface)
-    vlan: etree._Element | None = None
+    vlan: Element | None = None
     if network.vlan is not None:
-        vlan = etree.Element("vlan")
-        etree.SubElement(vlan, "tag", id=str(network.vlan))
+        vlan = ET.Element("vlan")
+        ET.SubElement(vlan, "tag", id=str(network.vlan))
     elif network.trunk is not None:
-        vlan = etree.Element("vlan", trunk="yes")
+        vlan = ET.Element("vlan", trunk="yes")
         for tag in network.trunk:
-            etree.SubElement(vlan, "tag", id=str(tag))
+            ET.SubElement(vlan, "tag", id=str(tag))
     elif kept_trunk is not None:
         vlan = kept_trunk  # a trunk is what the guest sees: keep it where the map says nothing
-    port = etree.Element("virtualport", type="openvswitch")
+    port = ET.Element("virtualport", type="openvswitch")
     if "interfaceid" in identity:
-        etree.SubElement(port, "parameters", interfaceid=identity["interfaceid"])
+        ET.SubElement(port, "parameters", interfaceid=identity["interfaceid"])
     _after_source(iface, port)
     if vlan is not None:
         _after_source(iface, vlan)
@@ -245,7 +284,7 @@ def _to_ovs(iface: etree._Element, network: Network, identity: dict[str, str]) -
     return f"OVS bridge {network.bridge}{what}"
 
 
-def _to_direct(iface: etree._Element, network: Network, identity: dict[str, str]) -> str:
+def _to_direct(iface: Element, network: Network, identity: dict[str, str]) -> str:
     """The port profile: the map's when it gives one (this host knows its switch), else the one
     the interface carries; 802.1Qbg's instanceid is always the interface's."""
     assert isinstance(network, DirectNetwork)  # noqa: S101 - dispatched by switch
@@ -253,10 +292,10 @@ def _to_direct(iface: etree._Element, network: Network, identity: dict[str, str]
     _set_source(iface, dev=network.interface, mode=network.mode)
     _drop(iface, "virtualport", "vlan")
     _unmanaged_target_only_for_ethernet(iface)
-    port: etree._Element | None = None
+    port: Element | None = None
     if network.qbh_profile_id is not None or (network.qbg is None and "profileid" in identity):
-        port = etree.Element("virtualport", type="802.1Qbh")
-        etree.SubElement(port, "parameters",
+        port = ET.Element("virtualport", type="802.1Qbh")
+        ET.SubElement(port, "parameters",
                          profileid=network.qbh_profile_id or identity["profileid"])
     elif network.qbg is not None or {"managerid", "typeid", "typeidversion"} <= identity.keys():
         params: dict[str, str]
@@ -268,15 +307,15 @@ def _to_direct(iface: etree._Element, network: Network, identity: dict[str, str]
             params = {key: identity[key] for key in ("managerid", "typeid", "typeidversion")}
         if "instanceid" in identity:
             params["instanceid"] = identity["instanceid"]
-        port = etree.Element("virtualport", type="802.1Qbg")
-        etree.SubElement(port, "parameters", params)
+        port = ET.Element("virtualport", type="802.1Qbg")
+        ET.SubElement(port, "parameters", params)
     if port is not None:
         _after_source(iface, port)
         return f"macvtap on {network.interface} ({network.mode}), {port.get('type')}"
     return f"macvtap on {network.interface} ({network.mode})"
 
 
-_REWRITERS: dict[str, Callable[[etree._Element, Network, dict[str, str]], str]] = {
+_REWRITERS: dict[str, Callable[[Element, Network, dict[str, str]], str]] = {
     "legacy": _to_legacy,
     "ovs": _to_ovs,
     "direct": _to_direct,
@@ -288,6 +327,17 @@ _REWRITERS: dict[str, Callable[[etree._Element, Network, dict[str, str]], str]] 
 
 def _binary(stream: Any) -> IO[bytes]:
     return stream.buffer if hasattr(stream, "buffer") else stream  # type: ignore[no-any-return]
+
+
+def _write(stream: Any, text: str) -> None:
+    """To a binary stream (or a text stream's buffer) as UTF-8 whatever the locale (libvirt
+    runs hooks with LC_ALL=C); to a text stream without a buffer (a StringIO) as text."""
+    target = getattr(stream, "buffer", stream)
+    try:
+        target.write(text.encode("utf-8"))
+    except TypeError:
+        target.write(text)
+    target.flush()
 
 
 def _syslog(entry: Rewritten) -> None:
@@ -315,6 +365,8 @@ def main(argv: Sequence[str], stdin: Any = None, stdout: Any = None, stderr: Any
     try:
         host_map = load_host_map(networks)
         data = _binary(stdin if stdin is not None else sys.stdin).read(MAX_INPUT + 1)
+        if isinstance(data, str):
+            data = data.encode("utf-8")
         result = rewrite(data, host_map, log=_syslog)
     except (HookError, NetworkMapError) as exc:
         print(f"vifplug: {exc}", file=err)
@@ -323,7 +375,5 @@ def main(argv: Sequence[str], stdin: Any = None, stdout: Any = None, stderr: Any
         print(f"vifplug: domain {domain!r}: unexpected error: {type(exc).__name__}: {exc}",
               file=err)
         return 1
-    out = _binary(stdout if stdout is not None else sys.stdout)
-    out.write(result.encode("utf-8"))
-    out.flush()
+    _write(stdout if stdout is not None else sys.stdout, result)
     return 0

@@ -1,15 +1,12 @@
 """The host's network map: how this host switches each logical network (``networks.toml``).
 
     [networks.red]            # a legacy Linux bridge (bridge defaults to the network name)
-    switch = "legacy"
 
     [networks.blue]           # an OVS bridge, with an optional access VLAN or trunk
-    switch = "ovs"
     bridge = "br-int"
     vlan = 100
 
     [networks.green]          # macvtap on a NIC, optionally with shared 802.1Qbg/Qbh parameters
-    switch = "direct"
     interface = "eth2"
     mode = "vepa"
     [networks.green.qbg]
@@ -28,9 +25,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, NamedTuple
 
 from vifplug.errors import VifError
 from vifplug.names import check_device_name, check_network_name, check_profile_id
@@ -47,8 +42,10 @@ __all__ = [
     "map_path",
 ]
 
-#: Where the map lives; ``VIFPLUG_NETWORKS`` (or ``--networks``) overrides it.
-DEFAULT_PATH = Path("/etc/vifplug/networks.toml")
+#: Where the map lives; ``VIFPLUG_NETWORKS`` (or ``--networks``) overrides it. (Paths here are
+#: plain strings and the values NamedTuples: the hook imports this on every incoming migration,
+#: and pathlib and dataclasses would each cost it more than the rewrite itself.)
+DEFAULT_PATH = "/etc/vifplug/networks.toml"
 DIRECT_MODES = ("vepa", "bridge", "private", "passthrough")
 
 
@@ -56,27 +53,31 @@ class NetworkMapError(VifError):
     """networks.toml is missing, not TOML, or breaks a rule (the message has file and line)."""
 
 
-@dataclass(frozen=True, slots=True)
-class LegacyNetwork:
+class LegacyNetwork(NamedTuple):
     """A Linux bridge."""
 
-    switch: ClassVar[str] = "legacy"
     name: str
     bridge: str
+
+    @property
+    def switch(self) -> str:
+        return "legacy"
 
     def describe(self) -> str:
         return f"Linux bridge {self.bridge}"
 
 
-@dataclass(frozen=True, slots=True)
-class OvsNetwork:
+class OvsNetwork(NamedTuple):
     """An OVS bridge, with the access VLAN or the trunk this host gives the network."""
 
-    switch: ClassVar[str] = "ovs"
     name: str
     bridge: str
     vlan: int | None = None
     trunk: tuple[int, ...] | None = None
+
+    @property
+    def switch(self) -> str:
+        return "ovs"
 
     def describe(self) -> str:
         tags = (f", vlan {self.vlan}" if self.vlan is not None else
@@ -84,8 +85,7 @@ class OvsNetwork:
         return f"OVS bridge {self.bridge}{tags}"
 
 
-@dataclass(frozen=True, slots=True)
-class QbgShared:
+class QbgShared(NamedTuple):
     """802.1Qbg parameters shared by every guest on the network (instanceid is per guest)."""
 
     manager_id: int
@@ -93,16 +93,18 @@ class QbgShared:
     type_id_version: int
 
 
-@dataclass(frozen=True, slots=True)
-class DirectNetwork:
+class DirectNetwork(NamedTuple):
     """macvtap on a NIC, in ``mode``, with the host's 802.1Qbg or 802.1Qbh parameters if any."""
 
-    switch: ClassVar[str] = "direct"
     name: str
     interface: str
     mode: str = "vepa"
     qbg: QbgShared | None = None
     qbh_profile_id: str | None = None
+
+    @property
+    def switch(self) -> str:
+        return "direct"
 
     def describe(self) -> str:
         profile = (" with 802.1Qbg" if self.qbg is not None else
@@ -113,29 +115,29 @@ class DirectNetwork:
 Network = LegacyNetwork | OvsNetwork | DirectNetwork
 
 
-@dataclass(frozen=True, slots=True)
-class HostMap:
+class HostMap(NamedTuple):
     """This host's networks by name, and the file they came from."""
 
-    path: Path
-    networks: Mapping[str, Network] = field(default_factory=dict)
+    path: str
+    networks: Mapping[str, Network]
 
     def get(self, name: str) -> Network | None:
         return self.networks.get(name)
 
 
-def map_path(path: str | os.PathLike[str] | None = None) -> Path:
+def map_path(path: str | os.PathLike[str] | None = None) -> str:
     """``path``, else ``$VIFPLUG_NETWORKS``, else /etc/vifplug/networks.toml."""
     if path is not None:
-        return Path(path)
-    return Path(os.environ.get("VIFPLUG_NETWORKS") or DEFAULT_PATH)
+        return os.fspath(path)
+    return os.environ.get("VIFPLUG_NETWORKS") or DEFAULT_PATH
 
 
 def load_host_map(path: str | os.PathLike[str] | None = None) -> HostMap:
     """Read and validate the network map (see :func:`map_path` for which file)."""
     where = map_path(path)
     try:
-        raw = where.read_bytes()
+        with open(where, "rb") as handle:
+            raw = handle.read()
     except OSError as exc:
         raise NetworkMapError(f"{where}: cannot read the network map: {exc.strerror}") from None
     try:
@@ -144,6 +146,11 @@ def load_host_map(path: str | os.PathLike[str] | None = None) -> HostMap:
     except UnicodeDecodeError as exc:
         raise NetworkMapError(f"{where}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
+        # tomllib says "... (at line 3, column 10)": put the line where every other error has it
+        found = re.search(r"^(.*) \(at line (\d+), column \d+\)$", str(exc))
+        if found:
+            raise NetworkMapError(f"{where}:{found.group(2)}: not valid TOML: "
+                                  f"{found.group(1)}") from None
         raise NetworkMapError(f"{where}: not valid TOML: {exc}") from None
     return HostMap(where, _networks(data, _Locator(where, text)))
 
@@ -154,7 +161,7 @@ class _Locator:
     _HEADER = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]\s*(?:#.*)?$")
     _KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.]+)\s*=")
 
-    def __init__(self, path: Path, text: str) -> None:
+    def __init__(self, path: str, text: str) -> None:
         self.path = path
         self.lines = text.splitlines()
 

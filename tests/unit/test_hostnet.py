@@ -132,10 +132,10 @@ def test_not_utf8_and_missing(tmp_path: Path) -> None:
 
 def test_which_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("VIFPLUG_NETWORKS", raising=False)
-    assert map_path() == Path("/etc/vifplug/networks.toml")
+    assert map_path() == "/etc/vifplug/networks.toml"
     monkeypatch.setenv("VIFPLUG_NETWORKS", str(tmp_path / "env.toml"))
-    assert map_path() == tmp_path / "env.toml"
-    assert map_path(tmp_path / "arg.toml") == tmp_path / "arg.toml"
+    assert map_path() == str(tmp_path / "env.toml")
+    assert map_path(tmp_path / "arg.toml") == str(tmp_path / "arg.toml")
 
 
 def test_loading_stays_light() -> None:
