@@ -52,6 +52,16 @@ def _build_parser() -> argparse.ArgumentParser:
                          "filter take the hybrid path; bridge VIFs get their <filterref>")
         sub.add_argument("--libvirt-version", metavar="X.Y.Z",
                          help="the libvirt the XML is for (default: the newest)")
+        sub.add_argument("--from", dest="from_", metavar="FORMAT", default="vif.json",
+                         choices=("vif.json", "os-vif", "nova", "neutron"),
+                         help="what the file holds: vif.json (default); os-vif (an os-vif VIF "
+                         "as obj_to_primitive() JSON); nova (a network_info VIF dict); neutron "
+                         "(a port as the API returns it) — one object or a list")
+        sub.add_argument("--network-name", metavar="NAME",
+                         help="--from neutron: the logical network's name (default: the "
+                         "port's network_id)")
+        sub.add_argument("--mtu", type=int, metavar="N",
+                         help="--from neutron: the network's MTU")
         return sub
 
     render = vif_command(
@@ -94,6 +104,15 @@ def _build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--create-ovs-bridge", action="store_true",
                              help="create a missing OVS bridge instead of refusing")
         sub.set_defaults(handler=_plug if name == "plug" else _unplug)
+    _add_hook_commands(commands)
+    schema = commands.add_parser("schema", help="print the JSON Schema of vif.json",
+                                 description="Print the JSON Schema (2020-12) of vif.json.")
+    schema.set_defaults(handler=_schema)
+    return parser
+
+
+def _add_hook_commands(commands: Any) -> None:
+    """``vifplug hook install|uninstall|rewrite|run`` and ``vifplug host show``."""
     hook = commands.add_parser("hook", help="the libvirt qemu hook that rewrites migrating guests",
                                description="Install, remove, preview or run vifplug's libvirt "
                                "qemu hook (see docs: the migration hook).")
@@ -144,11 +163,6 @@ def _build_parser() -> argparse.ArgumentParser:
     show.add_argument("--ovsdb", metavar="URL", default=None,
                       help="the OVSDB server (default: unix:/run/openvswitch/db.sock)")
     show.set_defaults(handler=_host_show)
-
-    schema = commands.add_parser("schema", help="print the JSON Schema of vif.json",
-                                 description="Print the JSON Schema (2020-12) of vif.json.")
-    schema.set_defaults(handler=_schema)
-    return parser
 
 
 def _version() -> str:
@@ -226,7 +240,16 @@ def _load(args: argparse.Namespace) -> tuple[list[Vif], bool, str]:
         with open(name, "rb") as handle:
             source, raw = name, handle.read()
     data = parse_vif_json(raw, source)
-    return vifs_from_data(data, source=source), isinstance(data, list), source
+    kind: Any = getattr(args, "from_", "vif.json")  # argparse's choices: one load_foreign knows
+    if kind == "vif.json":
+        if args.network_name is not None or args.mtu is not None:
+            raise VifError("--network-name and --mtu go with --from neutron")
+        return vifs_from_data(data, source=source), isinstance(data, list), source
+    from vifplug.interop import load_foreign
+
+    vifs = load_foreign(data, kind, network_name=args.network_name, mtu=args.mtu, source=source)
+    array = isinstance(data, list) or (isinstance(data, dict) and "ports" in data)
+    return vifs, array, source
 
 
 def _driver(args: argparse.Namespace) -> GenericVIFDriver:

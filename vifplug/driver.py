@@ -99,6 +99,7 @@ class GenericVIFDriver:
 
     def selection(self, vif: Vif) -> Selection:
         """The connection for ``vif`` and the reason it was chosen."""
+        vif = as_vif(vif)
         for connection in self._serving.get(vif.vif_type, ()):
             reason = connection.choose(vif, self.options)
             if reason is not None:
@@ -114,6 +115,7 @@ class GenericVIFDriver:
 
     def interface_xml(self, vif: Vif) -> etree._Element:
         """The libvirt ``<interface>`` element for ``vif``."""
+        vif = as_vif(vif)
         return self.select(vif).interface_xml(vif, self.options)
 
     def render(self, vif: Vif, *, pretty: bool = True) -> str:
@@ -131,6 +133,7 @@ class GenericVIFDriver:
     def plan(self, vif: Vif, *, instance_uuid: str | None = None,
              create_ovs_bridges: bool = False) -> Plan:
         """The host steps that plug ``vif`` (pure; print it for a dry run)."""
+        vif = as_vif(vif)
         connection = self.select(vif)
         context = PlanContext(instance_uuid=instance_uuid,
                               create_ovs_bridges=create_ovs_bridges)
@@ -138,6 +141,7 @@ class GenericVIFDriver:
 
     def unplan(self, vif: Vif) -> Plan:
         """The host steps that unplug ``vif`` (pure)."""
+        vif = as_vif(vif)
         connection = self.select(vif)
         return Plan(vif.id, connection.name, connection.unplan(vif))
 
@@ -154,6 +158,7 @@ class GenericVIFDriver:
         all plugged, or (on failure) the host as it was."""
         from vifplug.host.apply import apply_plug, vif_locks
 
+        vifs = [as_vif(vif) for vif in vifs]
         plans = [self.plan(vif, instance_uuid=instance_uuid,
                            create_ovs_bridges=create_ovs_bridges) for vif in vifs]
         with vif_locks([vif.id for vif in vifs], host.scope, *_lock_dir(host)):
@@ -168,6 +173,7 @@ class GenericVIFDriver:
         """Unplug many VIFs: one OVSDB transaction and one netlink request for all devices."""
         from vifplug.host.apply import apply_unplug, vif_locks
 
+        vifs = [as_vif(vif) for vif in vifs]
         plans = [self.unplan(vif) for vif in vifs]
         with vif_locks([vif.id for vif in vifs], host.scope, *_lock_dir(host), remove=True):
             return apply_unplug(plans, host, fault=fault, progress=progress)
@@ -176,7 +182,17 @@ class GenericVIFDriver:
         """The domain's single ``<vifplug:interfaces>`` metadata element (HOOK_CONTRACT.md):
         one ``<vifplug:interface mac network>`` per VIF, so the guest carries its networks
         (and, for the migration hook, its port identity: interfaceid, 802.1Qbg/Qbh parameters)."""
-        return metadata_element(metadata_entry(vif) for vif in vifs)
+        return metadata_element(metadata_entry(as_vif(vif)) for vif in vifs)
+
+
+def as_vif(vif: Any) -> Vif:
+    """``vif`` itself, or the :class:`Vif` for an os-vif VIF object (os-vif is imported only
+    then): GenericVIFDriver takes either wherever it takes a VIF."""
+    if isinstance(vif, Vif):
+        return vif
+    from vifplug.interop import coerce_vif
+
+    return coerce_vif(vif)
 
 
 def _lock_dir(host: Host) -> tuple[Path, ...]:
@@ -204,6 +220,7 @@ class _FixedConnectionDriver(GenericVIFDriver):
         super().__init__(*args, **kwargs)
 
     def selection(self, vif: Vif) -> Selection:
+        vif = as_vif(vif)
         connection = self.connections[self.fixed]
         if vif.vif_type not in connection.vif_types:
             raise UnsupportedError(

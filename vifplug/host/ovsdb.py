@@ -101,7 +101,11 @@ class NativeOvsdb:
             idl = connection.OvsdbIdl.from_server(self.url, "Open_vSwitch", helper=helper,
                                                   helper_tables=self.TABLES)
             self._connection = connection.Connection(idl=idl, timeout=TIMEOUT)
-            self._api = impl_idl.OvsdbIdl(self._connection)
+            # ovsdbapp keeps the connection in a class attribute, set once per process: a
+            # class of our own per instance, or a second Host (another OVSDB) would use the
+            # first one's server.
+            api_class = type("VifplugOvsdbIdl", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
+            self._api = api_class(self._connection)
         return self._api
 
     def bridge_exists(self, bridge: str) -> bool:
