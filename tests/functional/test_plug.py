@@ -457,10 +457,6 @@ def test_vhostuser_plan() -> None:
     assert f'options:vhost-server-path="{socket}"' in commands
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: vhostuser mode 'client' (QEMU connects) still plans a dpdkvhostuserclient port with "
-    "vhost-server-path, so both ends are clients and never connect; OVS must then be the "
-    "server: type dpdkvhostuser, no vhost-server-path (as os-vif does)"))
 def test_vhostuser_client_mode_makes_ovs_the_server() -> None:
     data = example_data("vhostuser.json", vhostuser={"mode": "client"})
     vif = vifs_from_data(data, source="vhostuser.json")[0]

@@ -244,14 +244,7 @@ def other_bridge(env: Env) -> str:
 
 
 @pytest.mark.parametrize("backend", [
-    pytest.param("native", marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-        "bug: the native backend's add_port(may_exist=True) returns silently when a port of that "
-        "name exists on ANOTHER bridge (ovsdbapp looks the port up by name only), then db_set "
-        "overwrites that port's external_ids/tag/mtu_request: the plug 'succeeds', the port "
-        "stays on the other bridge with another port's identity overwritten, and a second plug "
-        "never converges (Snapshot.holds wants the port on the bridge). ovs-vsctl refuses it "
-        "('... is actually attached to bridge X'). Fix: in NativeOvsdb.commit, fail (as vsctl) "
-        "or move the port when the Port row exists outside the bridge's ports"))),
+    "native",
     "vsctl",
 ])
 def test_port_already_on_another_bridge(backend: str, env: Env) -> None:
@@ -453,11 +446,6 @@ def test_failed_replug_restores_the_previous_plug(ovsdb_backend: str, env: Env) 
 # --- when undoing fails, and unplug failures ---------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: apply_plug raises StepFailed(rolled_back=True) even when undo actions failed "
-    "(undo_errors non-empty, the message says 'rollback was incomplete'): a caller checking "
-    ".rolled_back believes the host is clean while devices were left. Fix: "
-    "rolled_back=not errors"))
 def test_incomplete_rollback_is_not_reported_as_rolled_back(env: Env,
                                                             mocker: MockerFixture) -> None:
     vif = env.vif("ovs-hybrid.json")

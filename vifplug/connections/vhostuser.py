@@ -34,18 +34,25 @@ class VhostUser(Connection):
         return finish_interface(iface, vif, options, target=None)
 
     def plan(self, vif: Vif, context: PlanContext) -> tuple[Step, ...]:
-        """On an OVS-DPDK bridge: a ``dpdkvhostuserclient`` port that connects to QEMU's
-        socket (QEMU is the server). Without an OVS identity the socket's peer is not ours."""
+        """On an OVS-DPDK bridge, the port on the other end of QEMU's socket: QEMU the server
+        (``mode: server``, the default) → a ``dpdkvhostuserclient`` port that connects to
+        ``socket``; QEMU the client → a ``dpdkvhostuser`` port, OVS serving the socket in its
+        own run directory (named after the port: ``socket`` must be that path). Without an OVS
+        identity the socket's peer is not ours to plug."""
         assert vif.vhostuser is not None  # noqa: S101
         if vif.ovs is None or vif.network.bridge is None:
             return ()
         bridge = vif.network.bridge
+        options: tuple[tuple[str, str], ...] = ()
+        if vif.vhostuser.mode == "server":
+            kind, options = "dpdkvhostuserclient", (("vhost-server-path", vif.vhostuser.socket),)
+        else:
+            kind = "dpdkvhostuser"
         return (
             ovs_bridge_step(bridge, vif, context),
             EnsureOvsPort(bridge, self.port_name(vif),
                           external_ids=ovs_external_ids(vif, context), mtu_request=vif.mtu,
-                          interface_type="dpdkvhostuserclient",
-                          options=(("vhost-server-path", vif.vhostuser.socket),)),
+                          interface_type=kind, options=options),
         )
 
     def unplan(self, vif: Vif) -> tuple[Step, ...]:

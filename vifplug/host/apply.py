@@ -324,8 +324,8 @@ def apply_plug(plans: Sequence[Plan], host: Host, *, fault: Fault | None = None,
     except BaseException as exc:
         errors = _rollback(journal)
         failed = current if current is not None else "plug"
-        raise StepFailed(failed, exc, device=getattr(failed, "device", None), rolled_back=True,
-                         undo_errors=errors) from exc
+        raise StepFailed(failed, exc, device=getattr(failed, "device", None),
+                         rolled_back=not errors, undo_errors=errors) from exc
     return outcome
 
 

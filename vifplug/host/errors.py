@@ -21,7 +21,8 @@ class StepFailed(HostError):
     def __init__(self, step: object, cause: BaseException, *, device: str | None,
                  rolled_back: bool, undo_errors: tuple[str, ...] = ()) -> None:
         state = "the host is as before" if rolled_back and not undo_errors else (
-            "rollback was incomplete: " + "; ".join(undo_errors))
+            "rollback was incomplete: " + "; ".join(undo_errors) if undo_errors
+            else "nothing was undone")
         super().__init__(f"{step}: failed: {cause} ({state})", device=device)
         self.step = step
         self.cause = cause

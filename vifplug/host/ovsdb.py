@@ -134,6 +134,7 @@ class NativeOvsdb:
         if not steps:
             return
         api = self.api
+        self._refuse_ports_elsewhere(steps)
         try:
             with api.transaction(check_error=True) as txn:
                 for step in steps:
@@ -155,11 +156,32 @@ class NativeOvsdb:
         except Exception as exc:
             raise HostError(f"OVSDB transaction failed: {exc}") from exc
 
+    def _refuse_ports_elsewhere(self, steps: Sequence[Step]) -> None:
+        """ovsdbapp's add_port(may_exist) takes a port of that name on any bridge as done (and
+        db_set would then rewrite it there); ovs-vsctl refuses. Refuse too."""
+        from ovsdbapp.backend.ovs_idl import idlutils
+
+        idl = self.api.idl
+        for step in steps:
+            if not isinstance(step, EnsureOvsPort):
+                continue
+            port = idlutils.row_by_value(idl, "Port", "name", step.port, None)
+            if port is None:
+                continue
+            for bridge in idl.tables["Bridge"].rows.values():
+                if port in bridge.ports and bridge.name != step.bridge:
+                    raise HostError(f"OVS port {step.port} is already on bridge {bridge.name}, "
+                                    f"not {step.bridge}: delete it there first",
+                                    device=step.port)
+
     def close(self) -> None:
         if self._connection is not None:
-            self._connection.stop()
-            self._connection = None
-            self._api = None
+            connection, self._connection, self._api = self._connection, None, None
+            connection.stop()
+            # ovsdbapp leaves these to the garbage collector: a Host closed is a Host whose
+            # descriptors are closed (its queue's wake-up pipe, the IDL's session).
+            connection.txns.close()
+            connection.idl.close()
 
 
 #: The columns steps own, per table (all that is read to decide whether a step holds).
