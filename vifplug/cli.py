@@ -181,8 +181,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
     logging.getLogger().addHandler(logging.NullHandler())
     # The ovs wheel (under ovsdbapp) imports eventlet when it is installed, which then warns
     # about itself on every run: not something a vifplug user can act on.
-    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated",
-                            category=DeprecationWarning)
+    # (EventletDeprecationWarning derives from Warning itself, not DeprecationWarning.)
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     parser = _build_parser()
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -364,11 +364,6 @@ def test_netns_sockets_never_fork_nor_clone_the_caller(tmp_path: Path) -> None:
     assert json.loads(result.stdout) == {"forks": 0}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: with eventlet installed (os-vif, nova bring it), `vifplug plug` prints eventlet's "
-    "9-line EventletDeprecationWarning on stderr every run: ovsdbapp's native backend imports "
-    "ovs.poller, which imports eventlet. Fix: in cli.main(), "
-    "warnings.filterwarnings('ignore', message=r'\\s*Eventlet is deprecated')"))
 @pytest.mark.usefixtures("clean_host")
 def test_cli_plug_is_quiet_where_eventlet_is_installed(netns: Netns, ovs: PrivateOvs,
                                                        tmp_path: Path) -> None:
