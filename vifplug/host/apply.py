@@ -292,12 +292,12 @@ def apply_plug(plans: Sequence[Plan], host: Host, *, fault: Fault | None = None,
             progress(step)
 
     journal: list[tuple[Step, Undo]] = []
-    current: Step | _Transaction | None = None
+    cursor = _Cursor()
     try:
         for step in steps:
             if step.phase != "link":
                 continue
-            current = step
+            cursor.at = step
             if fault is not None:
                 fault(step)
             undo: list[Undo] = []
@@ -308,22 +308,11 @@ def apply_plug(plans: Sequence[Plan], host: Host, *, fault: Fault | None = None,
             (outcome.changed if undo else outcome.unchanged).append(step)
             if progress is not None:
                 progress(step)
-
-        ovsdb_steps = [step for step in steps if step.phase == "ovsdb"]
-        for step in ovsdb_steps:
-            current = step
-            if fault is not None:
-                fault(step)
-        pending = host.ovsdb_pending(ovsdb_steps)
-        if pending:
-            current = pending[0] if len(pending) == 1 else _Transaction(pending)
-            host.ovsdb.commit(pending)
-        outcome.changed.extend(pending)
-        outcome.unchanged.extend(step for step in ovsdb_steps if step not in pending)
-        _report(progress, ovsdb_steps)
+        _ovsdb_phase([step for step in steps if step.phase == "ovsdb"], host, outcome, cursor,
+                     fault=fault, progress=progress)
     except BaseException as exc:
         errors = _rollback(journal)
-        failed = current if current is not None else "plug"
+        failed = cursor.at if cursor.at is not None else "plug"
         raise StepFailed(failed, exc, device=getattr(failed, "device", None),
                          rolled_back=not errors, undo_errors=errors) from exc
     return outcome
@@ -338,36 +327,48 @@ def apply_unplug(plans: Sequence[Plan], host: Host, *, fault: Fault | None = Non
     outcome = Outcome()
     ovsdb_steps = [step for step in steps if step.phase == "ovsdb"]
     links = [step for step in steps if isinstance(step, DeleteLink)]
-    current: Step | _Transaction | None = None
+    cursor = _Cursor()
     try:
-        for step in ovsdb_steps:
-            current = step
-            if fault is not None:
-                fault(step)
-        pending = host.ovsdb_pending(ovsdb_steps)
-        if pending:
-            current = pending[0] if len(pending) == 1 else _Transaction(pending)
-            host.ovsdb.commit(pending)
-        outcome.changed.extend(pending)
-        outcome.unchanged.extend(step for step in ovsdb_steps if step not in pending)
-        _report(progress, ovsdb_steps)
+        _ovsdb_phase(ovsdb_steps, host, outcome, cursor, fault=fault, progress=progress)
         for step in links:
-            current = step
+            cursor.at = step
             if fault is not None:
                 fault(step)
         if links:
-            current = links[0] if len(links) == 1 else _Transaction(links)
+            cursor.at = links[0] if len(links) == 1 else _Transaction(links)
             deleted = set(host.netlink.delete_many(step.name for step in links))
             for step in links:
                 (outcome.changed if step.name in deleted else outcome.unchanged).append(step)
             _report(progress, links)
     except BaseException as exc:
-        failed = current if current is not None else "unplug"
+        failed = cursor.at if cursor.at is not None else "unplug"
         raise StepFailed(failed, exc, device=getattr(failed, "device", None),
                          rolled_back=False,
                          undo_errors=("unplug does not roll back; run it again to finish",)
                          ) from exc
     return outcome
+
+
+class _Cursor:
+    """Where an apply is (the step, or the batch, that an error is about)."""
+
+    at: Step | _Transaction | None = None
+
+
+def _ovsdb_phase(steps: Sequence[Step], host: Host, outcome: Outcome, cursor: _Cursor, *,
+                 fault: Fault | None, progress: Progress | None) -> None:
+    """The OVSDB steps that do not hold yet, in one transaction (all or nothing)."""
+    for step in steps:
+        cursor.at = step
+        if fault is not None:
+            fault(step)
+    pending = host.ovsdb_pending(steps)
+    if pending:
+        cursor.at = pending[0] if len(pending) == 1 else _Transaction(pending)
+        host.ovsdb.commit(pending)
+    outcome.changed.extend(pending)
+    outcome.unchanged.extend(step for step in steps if step not in pending)
+    _report(progress, steps)
 
 
 def _report(progress: Progress | None, steps: Sequence[Step]) -> None:

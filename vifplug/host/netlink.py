@@ -113,19 +113,11 @@ class Netlink:
     # --- changing (each one request; errors propagate as pyroute2's NetlinkError) ---
 
     def add_bridge(self, name: str, *, forward_delay: int | None, ageing_time: int | None) -> None:
-        attrs: dict[str, Any] = {}
-        if forward_delay is not None:
-            attrs["br_forward_delay"] = forward_delay
-        if ageing_time is not None:
-            attrs["br_ageing_time"] = ageing_time
-        self.ipr.link("add", ifname=name, kind="bridge", **attrs)
+        self.ipr.link("add", ifname=name, kind="bridge",
+                      **_bridge_attrs(forward_delay, ageing_time))
 
     def set_bridge(self, name: str, *, forward_delay: int | None, ageing_time: int | None) -> None:
-        attrs: dict[str, Any] = {}
-        if forward_delay is not None:
-            attrs["br_forward_delay"] = forward_delay
-        if ageing_time is not None:
-            attrs["br_ageing_time"] = ageing_time
+        attrs = _bridge_attrs(forward_delay, ageing_time)
         if attrs:
             self.ipr.link("set", ifname=name, kind="bridge", **attrs)
 
@@ -278,6 +270,16 @@ def _netlink_error(exc: OSError) -> Exception:
 
     error: Exception = NetlinkError(exc.errno or 0, exc.strerror or str(exc))
     return error
+
+
+def _bridge_attrs(forward_delay: int | None, ageing_time: int | None) -> dict[str, int]:
+    """The bridge settings given (centiseconds, as the kernel takes them)."""
+    attrs = {}
+    if forward_delay is not None:
+        attrs["br_forward_delay"] = forward_delay
+    if ageing_time is not None:
+        attrs["br_ageing_time"] = ageing_time
+    return attrs
 
 
 def _read_or_write(path: str, write: str | None) -> str | None:
