@@ -167,12 +167,13 @@ def failing_for(original: Callable[..., Any], name: str, record: Callable[[], No
 INSIDE = {
     # method, which device it fails for, the step that must be named
     "disable_ipv6 on the new qbr": ("ovs-hybrid.json", "disable_ipv6", "qbr", EnsureLinuxBridge),
-    "set_mtu on the new qbr": ("ovs-hybrid.json", "set_mtu", "qbr", EnsureLinuxBridge),
-    "set_up on the new qvb": ("ovs-hybrid.json", "set_up", "qvb", EnsureVeth),
-    "set_mtu on the new qvo": ("ovs-hybrid.json", "set_mtu", "qvo", EnsureVeth),
+    # update: MTU, up and link group in one request
+    "update (mtu, up) of the new qbr": ("ovs-hybrid.json", "update", "qbr", EnsureLinuxBridge),
+    "update (mtu, up) of the new qvb": ("ovs-hybrid.json", "update", "qvb", EnsureVeth),
+    "update (mtu, up) of the new qvo": ("ovs-hybrid.json", "update", "qvo", EnsureVeth),
     "set_master of qvb": ("ovs-hybrid.json", "set_master", "qvb", EnsureMaster),
-    "set_mtu on the new TAP": ("ovs-manual.json", "set_mtu", "tap", EnsureTap),
-    "set_up on the new TAP": ("ethernet.json", "set_up", "tap", EnsureTap),
+    "update (mtu, up) of the new TAP": ("ovs-manual.json", "update", "tap", EnsureTap),
+    "update (up) of the new TAP": ("ethernet.json", "update", "tap", EnsureTap),
 }
 
 
@@ -358,15 +359,15 @@ def test_existing_qbr_is_restored(ovsdb_backend: str, env: Env) -> None:
 
 def test_existing_qbr_restored_when_its_own_step_fails_halfway(env: Env,
                                                                mocker: MockerFixture) -> None:
-    """The bridge step changed the delay and IPv6, then its MTU change fails: both undone."""
+    """The bridge step changed the delay and IPv6, then its MTU/up change fails: both undone."""
     vif = env.vif("ovs-hybrid.json")
     env.netns.ip("link", "add", "name", vif.qbr_name, "mtu", "1500", "type", "bridge",
                  "forward_delay", "1500")
     host = env.host("native")
     before = env.snapshot()
     seen: list[dict[str, Any]] = []
-    mocker.patch.object(Netlink, "set_mtu", autospec=True, side_effect=failing_for(
-        Netlink.set_mtu, vif.qbr_name,
+    mocker.patch.object(Netlink, "update", autospec=True, side_effect=failing_for(
+        Netlink.update, vif.qbr_name,
         lambda: seen.append({**links_snapshot(env.netns)[vif.qbr_name],
                              "ipv6_disabled": ipv6_disabled(env.netns, vif.qbr_name)})))
 

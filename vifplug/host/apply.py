@@ -157,20 +157,17 @@ def _settle(netlink: Netlink, link: Link, created: bool, mtu: int | None,
     """MTU, link group 0 and up, recording the inverse of each change on a device that existed
     before (a device an unplug killed halfway left in its deletion group goes back to 0)."""
     name = link.name
-    if link.group != 0:
-        netlink.set_group(name, 0)
-        if not created:
-            old_group = link.group
-            undo.append(lambda: netlink.set_group(name, old_group))
-    if mtu is not None and link.mtu != mtu:
-        netlink.set_mtu(name, mtu)
-        if not created:
-            old_mtu = link.mtu
-            undo.append(lambda: netlink.set_mtu(name, old_mtu))
-    if not link.up:
-        netlink.set_up(name)
-        if not created:
-            undo.append(lambda: netlink.set_up(name, False))
+    group = 0 if link.group != 0 else None
+    new_mtu = mtu if mtu is not None and link.mtu != mtu else None
+    up = True if not link.up else None
+    # one request for all three; its inverse, for a device that existed before, another
+    netlink.update(name, mtu=new_mtu, up=up, group=group, index=link.index)
+    if not created and (group, new_mtu, up) != (None, None, None):
+        old = link
+        undo.append(lambda: netlink.update(
+            name, mtu=old.mtu if new_mtu is not None else None,
+            up=False if up is not None else None,
+            group=old.group if group is not None else None))
 
 
 def _ensure_bridge(step: EnsureLinuxBridge, netlink: Netlink, undo: list[Undo]) -> None:
@@ -189,10 +186,11 @@ def _ensure_bridge(step: EnsureLinuxBridge, netlink: Netlink, undo: list[Undo]) 
                                ageing_time=step.ageing_time)
             undo.append(lambda: netlink.set_bridge(step.name, forward_delay=link.forward_delay,
                                                    ageing_time=link.ageing_time))
-    if step.disable_ipv6 and netlink.ipv6_disabled(step.name) is False:
+    if step.disable_ipv6 and created:
+        netlink.disable_ipv6(step.name)  # a new device has IPv6 on: no need to ask first
+    elif step.disable_ipv6 and netlink.ipv6_disabled(step.name) is False:
         netlink.disable_ipv6(step.name)
-        if not created:
-            undo.append(lambda: netlink.disable_ipv6(step.name, False))
+        undo.append(lambda: netlink.disable_ipv6(step.name, False))
     _settle(netlink, link, created, step.mtu, undo)
 
 
@@ -293,6 +291,8 @@ def apply_plug(plans: Sequence[Plan], host: Host, *, fault: Fault | None = None,
 
     journal: list[tuple[Step, Undo]] = []
     cursor = _Cursor()
+    if any(step.phase == "link" for step in steps):
+        host.netlink.prefetch()
     try:
         for step in steps:
             if step.phase != "link":
@@ -315,6 +315,8 @@ def apply_plug(plans: Sequence[Plan], host: Host, *, fault: Fault | None = None,
         failed = cursor.at if cursor.at is not None else "plug"
         raise StepFailed(failed, exc, device=getattr(failed, "device", None),
                          rolled_back=not errors, undo_errors=errors) from exc
+    finally:
+        host.netlink.forget()
     return outcome
 
 
