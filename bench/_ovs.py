@@ -27,7 +27,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+    # Appended: for tests.fixtures; a PYTHONPATH copy of vifplug (a patched one) still wins.
+    sys.path.append(str(ROOT))
 
 BRIDGE = "br-int"
 INSTANCE_UUID = "5e1f3a9c-7d2b-4c8e-9f60-a1b2c3d4e5f6"
@@ -43,7 +44,14 @@ def private_ovs() -> Iterator[tuple[Any, Any]]:
 
     with Netns() as netns, PrivateOvs(netns) as ovs:
         ovs.add_bridge(BRIDGE)
-        yield netns, ovs
+        try:
+            yield netns, ovs
+        finally:
+            # A change without --no-wait returns once ovs-vswitchd has caught up: a side that
+            # did not wait for it must not leave it busy while it is being stopped.
+            subprocess.run(["ovs-vsctl", f"--db={ovs.db}", "--timeout=120", "set",
+                            "Open_vSwitch", ".", "external_ids:vifplug-bench=done"],
+                           capture_output=True, check=False, timeout=130)
 
 
 def ovs_version() -> str:

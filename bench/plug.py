@@ -20,8 +20,11 @@ Scenarios (``--only`` picks one; N in brackets is ``--quick``'s):
 * ``manual``: OVS VIFs without the hybrid bridge (a TAP vifplug creates, and its port), 500 [50]
   batched, vifplug vs the floor; shown beside the hybrid figures.
 
-Before measuring ``batch`` or ``manual`` it checks, on 5 VIFs, that vifplug and the floor leave
-exactly the same devices and OVSDB rows (the floor does the same work, not less).
+Other load on the machine must hit every side alike: one VIF per call, vifplug and os-vif run on
+two private OVS side by side, VIF by VIF alternately; in ``batch`` and ``manual``, vifplug and
+the floor run ``--rounds`` times (3) alternately, the median round kept. Before measuring a
+batch it checks, on 5 VIFs, that vifplug and the floor leave exactly the same devices and OVSDB
+rows (the floor does the same work, not less).
 
 Run as root (takes ~10 min; ``--quick`` ~1 min)::
 
@@ -45,7 +48,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -105,15 +108,23 @@ class Run:
 class Bench:
     backend: str
     profile: cProfile.Profile | None
+    rounds: int = 3
     lock_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="vp-bench-locks-"))
     os_vif_version: str = "?"
-    cache: dict[tuple[Any, ...], Run] = field(default_factory=dict)
+    singles: dict[int, tuple[Run, Run]] = field(default_factory=dict)
+    checked: set[str] = field(default_factory=set)
 
-    def once(self, key: tuple[Any, ...], measure: Callable[[], Run]) -> Run:
-        """One measurement per key and repeat (several scenarios share os-vif's)."""
-        if key not in self.cache:
-            self.cache[key] = measure()
-        return self.cache[key]
+    def single(self, count: int) -> tuple[Run, Run]:
+        """:meth:`single_pair` once per N and repeat: ``single``, ``batch`` and ``growth``
+        share it (os-vif one VIF per call is the comparison for all three)."""
+        if count not in self.singles:
+            self.singles[count] = self.single_pair(count, 0x100)
+        return self.singles[count]
+
+    def check_once(self, kind: str) -> None:
+        if kind not in self.checked:
+            self.same_end_state(kind)
+            self.checked.add(kind)
 
     @contextmanager
     def profiled(self) -> Iterator[None]:
@@ -130,41 +141,50 @@ class Bench:
 
     @contextmanager
     def vifplug_host(self, netns: Any, ovs: Any) -> Iterator[Any]:
-        from ovsdbapp.schema.open_vswitch import impl_idl
-
         from vifplug.host import Host
 
-        # Work around a vifplug bug (tests/functional/test_plug.py::test_two_hosts_on_two_ovsdbs):
-        # ovsdbapp keeps the first connection made in a process in a class attribute, so every
-        # later Host would use the first private OVS (gone by then: a 30 s timeout).
-        impl_idl.OvsdbIdl._ovsdb_connection = None
         with Host(netns=netns.name, ovsdb=ovs.db, ovsdb_backend=self.backend,
                   lock_dir=Path(self.lock_dir)) as host:
             host.netlink.get("lo")  # open the socket and the connection before timing
             host.ovsdb.bridge_exists(BRIDGE)
             yield host
 
-    def vifplug_single(self, count: int, salt: int) -> Run:
+    def single_pair(self, count: int, salt: int) -> tuple[Run, Run]:
+        """vifplug and os-vif one VIF per call, ``(vifplug, os-vif)``: two private OVS side by
+        side, the same VIFs, VIF by VIF alternately (and alternating who goes first), all plugs
+        and then all unplugs: other load on the machine hits both alike."""
         from vifplug import GenericVIFDriver, load_vifs
 
         specs = vif_specs(count, salt)
         vifs = load_vifs([vif_json(spec) for spec in specs])
         driver = GenericVIFDriver(firewall=True)
-        plug, unplug = [], []
-        with private_ovs() as (netns, ovs), self.vifplug_host(netns, ovs) as host:
-            for vif in vifs:
+        ours: dict[str, list[float]] = {"plug": [], "unplug": []}
+        theirs: dict[str, list[float]] = {"plug": [], "unplug": []}
+        with private_ovs() as (netns, ovs), private_ovs() as (other_netns, other_ovs), \
+                self.vifplug_host(netns, ovs) as host, \
+                OsVifWorker(other_netns, other_ovs) as worker:
+            self.os_vif_version = worker.version
+
+            def vifplug(op: str, vif: Any) -> None:
                 with self.profiled():
                     start = time.perf_counter()
-                    driver.plug(vif, host, instance_uuid=INSTANCE_UUID)
-                    plug.append(time.perf_counter() - start)
-            _check_ports(ovs, count)
-            for vif in vifs:
-                with self.profiled():
-                    start = time.perf_counter()
-                    driver.unplug(vif, host)
-                    unplug.append(time.perf_counter() - start)
-            _check_ports(ovs, 0)
-        return Run(plug, unplug)
+                    if op == "plug":
+                        driver.plug(vif, host, instance_uuid=INSTANCE_UUID)
+                    else:
+                        driver.unplug(vif, host)
+                    ours[op].append(time.perf_counter() - start)
+
+            for op in ("plug", "unplug"):
+                for index, (spec, vif) in enumerate(zip(specs, vifs, strict=True)):
+                    if index % 2 == 0:
+                        vifplug(op, vif)
+                    theirs[op] += worker.run(op, [spec])
+                    if index % 2 == 1:
+                        vifplug(op, vif)
+                expected = count if op == "plug" else 0
+                _check_ports(ovs, expected)
+                _check_ports(other_ovs, expected)
+        return Run(ours["plug"], ours["unplug"]), Run(theirs["plug"], theirs["unplug"])
 
     def vifplug_batch(self, count: int, salt: int, kind: str) -> Run:
         from vifplug import GenericVIFDriver, load_vifs
@@ -186,16 +206,6 @@ class Bench:
 
     # --- os-vif ---
 
-    def os_vif_single(self, count: int, salt: int, kind: str = "hybrid") -> Run:
-        specs = vif_specs(count, salt)
-        with private_ovs() as (netns, ovs), OsVifWorker(netns, ovs) as worker:
-            self.os_vif_version = worker.version
-            plug = worker.run("plug", specs, kind)
-            _check_ports(ovs, count)
-            unplug = worker.run("unplug", specs, kind)
-            _check_ports(ovs, 0)
-        return Run(plug, unplug)
-
     # --- the floor ---
 
     def floor_batch(self, count: int, salt: int, kind: str) -> Run:
@@ -215,6 +225,16 @@ class Bench:
             finally:
                 floor.close()
         return Run([plugged - start], [done - middle], batch=count)
+
+    def batch_pair(self, count: int, kind: str, salt: int) -> tuple[Run, Run]:
+        """vifplug's and the floor's batch, ``rounds`` times, alternating (and alternating who
+        goes first): other load on the machine hits both alike. Each: the median round."""
+        ours, floors = [], []
+        for index in range(self.rounds):
+            order = [("vifplug", self.vifplug_batch), ("floor", self.floor_batch)]
+            for who, measure in order if index % 2 == 0 else reversed(order):
+                (ours if who == "vifplug" else floors).append(measure(count, salt, kind))
+        return _median_run(ours), _median_run(floors)
 
     def same_end_state(self, kind: str) -> None:
         """vifplug's and the floor's plugs of the same 5 VIFs leave equal hosts."""
@@ -239,6 +259,12 @@ class Bench:
                              + "\n".join(_diff(states[0], states[1])))
 
 
+def _median_run(runs: list[Run]) -> Run:
+    """One batch Run of the median plug and median unplug time of ``runs``."""
+    return Run([statistics.median(run.plug[0] for run in runs)],
+               [statistics.median(run.unplug[0] for run in runs)], batch=runs[0].batch)
+
+
 def _check_ports(ovs: Any, count: int) -> None:
     found = len(ovs.ports(BRIDGE))
     if found != count:
@@ -261,8 +287,7 @@ Row = dict[str, Any]
 
 def scenario_single(bench: Bench, sizes: dict[str, Any]) -> list[Row]:
     n = sizes["single"]
-    ours = bench.once(("vifplug-single", n), lambda: bench.vifplug_single(n, 0x100))
-    theirs = bench.once(("os-vif-single", n), lambda: bench.os_vif_single(n, 0x100))
+    ours, theirs = bench.single(n)
     return [
         {"label": "hybrid, one per call: plug", "n": n, "os-vif": theirs.plug_ms,
          "vifplug": ours.plug_ms},
@@ -275,14 +300,11 @@ def scenario_single(bench: Bench, sizes: dict[str, Any]) -> list[Row]:
 
 
 def scenario_batch(bench: Bench, sizes: dict[str, Any]) -> list[Row]:
-    bench.once(("same-end-state", "hybrid"), lambda: _checked(bench, "hybrid"))
+    bench.check_once("hybrid")
     rows = []
     for n in sizes["batch"]:
-        theirs = bench.once(("os-vif-single", n), lambda n=n: bench.os_vif_single(n, 0x100))
-        ours = bench.once(("vifplug-batch", n, "hybrid"),
-                          lambda n=n: bench.vifplug_batch(n, 0x200, "hybrid"))
-        floor = bench.once(("floor-batch", n, "hybrid"),
-                           lambda n=n: bench.floor_batch(n, 0x300, "hybrid"))
+        _, theirs = bench.single(n)
+        ours, floor = bench.batch_pair(n, "hybrid", 0x200)
         rows += [
             {"label": "hybrid, batched: plug", "n": n, "os-vif": theirs.plug_ms,
              "vifplug": ours.plug_ms, "floor": floor.plug_ms},
@@ -300,8 +322,7 @@ def scenario_batch(bench: Bench, sizes: dict[str, Any]) -> list[Row]:
 def scenario_growth(bench: Bench, sizes: dict[str, Any]) -> list[Row]:
     n = sizes["growth"]
     # The same VIFs and salt as single/batch's os-vif at this N: one measurement serves all.
-    theirs = bench.once(("os-vif-single", n), lambda: bench.os_vif_single(n, 0x100))
-    ours = bench.once(("vifplug-single", n), lambda: bench.vifplug_single(n, 0x100))
+    ours, theirs = bench.single(n)
     return [
         {"label": "growth: plug, first tenth", "n": n, "os-vif": theirs.tenth_ms(last=False),
          "vifplug": ours.tenth_ms(last=False)},
@@ -313,11 +334,9 @@ def scenario_growth(bench: Bench, sizes: dict[str, Any]) -> list[Row]:
 
 
 def scenario_manual(bench: Bench, sizes: dict[str, Any]) -> list[Row]:
-    bench.once(("same-end-state", "manual"), lambda: _checked(bench, "manual"))
+    bench.check_once("manual")
     n = sizes["manual"]
-    ours = bench.once(("vifplug-batch", n, "manual"),
-                      lambda: bench.vifplug_batch(n, 0x400, "manual"))
-    floor = bench.once(("floor-batch", n, "manual"), lambda: bench.floor_batch(n, 0x500, "manual"))
+    ours, floor = bench.batch_pair(n, "manual", 0x400)
     return [
         {"label": "manual (TAP + port), batched: plug", "n": n, "vifplug": ours.plug_ms,
          "floor": floor.plug_ms},
@@ -326,11 +345,6 @@ def scenario_manual(bench: Bench, sizes: dict[str, Any]) -> list[Row]:
         {"label": "manual (TAP + port), batched: plug+unplug", "n": n,
          "vifplug": ours.plug_ms + ours.unplug_ms, "floor": floor.plug_ms + floor.unplug_ms},
     ]
-
-
-def _checked(bench: Bench, kind: str) -> Run:
-    bench.same_end_state(kind)
-    return Run([], [])
 
 
 SCENARIO_FUNCS = {"single": scenario_single, "batch": scenario_batch,
@@ -395,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=SCENARIOS, action="append",
                         help="run only this scenario (repeatable)")
     parser.add_argument("--repeats", type=int, default=1, help="whole runs to take (1)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="batch and manual: vifplug/floor rounds per repeat, alternating; "
+                             "the median is kept (3)")
     parser.add_argument("--ovsdb-backend", choices=("native", "vsctl"), default="native",
                         help="vifplug's OVSDB backend (os-vif and the floor: native)")
     parser.add_argument("--profile", action="store_true",
@@ -410,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = cProfile.Profile() if args.profile else None
     repeats: list[list[Row]] = []
     for repeat in range(args.repeats):
-        bench = Bench(args.ovsdb_backend, profile)
+        bench = Bench(args.ovsdb_backend, profile, args.rounds)
         rows: list[Row] = []
         for name in SCENARIOS:
             if name in chosen:

@@ -64,7 +64,7 @@ ROOT = Path(__file__).resolve().parents[2]
 QBR_SYSCTLS = ("ipv6/conf/{}/disable_ipv6", "ipv4/conf/{}/arp_ignore",
                "ipv4/conf/{}/arp_announce")
 
-#: (device kind, attribute) → (os-vif's value, vifplug's value), per VIF: see the docstring.
+#: (device role, attribute) → (os-vif's value, vifplug's value), per VIF: see the docstring.
 KNOWN_GAPS = {
     ("qbr", "mcast_snooping"): (0, 1),
     ("qbr", "ipv4/conf/{}/arp_ignore"): ("1", "0"),
@@ -306,7 +306,7 @@ def test_hybrid_plug_matches_os_vif(netns: Netns, ovs: PrivateOvs, os_vif_versio
         assert mine == os_vifs
 
 
-# --- found while comparing (os-vif brings eventlet along) ------------------------------------
+# --- found while comparing and benchmarking ---------------------------------------------------
 
 
 def _clone_probe(netns: str, marker: str, rounds: int) -> int:
@@ -364,9 +364,50 @@ def test_netns_sockets_never_fork_nor_clone_the_caller(tmp_path: Path) -> None:
     assert json.loads(result.stdout) == {"forks": 0}
 
 
+def _plug_seconds(netns: Netns, tmp_path: Path) -> float:
+    """The best of three plug+unplug of an ethernet VIF (a TAP) into ``netns``, each with a
+    new Host, as a one-VIF-per-call caller (nova) does."""
+    import time
+
+    from vifplug import GenericVIFDriver, load_vifs
+    from vifplug.host import Host
+
+    vif = load_vifs({"id": "5ca1e000-0000-4000-8000-000000000001", "vif_type": "ethernet",
+                     "mac": "fa:16:3e:5c:a1:e0", "network": {"name": "scale"}})[0]
+    driver = GenericVIFDriver()
+    best = float("inf")
+    for _ in range(3):
+        with Host(netns=netns.name, lock_dir=tmp_path) as host:
+            host.netlink.get("lo")  # the socket is open before the clock starts
+            start = time.perf_counter()
+            driver.plug(vif, host)
+            driver.unplug(vif, host)
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+def test_one_plug_does_not_read_every_device_of_the_host(tmp_path: Path) -> None:
+    """Regression (fe3b149, found by bench/plug.py's growth scenario): each apply began with a
+    dump of every device of the namespace, which pyroute2 decodes at ~1 ms per device: a plug
+    among 400 other devices took 440 ms instead of 18, and 500 hybrid plugs one per call grew
+    to 2-3 s each. A plug must ask only for the devices its plan names."""
+    with Netns() as netns:
+        alone = _plug_seconds(netns, tmp_path)
+        commands = "".join(f"link add name vpjunk{i} type bridge\n" for i in range(400))
+        subprocess.run(["ip", "-n", netns.name, "-batch", "-"], input=commands, text=True,
+                       check=True, capture_output=True, timeout=120)
+        crowded = _plug_seconds(netns, tmp_path)
+    assert crowded < 3 * alone + 0.05, (
+        f"a plug+unplug takes {crowded * 1000:.0f} ms among 400 other devices, "
+        f"{alone * 1000:.0f} ms alone")
+
+
 @pytest.mark.usefixtures("clean_host")
 def test_cli_plug_is_quiet_where_eventlet_is_installed(netns: Netns, ovs: PrivateOvs,
                                                        tmp_path: Path) -> None:
+    """Regression (fixed in aa0ed51): with eventlet installed (os-vif and nova bring it),
+    ``vifplug plug`` printed eventlet's 9-line deprecation banner on stderr on every run
+    (ovsdbapp's native backend imports ovs.poller, which imports eventlet)."""
     if util.find_spec("eventlet") is None:
         pytest.skip("eventlet is not installed: nothing to show")
     vif = VIFS[0]
