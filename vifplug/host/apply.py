@@ -291,8 +291,6 @@ def apply_plug(plans: Sequence[Plan], host: Host, *, fault: Fault | None = None,
 
     journal: list[tuple[Step, Undo]] = []
     cursor = _Cursor()
-    if any(step.phase == "link" for step in steps):
-        host.netlink.prefetch()
     try:
         for step in steps:
             if step.phase != "link":
@@ -315,8 +313,6 @@ def apply_plug(plans: Sequence[Plan], host: Host, *, fault: Fault | None = None,
         failed = cursor.at if cursor.at is not None else "plug"
         raise StepFailed(failed, exc, device=getattr(failed, "device", None),
                          rolled_back=not errors, undo_errors=errors) from exc
-    finally:
-        host.netlink.forget()
     return outcome
 
 

@@ -62,22 +62,6 @@ class Netlink:
         check_netns(netns)
         self.netns = netns
         self._ipr: Any = None
-        # While an apply runs: every device as one dump saw it, less those changed since.
-        self._known: dict[str, Link] | None = None
-        self._stale: set[str] = set()
-
-    def prefetch(self) -> None:
-        """Dump every device once; until :meth:`forget`, :meth:`get` answers from the dump for
-        devices this object has not changed since (a plug of many VIFs asks about hundreds)."""
-        self._known = {link.name: link for link in map(_link, self.ipr.get_links())}
-        self._stale = set()
-
-    def forget(self) -> None:
-        self._known = None
-        self._stale = set()
-
-    def _changed(self, *names: str) -> None:
-        self._stale.update(names)
 
     @property
     def ipr(self) -> Any:
@@ -104,19 +88,8 @@ class Netlink:
     # --- reading ---
 
     def get(self, name: str) -> Link | None:
-        """The device called ``name``, or ``None``."""
-        if self._known is not None and name not in self._stale:
-            return self._known.get(name)
-        found = self._get(name)
-        if self._known is not None:
-            self._stale.discard(name)
-            if found is None:
-                self._known.pop(name, None)
-            else:
-                self._known[name] = found
-        return found
-
-    def _get(self, name: str) -> Link | None:
+        """The device called ``name``, or ``None``. (One request for the name: a dump of the
+        namespace would cost more as soon as it holds a few hundred devices.)"""
         from pyroute2 import NetlinkError
 
         try:
@@ -141,32 +114,27 @@ class Netlink:
     # --- changing (each one request; errors propagate as pyroute2's NetlinkError) ---
 
     def add_bridge(self, name: str, *, forward_delay: int | None, ageing_time: int | None) -> None:
-        self._changed(name)
         self.ipr.link("add", ifname=name, kind="bridge",
                       **_bridge_attrs(forward_delay, ageing_time))
 
     def set_bridge(self, name: str, *, forward_delay: int | None, ageing_time: int | None) -> None:
         attrs = _bridge_attrs(forward_delay, ageing_time)
         if attrs:
-            self._changed(name)
             self.ipr.link("set", ifname=name, kind="bridge", **attrs)
 
     def add_veth(self, name: str, peer: str) -> None:
-        self._changed(name, peer)
         self.ipr.link("add", ifname=name, kind="veth", peer={"ifname": peer})
 
     def add_vlan(self, name: str, parent: str, vlan: int) -> None:
         parent_link = self.get(parent)
         if parent_link is None:
             raise HostError(f"VLAN parent {parent} does not exist", device=parent)
-        self._changed(name)
         self.ipr.link("add", ifname=name, kind="vlan", link=parent_link.index, vlan_id=vlan)
 
     def add_tap(self, name: str, *, multi_queue: bool) -> None:
         """A persistent TAP: no packet info, vnet_hdr, multi-queue as asked. Made with the tun
         driver's own ioctls (a TAP cannot be created over rtnetlink), from a thread in the
         namespace when there is one: /dev/net/tun makes the device in the opener's namespace."""
-        self._changed(name)
         flags = _IFF_TAP | _IFF_NO_PI | _IFF_VNET_HDR | (_IFF_MULTI_QUEUE if multi_queue else 0)
         if self.netns is None:
             _make_tap(name, flags)
@@ -191,7 +159,6 @@ class Netlink:
             attrs["group"] = group
         if not attrs:
             return
-        self._changed(name)
         if index is not None:
             self.ipr.link("set", index=index, **attrs)
         else:
@@ -204,18 +171,15 @@ class Netlink:
             if found is None:
                 raise HostError(f"bridge {master} does not exist", device=master)
             index = found.index
-        self._changed(name)
         self.ipr.link("set", ifname=name, master=index)
 
     def set_master_index(self, name: str, master: int | None) -> None:
-        self._changed(name)
         self.ipr.link("set", ifname=name, master=master or 0)
 
     def delete(self, name: str) -> bool:
         """Delete ``name``; ``False`` when it did not exist."""
         from pyroute2 import NetlinkError
 
-        self._changed(name)
         try:
             self.ipr.link("del", ifname=name)
         except NetlinkError as exc:
