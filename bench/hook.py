@@ -487,11 +487,11 @@ import io, sys, time
 t = [time.perf_counter_ns()]
 import lxml.etree
 t.append(time.perf_counter_ns())
-import vifplug.hostnet
+import vifplug.netmap
 t.append(time.perf_counter_ns())
 import vifplug.hook
 t.append(time.perf_counter_ns())
-host_map = vifplug.hostnet.load_host_map()
+host_map = vifplug.netmap.load_network_map()
 t.append(time.perf_counter_ns())
 data = sys.stdin.buffer.read()
 root = vifplug.hook.parse_domain(data)
@@ -503,8 +503,8 @@ t.append(time.perf_counter_ns())
 print(" ".join(str(b - a) for a, b in zip(t, t[1:])))
 """
 PHASES = ("import lxml.etree (with the re, typing, inspect, gzip it imports)",
-          "import vifplug.hostnet (tomllib, names)",
-          "import vifplug.hook (rest)", "load_host_map() (16 networks)",
+          "import vifplug.netmap (tomllib, names)",
+          "import vifplug.hook (rest)", "load_network_map() (16 networks)",
           "read stdin + parse_domain() alone", "rewrite() (parse, 16 rewrites, serialise)",
           "encode the result")
 

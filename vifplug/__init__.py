@@ -16,15 +16,16 @@ from typing import TYPE_CHECKING, Any
 from vifplug.errors import InvalidVifError, UnsupportedError, VifError, VifplugError
 
 if TYPE_CHECKING:
-    from vifplug.driver import (
-        GenericVIFDriver,
+    from vifplug.driver import GenericVIFDriver
+    from vifplug.legacy import (
         LibvirtBridgeDriver,
         LibvirtHybridOVSBridgeDriver,
         LibvirtOpenVswitchDriver,
         LibvirtOpenVswitchVirtualPortDriver,
         QuantumLinuxBridgeVIFDriver,
     )
-    from vifplug.model import Vif, load_vifs
+    from vifplug.loading import load_vifs
+    from vifplug.model import Vif
     from vifplug.version import LibvirtVersion
 
 __version__ = "0.1.0"
@@ -47,14 +48,14 @@ __all__ = [
 
 _LAZY = {
     "Vif": "vifplug.model",
-    "load_vifs": "vifplug.model",
+    "load_vifs": "vifplug.loading",
     "LibvirtVersion": "vifplug.version",
     "GenericVIFDriver": "vifplug.driver",
-    "LibvirtBridgeDriver": "vifplug.driver",
-    "LibvirtHybridOVSBridgeDriver": "vifplug.driver",
-    "LibvirtOpenVswitchDriver": "vifplug.driver",
-    "LibvirtOpenVswitchVirtualPortDriver": "vifplug.driver",
-    "QuantumLinuxBridgeVIFDriver": "vifplug.driver",
+    "LibvirtBridgeDriver": "vifplug.legacy",
+    "LibvirtHybridOVSBridgeDriver": "vifplug.legacy",
+    "LibvirtOpenVswitchDriver": "vifplug.legacy",
+    "LibvirtOpenVswitchVirtualPortDriver": "vifplug.legacy",
+    "QuantumLinuxBridgeVIFDriver": "vifplug.legacy",
 }
 
 

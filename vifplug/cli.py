@@ -229,7 +229,7 @@ def _silence(stream: TextIO) -> None:
 
 def _load(args: argparse.Namespace) -> tuple[list[Vif], bool, str]:
     """The VIFs of ``args.vif_json``, whether the file held an array, and its name."""
-    from vifplug.model import parse_vif_json, vifs_from_data
+    from vifplug.loading import parse_vif_json, vifs_from_data
 
     name: str = args.vif_json
     raw: str | bytes
@@ -428,9 +428,9 @@ def _hook_uninstall(args: argparse.Namespace, out: TextIO) -> int:
 
 def _hook_rewrite(args: argparse.Namespace, out: TextIO) -> int:
     from vifplug.hook import HookError, rewrite
-    from vifplug.hostnet import load_host_map
+    from vifplug.netmap import load_network_map
 
-    host_map = load_host_map(args.networks)
+    host_map = load_network_map(args.networks)
     if args.domain_xml == "-":
         data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
     else:
@@ -452,9 +452,9 @@ def _hook_run(args: argparse.Namespace, out: TextIO) -> int:
 
 def _host_show(args: argparse.Namespace, out: TextIO) -> int:
     from vifplug.host import DEFAULT_OVSDB, Host
-    from vifplug.hostnet import load_host_map
+    from vifplug.netmap import load_network_map
 
-    host_map = load_host_map(args.networks)
+    host_map = load_network_map(args.networks)
     print(f"{host_map.path}: {len(host_map.networks)} network(s)", file=out)
     with Host(netns=args.netns, ovsdb=args.ovsdb or DEFAULT_OVSDB, ovsdb_backend="vsctl") as host:
         for name, network in sorted(host_map.networks.items()):

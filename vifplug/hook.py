@@ -28,15 +28,16 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any, NamedTuple
 
 from vifplug.errors import VifplugError
-from vifplug.hostnet import (
+from vifplug.netmap import (
     DirectNetwork,
-    HostMap,
     LegacyNetwork,
-    Network,
+    MappedNetwork,
+    NetworkMap,
     NetworkMapError,
     OvsNetwork,
-    load_host_map,
+    load_network_map,
 )
+from vifplug.spec import METADATA_NS, METADATA_PREFIX
 
 __all__ = ["MAX_DEPTH", "MAX_INPUT", "HookError", "main", "parse_domain", "rewrite"]
 
@@ -46,8 +47,6 @@ MAX_INPUT = 10 * 1024 * 1024
 MAX_DEPTH = 256
 #: The operations whose stdout replaces the domain XML (on the receiving host).
 REWRITE_OPS = frozenset({"migrate", "restore"})
-#: vifplug's metadata namespace (HOOK_CONTRACT.md; vifplug.xml.METADATA_NS, not imported here).
-METADATA_NS = "http://vifplug.org/xmlns/vifplug/1"
 
 _TAG = f"{{{METADATA_NS}}}interface"
 _LIST_TAG = f"{{{METADATA_NS}}}interfaces"
@@ -124,7 +123,7 @@ class Rewritten(NamedTuple):
     detail: str
 
 
-def rewrite(domain_xml: str | bytes, host_map: HostMap, *,
+def rewrite(domain_xml: str | bytes, host_map: NetworkMap, *,
             log: Callable[[Rewritten], None] | None = None) -> str:
     """The domain XML with every vifplug interface rewritten for ``host_map``'s switches.
 
@@ -164,7 +163,7 @@ def _serialise(root: Element) -> str:
     """The document as text. ElementTree declares namespaces on the root element and names
     their prefixes itself; vifplug's keeps its own, and the rest are only renamed (the same
     namespace URIs: the same document to libvirt)."""
-    ET.register_namespace("vifplug", METADATA_NS)
+    ET.register_namespace(METADATA_PREFIX, METADATA_NS)
     return ET.tostring(root, encoding="unicode")
 
 
@@ -245,7 +244,7 @@ def _unmanaged_target_only_for_ethernet(iface: Element) -> None:
         del target.attrib["managed"]  # libvirt accepts managed='no' on type='ethernet' only
 
 
-def _to_legacy(iface: Element, network: Network, identity: dict[str, str]) -> str:
+def _to_legacy(iface: Element, network: MappedNetwork, identity: dict[str, str]) -> str:
     assert isinstance(network, LegacyNetwork)  # noqa: S101 - dispatched by switch
     iface.set("type", "bridge")
     _set_source(iface, bridge=network.bridge)
@@ -254,7 +253,7 @@ def _to_legacy(iface: Element, network: Network, identity: dict[str, str]) -> st
     return f"Linux bridge {network.bridge}"
 
 
-def _to_ovs(iface: Element, network: Network, identity: dict[str, str]) -> str:
+def _to_ovs(iface: Element, network: MappedNetwork, identity: dict[str, str]) -> str:
     assert isinstance(network, OvsNetwork)  # noqa: S101 - dispatched by switch
     kept_trunk = iface.find("vlan[@trunk='yes']")
     iface.set("type", "bridge")
@@ -284,7 +283,7 @@ def _to_ovs(iface: Element, network: Network, identity: dict[str, str]) -> str:
     return f"OVS bridge {network.bridge}{what}"
 
 
-def _to_direct(iface: Element, network: Network, identity: dict[str, str]) -> str:
+def _to_direct(iface: Element, network: MappedNetwork, identity: dict[str, str]) -> str:
     """The port profile: the map's when it gives one (this host knows its switch), else the one
     the interface carries; 802.1Qbg's instanceid is always the interface's."""
     assert isinstance(network, DirectNetwork)  # noqa: S101 - dispatched by switch
@@ -315,7 +314,7 @@ def _to_direct(iface: Element, network: Network, identity: dict[str, str]) -> st
     return f"macvtap on {network.interface} ({network.mode})"
 
 
-_REWRITERS: dict[str, Callable[[Element, Network, dict[str, str]], str]] = {
+_REWRITERS: dict[str, Callable[[Element, MappedNetwork, dict[str, str]], str]] = {
     "legacy": _to_legacy,
     "ovs": _to_ovs,
     "direct": _to_direct,
@@ -363,7 +362,7 @@ def main(argv: Sequence[str], stdin: Any = None, stdout: Any = None, stderr: Any
         return 0
     domain = argv[0]
     try:
-        host_map = load_host_map(networks)
+        host_map = load_network_map(networks)
         data = _binary(stdin if stdin is not None else sys.stdin).read(MAX_INPUT + 1)
         if isinstance(data, str):
             data = data.encode("utf-8")

@@ -1,8 +1,11 @@
 """The VIF model: what a guest NIC is, validated against vif.json format 1.
 
-A :class:`Vif` is an immutable, hashable value. Build one with :func:`load_vifs` (a file, a JSON
-text or parsed data) or :meth:`Vif.parse`; both raise :class:`~vifplug.errors.InvalidVifError`
-naming the JSON path of every broken rule (``$.network.vlan: must be at most 4094 (got 5000)``).
+One class per ``vif_type`` (as os-vif has one per kind), each declaring only the keys that kind
+takes, over the shared base :class:`Vif`; ``vif_type`` picks the class (a discriminated union).
+Instances are immutable and hashable. Build them with :func:`vifplug.loading.load_vifs` (a file,
+a JSON text or parsed data) or :meth:`Vif.parse`; both raise
+:class:`~vifplug.errors.InvalidVifError` naming the JSON path of every broken rule
+(``$.network.vlan: must be at most 4094 (got 5000)``).
 
 The rules are those of ``VIF_FORMAT.md``; each field's ``#:`` comment says what it maps to in
 libvirt's domain XML or on the host.
@@ -10,13 +13,13 @@ libvirt's domain XML or on the host.
 
 from __future__ import annotations
 
-import difflib
+import inspect
 import json
-import os
 import re
 import typing
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Annotated, Any, Literal
+from functools import cache
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
     AfterValidator,
@@ -26,30 +29,41 @@ from pydantic import (
     Field,
     PlainSerializer,
     Strict,
-    ValidationError,
+    TypeAdapter,
     WithJsonSchema,
     model_validator,
 )
 
-from vifplug.errors import InvalidVifError, json_path
+from vifplug import names, spec
 from vifplug.names import check_device_name, check_network_name, check_profile_id
 
 __all__ = [
+    "KINDS",
+    "VIF_TYPES",
     "Bandwidth",
+    "BridgeNetwork",
+    "BridgeVif",
     "DirectParams",
+    "DirectVif",
+    "EthernetVif",
     "Filter",
     "HostDevParams",
+    "HostDevVif",
+    "HostdevNetwork",
+    "MacvtapNetwork",
     "Network",
+    "OvsNetwork",
     "OvsParams",
+    "OvsVif",
     "QbgParams",
+    "QbgVif",
     "QbhParams",
+    "QbhVif",
     "Rate",
+    "VhostUserNetwork",
     "VhostUserParams",
+    "VhostUserVif",
     "Vif",
-    "check_device_name",
-    "load_vifs",
-    "parse_vif_json",
-    "vifs_from_data",
 ]
 
 VifType = Literal[
@@ -59,30 +73,22 @@ VIF_TYPES: tuple[str, ...] = typing.get_args(VifType)
 PlugMethod = Literal["hybrid", "virtualport", "manual"]
 DirectMode = Literal["vepa", "bridge", "private", "passthrough"]
 
-#: Length of the id prefix in tap/qbr/qvb/qvo names (nova, os-vif and neutron agents agree on 11).
-NIC_NAME_ID_LEN = 11
-
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_MAC = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}")
+_UUID = re.compile(spec.UUID_PATTERN)
+_MAC = re.compile(spec.MAC_PATTERN)
 _PCI = re.compile(r"([0-9a-fA-F]{4}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])")
 _MODEL = re.compile(r"[A-Za-z0-9_\-]{1,32}")
 _FILTER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
 _FILTER_PARAM = re.compile(r"[A-Za-z0-9_]{1,64}")
 _FILTER_VALUE = re.compile(r"[A-Za-z0-9_.:]{1,256}")
-#: sun_path is 108 bytes including the terminating NUL.
-_UNIX_PATH_MAX = 107
+_UNIX_PATH_MAX = spec.UNIX_PATH_MAX
 
 
-class _RuleError(ValueError):
+class RuleError(ValueError):
     """Raised inside validators: problems located relative to the value being validated."""
 
     def __init__(self, problems: Sequence[tuple[tuple[str | int, ...], str]]) -> None:
         self.problems = tuple(problems)
         super().__init__("; ".join(message for _, message in self.problems))
-
-
-def _rule(loc: tuple[str | int, ...], message: str) -> _RuleError:
-    return _RuleError([(loc, message)])
 
 
 # --- value checks (each returns the normalised value or raises ValueError with the expectation) ---
@@ -157,7 +163,7 @@ def _filter_parameters(value: object) -> tuple[tuple[str, str], ...]:
                 ((key,), f"must be a string of letters, digits, '_', '.' and ':' (got {item!r})")
             )
     if problems:
-        raise _RuleError(problems)
+        raise RuleError(problems)
     return tuple(value.items())
 
 
@@ -177,31 +183,40 @@ def _target_device(value: str) -> str:
     return check_device_name(value, reserved=True)
 
 
+def _anchored(pattern: re.Pattern[str] | str) -> str:
+    """A Python ``fullmatch`` pattern as a JSON Schema ``pattern`` (which searches)."""
+    return "^" + (pattern if isinstance(pattern, str) else pattern.pattern) + "$"
+
+
 Str = Annotated[str, Strict()]
 Bool = Annotated[bool, Strict()]
 Uuid = Annotated[str, Strict(), AfterValidator(_uuid), WithJsonSchema(
-    {"type": "string", "format": "uuid", "pattern": "^" + _UUID.pattern + "$"}
+    {"type": "string", "format": "uuid", "pattern": _anchored(_UUID)}
 )]
 DeviceName = Annotated[str, Strict(), AfterValidator(_device), WithJsonSchema(
-    {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,15}$", "not": {"enum": [".", ".."]}}
+    {"type": "string", "pattern": names.DEVICE_NAME_PATTERN, "not": {"enum": [".", ".."]}}
 )]
-Vlan = Annotated[int, Strict(), Field(ge=1, le=4094)]
-UInt8 = Annotated[int, Strict(), Field(ge=0, le=255)]
-UInt24 = Annotated[int, Strict(), Field(ge=0, le=2**24 - 1)]
-Mtu = Annotated[int, Strict(), Field(ge=68, le=65535)]
-Queues = Annotated[int, Strict(), Field(ge=1, le=256)]
+TargetName = Annotated[str, Strict(), AfterValidator(_target_device), WithJsonSchema(
+    {"type": "string", "pattern": names.TARGET_NAME_PATTERN, "not": {"enum": [".", ".."]}}
+)]
+Vlan = Annotated[int, Strict(), Field(ge=spec.VLAN_MIN, le=spec.VLAN_MAX)]
+UInt8 = Annotated[int, Strict(), Field(ge=0, le=spec.UINT8_MAX)]
+UInt24 = Annotated[int, Strict(), Field(ge=0, le=spec.UINT24_MAX)]
+Mtu = Annotated[int, Strict(), Field(ge=spec.MTU_MIN, le=spec.MTU_MAX)]
+Queues = Annotated[int, Strict(), Field(ge=1, le=spec.QUEUES_MAX)]
 Speed = Annotated[int, Strict(), Field(ge=1, le=2**32 - 1)]
 MacAddress = Annotated[str, Strict(), AfterValidator(_mac), WithJsonSchema(
+    # the schema also says unicast: the first octet's low bit clear
     {"type": "string", "pattern": "^[0-9a-fA-F][02468aceACE](:[0-9a-fA-F]{2}){5}$"}
 )]
 NetworkName = Annotated[str, Strict(), AfterValidator(_network_name), WithJsonSchema(
-    {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,64}$"}
+    {"type": "string", "pattern": names.NETWORK_NAME_PATTERN}
 )]
 ModelName = Annotated[str, Strict(), AfterValidator(_model_name), WithJsonSchema(
-    {"type": "string", "pattern": r"^[A-Za-z0-9_\-]{1,32}$"}
+    {"type": "string", "pattern": _anchored(_MODEL)}
 )]
 FilterName = Annotated[str, Strict(), AfterValidator(_filter_name), WithJsonSchema(
-    {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$"}
+    {"type": "string", "pattern": _anchored(_FILTER_NAME)}
 )]
 ProfileId = Annotated[str, Strict(), AfterValidator(_profile_id), WithJsonSchema(
     {"type": "string", "pattern": "^[ !#-%(-;=?-~]{1,39}$"}
@@ -218,8 +233,8 @@ FilterParameters = Annotated[
     PlainSerializer(dict, return_type=dict[str, str]),
     WithJsonSchema({
         "type": "object",
-        "propertyNames": {"pattern": "^[A-Za-z0-9_]{1,64}$"},
-        "additionalProperties": {"type": "string", "pattern": "^[A-Za-z0-9_.:]{1,256}$"},
+        "propertyNames": {"pattern": _anchored(_FILTER_PARAM)},
+        "additionalProperties": {"type": "string", "pattern": _anchored(_FILTER_VALUE)},
     }),
 ]
 
@@ -252,7 +267,7 @@ class Bandwidth(_Value):
     @model_validator(mode="after")
     def _one_direction(self) -> Bandwidth:
         if self.inbound is None and self.outbound is None:
-            raise _rule((), "must give 'inbound' or 'outbound' (or both)")
+            raise RuleError([((), "must give 'inbound' or 'outbound' (or both)")])
         return self
 
 
@@ -318,90 +333,116 @@ class HostDevParams(_Value):
     pci: PciAddress
 
 
+# --- the logical network, as each kind sees it ----------------------------------------------------
+
+Problem = tuple[tuple[str | int, ...], str]
+
+
 class Network(_Value):
-    """The logical network the NIC joins, and how this host switches it."""
+    """The logical network the NIC joins, and how this host switches it.
+
+    The base of each kind's network (``ethernet``'s is this: nothing but the name).
+    """
 
     #: The logical network name; the migration hook maps it to each host's switch.
     name: NetworkName
-    #: ``<source bridge>``: the Linux bridge, or the OVS (integration) bridge.
-    bridge: DeviceName | None = None
-    #: ``<source dev>`` for macvtap kinds; the parent of ``<interface>.<vlan>`` for create_vlan.
+
+    @model_validator(mode="after")
+    def _check(self) -> Network:
+        problems = list(self.rules())
+        if problems:
+            raise RuleError(problems)
+        return self
+
+    def rules(self) -> Iterator[Problem]:
+        """Rules across keys (each kind's network extends them); located relative to here."""
+        return iter(())
+
+
+class BridgeNetwork(Network):
+    """A Linux bridge, and optionally the VLAN uplink plug creates for it."""
+
+    #: ``<source bridge>``: the Linux bridge.
+    bridge: DeviceName
+    #: The parent of ``<interface>.<vlan>`` for create_vlan.
     interface: DeviceName | None = None
-    #: Access VLAN: ``<vlan><tag>`` or an OVS port tag or a VLAN sub-interface (see VIF_FORMAT.md).
+    #: The VLAN of the sub-interface create_vlan makes (the bridge itself is VLAN-unaware).
     vlan: Vlan | None = None
-    #: OVS trunk: ``<vlan trunk='yes'>`` with one ``<tag>`` each.
+    #: Plug creates the Linux bridge if missing.
+    create_bridge: Bool = False
+    #: Plug creates ``<interface>.<vlan>`` and enslaves it to the bridge.
+    create_vlan: Bool = False
+
+    def rules(self) -> Iterator[Problem]:
+        yield from super().rules()
+        if self.create_vlan and (self.interface is None or self.vlan is None):
+            yield ("create_vlan",), "needs 'network.interface' and 'network.vlan'"
+        elif self.create_vlan:
+            try:
+                check_device_name(self.vlan_device or "")
+            except ValueError as exc:
+                yield (("create_vlan",), f"the VLAN device {self.vlan_device} {exc}; use a "
+                       "shorter 'network.interface'")
+
+    @property
+    def vlan_device(self) -> str | None:
+        """``<interface>.<vlan>``, the VLAN device create_vlan makes."""
+        if self.interface is None or self.vlan is None:
+            return None
+        return f"{self.interface}.{self.vlan}"
+
+
+class OvsNetwork(Network):
+    """An OVS (integration) bridge, with an access VLAN or a trunk."""
+
+    #: ``<source bridge>``: the OVS bridge.
+    bridge: DeviceName
+    #: Access VLAN: ``<vlan><tag>``, the OVS port's ``tag``.
+    vlan: Vlan | None = None
+    #: OVS trunk: ``<vlan trunk='yes'>`` with one ``<tag>`` each, the port's ``trunks``.
     trunk: Annotated[
         tuple[Vlan, ...], AfterValidator(_non_empty), Field(json_schema_extra={"minItems": 1})
     ] | None = None
-    #: Plug creates the Linux bridge if missing (bridge only).
-    create_bridge: Bool = False
-    #: Plug creates ``<interface>.<vlan>`` and enslaves it to the bridge (bridge only).
-    create_vlan: Bool = False
 
-    @model_validator(mode="after")
-    def _rules(self) -> Network:
-        problems: list[tuple[tuple[str | int, ...], str]] = []
+    def rules(self) -> Iterator[Problem]:
+        yield from super().rules()
         if self.vlan is not None and self.trunk is not None:
-            problems.append((("trunk",), "cannot be combined with 'vlan' (give one of them)"))
+            yield ("trunk",), "cannot be combined with 'vlan' (give one of them)"
         if self.trunk is not None and len(set(self.trunk)) != len(self.trunk):
-            problems.append((("trunk",), "must not repeat a VLAN"))
-        if self.create_vlan and (self.interface is None or self.vlan is None):
-            problems.append((("create_vlan",), "needs 'network.interface' and 'network.vlan'"))
-        elif self.create_vlan:
-            try:
-                check_device_name(f"{self.interface}.{self.vlan}")
-            except ValueError as exc:
-                problems.append((("create_vlan",), f"the VLAN device {self.interface}.{self.vlan} "
-                                 f"{exc}; use a shorter 'network.interface'"))
-        if problems:
-            raise _RuleError(problems)
-        return self
+            yield ("trunk",), "must not repeat a VLAN"
 
 
-# What each vif_type needs and allows: one table read by Vif._rules (the spec's tables as data).
-_REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
-    "bridge": (("network", "bridge"),),
-    "ovs": (("network", "bridge"), ("ovs", "interface_id")),
-    "802.1qbg": (("network", "interface"), ("qbg",)),
-    "802.1qbh": (("network", "interface"), ("qbh",)),
-    "direct": (("network", "interface"),),
-    "ethernet": (),
-    "vhostuser": (("vhostuser",),),
-    "hostdev": (("hostdev",),),
-}
-_MACVTAP = frozenset({"802.1qbg", "802.1qbh", "direct"})
-_ALL = frozenset(VIF_TYPES)
-#: vif_types whose host side is a TAP named tap_name (created by plug or by libvirt).
-_TAP_KINDS = frozenset({"bridge", "ovs", "ethernet"})
-_ALLOWED: dict[tuple[str, ...], frozenset[str]] = {
-    ("ovs",): frozenset({"ovs", "vhostuser"}),
-    ("qbg",): frozenset({"802.1qbg"}),
-    ("qbh",): frozenset({"802.1qbh"}),
-    ("direct",): _MACVTAP,
-    ("vhostuser",): frozenset({"vhostuser"}),
-    ("hostdev",): frozenset({"hostdev"}),
-    ("plug",): frozenset({"ovs"}),
-    ("filter",): frozenset({"bridge", "ovs"}),
-    ("devname",): _ALL - {"vhostuser", "hostdev"},
-    ("model",): _ALL - {"hostdev"},
-    ("mtu",): _ALL - {"hostdev"},
-    ("queues",): _ALL - {"hostdev"},
-    ("link_state",): _ALL - {"hostdev"},
-    ("bandwidth",): _ALL - {"hostdev", "vhostuser"},
-    ("network", "bridge"): frozenset({"bridge", "ovs", "vhostuser"}),
-    ("network", "interface"): _MACVTAP | {"bridge"},
-    ("network", "vlan"): _MACVTAP | {"bridge", "ovs", "hostdev"},
-    ("network", "trunk"): frozenset({"ovs"}),
-    ("network", "create_bridge"): frozenset({"bridge"}),
-    ("network", "create_vlan"): frozenset({"bridge"}),
-}
+class MacvtapNetwork(Network):
+    """The host NIC a macvtap sits on."""
+
+    #: ``<source dev>``: the macvtap's lower device.
+    interface: DeviceName
+    #: ``<vlan><tag>`` (passthrough mode only).
+    vlan: Vlan | None = None
+
+
+class VhostUserNetwork(Network):
+    """The OVS-DPDK bridge on the other end of the socket, if vifplug plugs that port."""
+
+    #: The OVS-DPDK bridge of the vhost-user port.
+    bridge: DeviceName | None = None
+
+
+class HostdevNetwork(Network):
+    """The VLAN the VF tags with."""
+
+    #: ``<vlan><tag>``: programmed into the VF.
+    vlan: Vlan | None = None
+
+
+# --- the VIF: a shared base and one class per kind ------------------------------------------------
 
 
 class Vif(_Value):
     """A guest NIC: its MAC, its logical network, its port identity and how it reaches the host.
 
-    ``vif_type`` picks libvirt's ``<interface type>`` family; see VIF_FORMAT.md for the table of
-    what each emits. Instances are immutable and hashable.
+    The base of the kinds below; ``vif_type`` picks libvirt's ``<interface type>`` family (see
+    VIF_FORMAT.md for the table of what each emits). Build one with :meth:`parse`.
     """
 
     #: The port / VIF id (a UUID). Host device names derive from its first 11 characters.
@@ -412,127 +453,61 @@ class Vif(_Value):
     mac: MacAddress
     #: The logical network.
     network: Network
-    #: ``<target dev>``: the host TAP/macvtap name. Default ``tap`` + ``id[:11]``.
-    devname: Annotated[str, Strict(), AfterValidator(_target_device), WithJsonSchema(
-        {"type": "string", "pattern": r"^(?!vnet|vif|macvtap|macvlan)[A-Za-z0-9_.\-]{1,15}$",
-         "not": {"enum": [".", ".."]}}
-    )] | None = None
-    #: ``<model type>``: the guest NIC model. Default ``virtio`` (never emitted for hostdev).
-    model: ModelName | None = None
-    #: ``<mtu size>`` and the MTU of every host device plug creates.
-    mtu: Mtu | None = None
     #: The switch already filters this port (security groups), so the host need not.
     filtered: Bool = False
-    #: Forces the OVS plug method instead of the automatic choice (ovs only).
-    plug: PlugMethod | None = None
-    #: ``<driver queues>``: multiqueue virtio.
-    queues: Queues | None = None
-    #: ``<link state>``.
-    link_state: Literal["up", "down"] | None = None
-    #: ``<bandwidth>``.
-    bandwidth: Bandwidth | None = None
-    #: ``<filterref>`` (bridge and hybrid only).
-    filter: Filter | None = None
-    #: OVS port identity (``ovs``; optional for ``vhostuser`` on an OVS bridge).
-    ovs: OvsParams | None = None
-    #: 802.1Qbg port profile (``802.1qbg``).
-    qbg: QbgParams | None = None
-    #: 802.1Qbh port profile (``802.1qbh``).
-    qbh: QbhParams | None = None
-    #: macvtap mode (``802.1qbg``, ``802.1qbh``, ``direct``).
-    direct: DirectParams | None = None
-    #: vhost-user socket (``vhostuser``).
-    vhostuser: VhostUserParams | None = None
-    #: SR-IOV VF (``hostdev``).
-    hostdev: HostDevParams | None = None
+
+    #: A missing key reported at the key inside it that the format names (the port identity).
+    missing_reported_at: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unset_keys_of_other_kinds(cls, data: Any) -> Any:
+        """A key only other kinds use, given as ``null`` or ``false``, says nothing: accept and
+        drop it (as format 1 always has); given a value, it is refused as not used."""
+        if not isinstance(data, Mapping):
+            return data
+        foreign = [key for key, value in data.items()
+                   if key not in cls.model_fields and key in _ANY_KIND_KEYS
+                   and (value is None or value is False)]
+        network = data.get("network")
+        network_fields = _network_class(cls).model_fields
+        unset_network = [] if not isinstance(network, Mapping) else [
+            key for key, value in network.items()
+            if key not in network_fields and key in _ANY_NETWORK_KEYS
+            and (value is None or value is False)]
+        if not foreign and not unset_network:
+            return data
+        cleaned = {key: value for key, value in data.items() if key not in foreign}
+        if unset_network and isinstance(network, Mapping):
+            cleaned["network"] = {key: value for key, value in network.items()
+                                  if key not in unset_network}
+        return cleaned
 
     @model_validator(mode="after")
-    def _rules(self) -> Vif:
-        problems: list[tuple[tuple[str | int, ...], str]] = []
-        kind = self.vif_type
-        for loc in _REQUIRED[kind]:
-            if self._lookup(loc) is None:
-                problems.append((loc, f"required when vif_type is {kind!r}"))
-        for loc, kinds in _ALLOWED.items():
-            if kind not in kinds and self._given(loc):
-                problems.append((loc, f"not used by vif_type {kind!r} (only {_kinds(kinds)})"))
-        if problems:  # the rules below assume the shape is right
-            raise _RuleError(problems)
-
-        if self.filter is not None and self.plug in ("virtualport", "manual"):
-            problems.append((("filter",), "only for the hybrid plug method, not plug "
-                             f"{self.plug!r} (drop 'filter' or use plug 'hybrid')"))
-        if self.queues is not None and self.nic_model != "virtio":
-            problems.append((("queues",), f"needs model 'virtio' (got model {self.nic_model!r})"))
-        if kind == "vhostuser" and self.nic_model != "virtio":
-            problems.append((("model",), "must be 'virtio' for vif_type 'vhostuser'"))
-        if kind in _MACVTAP and self.network.vlan is not None and self.direct_mode != "passthrough":
-            problems.append((("network", "vlan"), "needs direct mode 'passthrough' (a macvtap in "
-                             f"mode {self.direct_mode!r} cannot tag)"))
+    def _check(self) -> Vif:
+        if type(self) is Vif:
+            raise TypeError("Vif is the base of the VIF kinds: use Vif.parse(data) or a kind's "
+                            "class (OvsVif, BridgeVif, ...)")
+        problems = list(self.rules())
         if problems:
-            raise _RuleError(problems)
+            raise RuleError(problems)
         return self
 
-    def _lookup(self, loc: tuple[str, ...]) -> object:
-        value: object = self
-        for key in loc:
-            value = getattr(value, key, None)
-            if value is None:
-                return None
-        return value
-
-    def _given(self, loc: tuple[str, ...]) -> bool:
-        value = self._lookup(loc)
-        return value is not None and value is not False
-
-    # --- derived names and defaults (pure; no host access) ---
-
-    @property
-    def nic_model(self) -> str:
-        """The guest NIC model with its default applied (``virtio``)."""
-        return self.model or "virtio"
-
-    @property
-    def direct_mode(self) -> DirectMode:
-        """The macvtap mode with its default applied (``passthrough`` for 802.1qbh, else vepa)."""
-        if self.direct is not None and self.direct.mode is not None:
-            return self.direct.mode
-        return "passthrough" if self.vif_type == "802.1qbh" else "vepa"
-
-    @property
-    def nic_name_suffix(self) -> str:
-        """``id[:11]``: the suffix of the tap/qbr/qvb/qvo names nova and os-vif use."""
-        return self.id[:NIC_NAME_ID_LEN]
-
-    @property
-    def tap_name(self) -> str:
-        """The host TAP (``<target dev>``): ``devname``, else ``tap`` + ``id[:11]``."""
-        return self.devname or "tap" + self.id[:NIC_NAME_ID_LEN]
-
-    @property
-    def qbr_name(self) -> str:
-        """The hybrid path's per-VIF Linux bridge."""
-        return "qbr" + self.id[:NIC_NAME_ID_LEN]
-
-    @property
-    def qvb_name(self) -> str:
-        """The hybrid veth end on the qbr."""
-        return "qvb" + self.id[:NIC_NAME_ID_LEN]
-
-    @property
-    def qvo_name(self) -> str:
-        """The hybrid veth end on the OVS bridge."""
-        return "qvo" + self.id[:NIC_NAME_ID_LEN]
+    def rules(self) -> Iterator[Problem]:
+        """Rules across keys (each kind extends them): ``(JSON location, message)`` pairs."""
+        return iter(())
 
     # --- construction and serialisation ---
 
     @classmethod
     def parse(cls, data: object, *, loc: tuple[str | int, ...] = ()) -> Vif:
-        """Validate parsed JSON data into a Vif; errors name paths under ``loc``."""
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise InvalidVifError(_problems(exc, loc, cls)) from None
+        """Validate parsed JSON data into the Vif of its kind; errors name paths under ``loc``.
+
+        On a kind's class (``OvsVif.parse``), the data must be of that kind.
+        """
+        from vifplug.loading import parse_vif
+
+        return parse_vif(data, loc=loc, kind=None if cls is Vif else cls)
 
     def to_dict(self) -> dict[str, Any]:
         """The vif.json object for this VIF (defaults left out)."""
@@ -545,30 +520,365 @@ class Vif(_Value):
     @classmethod
     def json_schema(cls) -> dict[str, Any]:
         """The JSON Schema of vif.json (one VIF object, or a non-empty array of them)."""
-        one = cls.model_json_schema(ref_template="#/$defs/{model}")
-        defs = one.pop("$defs", {})
-        one["allOf"] = [
-            {
-                "if": {"properties": {"vif_type": {"const": kind}}},
-                "then": _required_schema(locs),
-            }
-            for kind, locs in _REQUIRED.items() if locs
-        ]
-        defs["Vif"] = one
-        return {
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": "https://vifplug.org/schemas/vif-1.json",
-            "title": "vif.json (format 1)",
-            "description": "One VIF object, or a non-empty array of them. See VIF_FORMAT.md.",
-            "oneOf": [
-                {"$ref": "#/$defs/Vif"},
-                {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/Vif"}},
-            ],
-            "$defs": defs,
+        return _json_schema()
+
+    # --- what every kind answers (the derived names live in vifplug.names) ---
+
+    @property
+    def nic_name_suffix(self) -> str:
+        """``id[:11]``: the suffix of the tap/qbr/qvb/qvo names nova and os-vif use."""
+        return names.nic_suffix(self.id)
+
+    @property
+    def host_device(self) -> str | None:
+        """The host net device this VIF names (``<target dev>``), if it has one: unique in a
+        file. ``None`` for kinds whose host device libvirt names (macvtap without devname)."""
+        return None
+
+    def metadata(self) -> dict[str, str]:
+        """The per-guest identity the migration hook must carry across hosts whose switch does
+        not keep it (HOOK_CONTRACT.md), beside the MAC and network: none by default."""
+        return {}
+
+
+class GuestNic(Vif):
+    """A NIC QEMU emulates (virtio unless told otherwise): every kind but hostdev."""
+
+    #: ``<target dev>``: the host TAP/macvtap name (vhostuser: the OVS port's name).
+    devname: TargetName | None = None
+    #: ``<model type>``: the guest NIC model. Default ``virtio``.
+    model: ModelName | None = None
+    #: ``<mtu size>`` and the MTU of every host device plug creates.
+    mtu: Mtu | None = None
+    #: ``<driver queues>``: multiqueue virtio.
+    queues: Queues | None = None
+    #: ``<link state>``.
+    link_state: Literal["up", "down"] | None = None
+
+    def rules(self) -> Iterator[Problem]:
+        yield from super().rules()
+        if self.queues is not None and self.nic_model != "virtio":
+            yield ("queues",), f"needs model 'virtio' (got model {self.nic_model!r})"
+
+    @property
+    def nic_model(self) -> str:
+        """The guest NIC model with its default applied (``virtio``)."""
+        return self.model or "virtio"
+
+    @property
+    def multi_queue(self) -> bool:
+        """More than one queue pair: a TAP made for it needs IFF_MULTI_QUEUE."""
+        return (self.queues or 1) > 1
+
+
+class ShapedNic(GuestNic):
+    """A NIC whose host side is a kernel net device, so libvirt can shape it (``<bandwidth>``)."""
+
+    #: ``<bandwidth>``.
+    bandwidth: Bandwidth | None = None
+
+
+class TapVif(ShapedNic):
+    """A NIC whose host side is a TAP named ``devname``, else ``tap`` + ``id[:11]``."""
+
+    @property
+    def tap_name(self) -> str:
+        """The host TAP (``<target dev>``): ``devname``, else ``tap`` + ``id[:11]``."""
+        return self.devname or names.tap_name(self.id)
+
+    @property
+    def host_device(self) -> str | None:
+        return self.tap_name
+
+
+class BridgeVif(TapVif):
+    """Maps to ``type='bridge'`` on a Linux bridge."""
+
+    vif_type: Literal["bridge"]
+    network: BridgeNetwork
+    #: ``<filterref>`` when the host firewalls.
+    filter: Filter | None = None
+
+
+class OvsVif(TapVif):
+    """Maps to ``type='bridge'`` + ``<virtualport type='openvswitch'>``, the hybrid path's
+    ``type='bridge'`` on ``qbr…``, or ``type='ethernet'`` on a TAP vifplug adds (see ``plug``)."""
+
+    vif_type: Literal["ovs"]
+    network: OvsNetwork
+    #: The OVS port identity.
+    ovs: OvsParams
+    #: Forces the OVS plug method instead of the automatic choice.
+    plug: PlugMethod | None = None
+    #: ``<filterref>`` (the hybrid path only).
+    filter: Filter | None = None
+
+    missing_reported_at: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "ovs": ("ovs", "interface_id")}
+
+    def rules(self) -> Iterator[Problem]:
+        yield from super().rules()
+        if self.filter is not None and self.plug in ("virtualport", "manual"):
+            yield (("filter",), "only for the hybrid plug method, not plug "
+                   f"{self.plug!r} (drop 'filter' or use plug 'hybrid')")
+
+    @property
+    def qbr_name(self) -> str:
+        """The hybrid path's per-VIF Linux bridge."""
+        return names.qbr_name(self.id)
+
+    @property
+    def qvb_name(self) -> str:
+        """The hybrid veth end on the qbr."""
+        return names.qvb_name(self.id)
+
+    @property
+    def qvo_name(self) -> str:
+        """The hybrid veth end on the OVS bridge."""
+        return names.qvo_name(self.id)
+
+    def metadata(self) -> dict[str, str]:
+        return {"interfaceid": self.ovs.interface_id}
+
+
+class EthernetVif(TapVif):
+    """Maps to ``type='ethernet'``: a TAP the host connects by other means."""
+
+    vif_type: Literal["ethernet"]
+    network: Network
+
+
+class MacvtapVif(ShapedNic):
+    """Maps to ``type='direct'``: a macvtap on ``network.interface``."""
+
+    network: MacvtapNetwork
+    #: The macvtap mode.
+    direct: DirectParams | None = None
+
+    #: The mode when ``direct.mode`` is not given.
+    default_mode: ClassVar[DirectMode] = "vepa"
+
+    def rules(self) -> Iterator[Problem]:
+        yield from super().rules()
+        if self.network.vlan is not None and self.direct_mode != "passthrough":
+            yield (("network", "vlan"), "needs direct mode 'passthrough' (a macvtap in mode "
+                   f"{self.direct_mode!r} cannot tag)")
+
+    @property
+    def direct_mode(self) -> DirectMode:
+        """The macvtap mode with its default applied."""
+        if self.direct is not None and self.direct.mode is not None:
+            return self.direct.mode
+        return self.default_mode
+
+    @property
+    def host_device(self) -> str | None:
+        return self.devname
+
+
+class DirectVif(MacvtapVif):
+    """A macvtap in ``vepa`` (default), ``bridge``, ``private`` or ``passthrough`` mode."""
+
+    vif_type: Literal["direct"]
+
+
+class QbgVif(MacvtapVif):
+    """A macvtap with ``<virtualport type='802.1Qbg'>`` (VEPA with VDP)."""
+
+    vif_type: Literal["802.1qbg"]
+    #: The 802.1Qbg port profile.
+    qbg: QbgParams
+
+    def metadata(self) -> dict[str, str]:
+        qbg = self.qbg
+        return {"managerid": str(qbg.manager_id), "typeid": str(qbg.type_id),
+                "typeidversion": str(qbg.type_id_version), "instanceid": qbg.instance_id}
+
+
+class QbhVif(MacvtapVif):
+    """A macvtap with ``<virtualport type='802.1Qbh'>`` (VN-Link); passthrough by default."""
+
+    vif_type: Literal["802.1qbh"]
+    #: The 802.1Qbh port profile.
+    qbh: QbhParams
+
+    default_mode: ClassVar[DirectMode] = "passthrough"
+
+    def metadata(self) -> dict[str, str]:
+        return {"profileid": self.qbh.profile_id}
+
+
+class VhostUserVif(GuestNic):
+    """Maps to ``type='vhostuser'``: virtio rings shared with a userspace switch (OVS-DPDK)."""
+
+    vif_type: Literal["vhostuser"]
+    network: VhostUserNetwork
+    #: The vhost-user socket.
+    vhostuser: VhostUserParams
+    #: The OVS port identity, when vifplug plugs the OVS-DPDK port.
+    ovs: OvsParams | None = None
+
+    def rules(self) -> Iterator[Problem]:
+        yield from super().rules()
+        if self.nic_model != "virtio":
+            yield ("model",), "must be 'virtio' for vif_type 'vhostuser'"
+
+    @property
+    def port_name(self) -> str:
+        """The OVS port: ``devname`` (os-vif's ``vif_name``), else ``vhu`` + ``id[:11]``."""
+        return self.devname or names.vhu_name(self.id)
+
+    @property
+    def host_device(self) -> str | None:
+        return self.devname
+
+    def metadata(self) -> dict[str, str]:
+        return {} if self.ovs is None else {"interfaceid": self.ovs.interface_id}
+
+
+class HostDevVif(Vif):
+    """Maps to ``type='hostdev'``: an SR-IOV VF the guest drives itself (no model, MTU, QoS)."""
+
+    vif_type: Literal["hostdev"]
+    network: HostdevNetwork
+    #: The SR-IOV VF.
+    hostdev: HostDevParams
+
+
+#: Every kind, in VIF_FORMAT.md's order.
+KINDS: dict[str, type[Vif]] = {
+    "bridge": BridgeVif, "ovs": OvsVif, "802.1qbg": QbgVif, "802.1qbh": QbhVif,
+    "direct": DirectVif, "ethernet": EthernetVif, "vhostuser": VhostUserVif,
+    "hostdev": HostDevVif,
+}
+assert tuple(KINDS) == VIF_TYPES  # noqa: S101 - one order everywhere
+
+AnyVif = Annotated[
+    Union[BridgeVif, OvsVif, QbgVif, QbhVif, DirectVif,  # noqa: UP007 - a discriminated union
+          EthernetVif, VhostUserVif, HostDevVif],
+    Field(discriminator="vif_type"),
+]
+
+
+def _network_class(kind: type[Vif]) -> type[Network]:
+    annotation = kind.model_fields["network"].annotation
+    if not (isinstance(annotation, type) and issubclass(annotation, Network)):
+        raise TypeError(f"{kind.__name__}.network must be a Network class")
+    return annotation
+
+
+_ANY_KIND_KEYS = frozenset(key for kind in KINDS.values() for key in kind.model_fields)
+_ANY_NETWORK_KEYS = frozenset(key for kind in KINDS.values()
+                              for key in _network_class(kind).model_fields)
+
+
+@cache
+def vif_adapter() -> TypeAdapter[Vif]:
+    """The validator of the discriminated union (built on first use: pydantic is slow to)."""
+    adapter: TypeAdapter[Vif] = TypeAdapter(AnyVif)
+    return adapter
+
+
+def _fields_at(kind: type[Vif], parents: Sequence[str | int]) -> Mapping[str, Any] | None:
+    if not parents:
+        return kind.model_fields
+    if list(parents) == ["network"]:
+        return _network_class(kind).model_fields
+    return None
+
+
+def kinds_taking(loc: Sequence[str | int]) -> tuple[str, ...]:
+    """The vif_types whose VIF (or network) has a key at ``loc`` (``("network", "trunk")``)."""
+    *parents, key = loc
+    return tuple(vif_type for vif_type, kind in KINDS.items()
+                 if key in (_fields_at(kind, parents) or ()))
+
+
+def kinds_requiring(loc: Sequence[str | int]) -> tuple[str, ...]:
+    """The vif_types that require the key at ``loc`` (a top-level or a network key)."""
+    *parents, key = loc
+    found = []
+    for vif_type, kind in KINDS.items():
+        field = (_fields_at(kind, parents) or {}).get(str(key))
+        if field is not None and field.is_required():
+            found.append(vif_type)
+    return tuple(found)
+
+
+# --- the JSON Schema: format 1's one object shape, with the per-kind rules in ``allOf`` ---------
+
+
+def _json_schema() -> dict[str, Any]:
+    """vif.json's JSON Schema as format 1 has always published it: one ``Vif`` object holding
+    every kind's keys, ``network`` likewise, and per vif_type the keys it requires (``allOf``
+    if/then). Derived from the kind classes, so it cannot drift from them."""
+    defs: dict[str, Any] = {}
+    merged: dict[str, dict[str, Any]] = {"Vif": {}, "Network": {}}
+    required: dict[str, set[str]] = {"Vif": set(), "Network": set()}
+    conditional: list[dict[str, Any]] = []
+    for index, (vif_type, kind) in enumerate(KINDS.items()):
+        schema = kind.model_json_schema(ref_template="#/$defs/{model}")
+        kind_defs = schema.pop("$defs", {})
+        network_schema = kind_defs.pop(_network_class(kind).__name__)
+        defs.update(kind_defs)
+        schema["properties"]["network"] = {"$ref": "#/$defs/Network"}
+        locs: list[tuple[str, ...]] = []
+        for name, found in (("Network", network_schema), ("Vif", schema)):
+            own = set(found.get("required", []))
+            required[name] = own if index == 0 else required[name] & own
+            for key, prop in found["properties"].items():
+                if key in own and key not in ("name", "id", "vif_type", "mac", "network"):
+                    locs.append(("network", key) if name == "Network"
+                                else kind.missing_reported_at.get(key, (key,)))
+                    inner = {k: v for k, v in prop.items() if k != "title"}
+                    prop = {"anyOf": [inner, {"type": "null"}], "default": None,  # noqa: PLW2901
+                            **({"title": prop["title"]} if "title" in prop else {})}
+                if key == "vif_type":
+                    prop = {"enum": list(VIF_TYPES), "title": "Vif Type", "type": "string"}  # noqa: PLW2901
+                known = merged[name].get(key)
+                if known is None or ("default" in prop and "default" not in known):
+                    merged[name][key] = prop
+        if locs:
+            conditional.append({"if": {"properties": {"vif_type": {"const": vif_type}}},
+                                "then": _required_schema(locs)})
+    for name, cls in (("Network", Network), ("Vif", Vif)):
+        defs[name] = {
+            "additionalProperties": False,
+            "description": inspect.cleandoc(cls.__doc__ or ""),
+            "properties": _ordered(merged[name], cls),
+            "required": [key for key in _ordered(merged[name], cls) if key in required[name]],
+            "title": name,
+            "type": "object",
         }
+    defs["Vif"]["allOf"] = conditional
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://vifplug.org/schemas/vif-1.json",
+        "title": "vif.json (format 1)",
+        "description": "One VIF object, or a non-empty array of them. See VIF_FORMAT.md.",
+        "oneOf": [
+            {"$ref": "#/$defs/Vif"},
+            {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/Vif"}},
+        ],
+        "$defs": dict(sorted(defs.items())),
+    }
 
 
-def _required_schema(locs: tuple[tuple[str, ...], ...]) -> dict[str, Any]:
+#: The order keys are listed in (the reference tables follow it).
+_VIF_ORDER = ("id", "vif_type", "mac", "network", "devname", "model", "mtu", "filtered", "plug",
+              "queues", "link_state", "bandwidth", "filter", "ovs", "qbg", "qbh", "direct",
+              "vhostuser", "hostdev")
+_NETWORK_ORDER = ("name", "bridge", "interface", "vlan", "trunk", "create_bridge",
+                  "create_vlan")
+
+
+def _ordered(properties: dict[str, Any], cls: type[BaseModel]) -> dict[str, Any]:
+    order = _VIF_ORDER if cls is Vif else _NETWORK_ORDER
+    assert set(properties) <= set(order), set(properties) - set(order)  # noqa: S101
+    return {key: properties[key] for key in order if key in properties}
+
+
+def _required_schema(locs: Sequence[tuple[str, ...]]) -> dict[str, Any]:
     schema: dict[str, Any] = {"required": []}
     for loc in locs:
         node = schema
@@ -578,216 +888,3 @@ def _required_schema(locs: tuple[tuple[str, ...], ...]) -> dict[str, Any]:
             node = node.setdefault("properties", {}).setdefault(key, {"required": []})
         node["required"].append(loc[-1])
     return schema
-
-
-def _kinds(kinds: frozenset[str]) -> str:
-    return ", ".join(repr(k) for k in VIF_TYPES if k in kinds)
-
-
-# --- loading ------------------------------------------------------------------------------------
-
-
-class _Object(dict[str, Any]):
-    """A parsed JSON object that remembers keys given more than once."""
-
-    duplicates: tuple[str, ...] = ()
-
-
-def _object_pairs(pairs: list[tuple[str, Any]]) -> _Object:
-    obj = _Object(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        obj.duplicates = tuple(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-    return obj
-
-
-def _walk_duplicates(value: object, loc: tuple[str | int, ...]) -> Iterator[tuple[str, str]]:
-    if isinstance(value, _Object):
-        for key in value.duplicates:
-            yield json_path((*loc, key)), "key given more than once (the last would win silently)"
-        for key, item in value.items():
-            yield from _walk_duplicates(item, (*loc, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _walk_duplicates(item, (*loc, index))
-
-
-def parse_vif_json(raw: str | bytes, source: str | None = None) -> object:
-    """Parse vif.json text (``bytes`` must be UTF-8) into plain data, refusing duplicate keys.
-
-    Errors are :class:`~vifplug.errors.InvalidVifError` at ``$``, naming ``source`` when given.
-    """
-    try:
-        if isinstance(raw, bytes):
-            try:
-                raw = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InvalidVifError([("$", f"not UTF-8 text (byte {exc.start})")]) from None
-        try:
-            data = json.loads(raw, object_pairs_hook=_object_pairs)
-        except json.JSONDecodeError as exc:
-            raise InvalidVifError(
-                [("$", f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")]
-            ) from None
-        duplicates = list(_walk_duplicates(data, ()))
-        if duplicates:
-            raise InvalidVifError(duplicates)
-    except InvalidVifError as exc:
-        raise exc.with_source(source) if source else exc from None
-    return data
-
-
-def load_vifs(src: str | os.PathLike[str] | Mapping[str, Any] | Sequence[Any],
-              *, source: str | None = None) -> list[Vif]:
-    """Load VIFs from a vif.json path, a JSON text, or parsed data (one object or an array).
-
-    Raises :class:`~vifplug.errors.InvalidVifError` listing every problem with its JSON path
-    (and the file name, or ``source`` when given); ``OSError`` when the file cannot be read.
-    """
-    data: object
-    if isinstance(src, os.PathLike):
-        source = source or os.fspath(src)
-        with open(src, "rb") as handle:
-            data = parse_vif_json(handle.read(), source)
-    elif isinstance(src, str):
-        data = parse_vif_json(src, source)
-    else:
-        data = src
-    return vifs_from_data(data, source=source)
-
-
-def vifs_from_data(data: object, *, source: str | None = None) -> list[Vif]:
-    """VIFs from parsed vif.json data (one object or a non-empty array); errors name ``source``.
-
-    Unlike :func:`load_vifs`, a ``str`` here is a (wrong) JSON value, not a JSON text.
-    """
-    try:
-        return _load_data(data)
-    except InvalidVifError as exc:
-        raise exc.with_source(source) if source else exc from None
-
-
-def _load_data(data: object) -> list[Vif]:
-    if isinstance(data, Mapping):
-        return [Vif.parse(data)]
-    if not isinstance(data, list | tuple) or not data:
-        raise InvalidVifError([("$", "expected a VIF object or a non-empty array of VIF objects")])
-    vifs: list[Vif] = []
-    problems: list[tuple[str, str]] = []
-    for index, item in enumerate(data):
-        try:
-            vifs.append(Vif.parse(item, loc=(index,)))
-        except InvalidVifError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise InvalidVifError(problems)
-    problems.extend(_duplicates(vifs))
-    if problems:
-        raise InvalidVifError(problems)
-    return vifs
-
-
-def _duplicates(vifs: list[Vif]) -> Iterator[tuple[str, str]]:
-    """Two VIFs of one file must not share an id, a MAC or a host device name."""
-    for key in ("id", "mac", "devname"):
-        first: dict[str, int] = {}
-        for index, vif in enumerate(vifs):
-            item = _unique_value(vif, key)
-            if item is None:
-                continue
-            if item in first:
-                what = "host device" if key == "devname" else key
-                yield (json_path((index, key)), f"{what} {item!r} is already used by "
-                       f"$[{first[item]}] (must be unique in a file)")
-            else:
-                first[item] = index
-
-
-def _unique_value(vif: Vif, key: str) -> str | None:
-    if key == "devname":  # the host device name, where the VIF has one
-        return vif.tap_name if vif.vif_type in _TAP_KINDS or vif.devname else None
-    value: str = getattr(vif, key)
-    return value
-
-
-# --- pydantic errors → (JSON path, expectation) -----------------------------------------------
-
-
-def _problems(
-    exc: ValidationError, prefix: tuple[str | int, ...], root: type[BaseModel]
-) -> list[tuple[str, str]]:
-    problems: list[tuple[str, str]] = []
-    for error in exc.errors():
-        loc = tuple(error["loc"])
-        kind = error["type"]
-        ctx = error.get("ctx") or {}
-        cause = ctx.get("error")
-        if isinstance(cause, _RuleError):
-            for sub, message in cause.problems:
-                problems.append((json_path((*prefix, *loc, *sub)), message))
-            continue
-        problems.append((json_path((*prefix, *loc)), _message(kind, error, ctx, loc, root)))
-    return problems
-
-
-_TYPE_NAMES = {
-    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
-    "bool_type": "true or false", "bool_parsing": "true or false",
-    "string_type": "a string", "model_type": "an object", "dict_type": "an object",
-    "model_attributes_type": "an object", "list_type": "an array", "tuple_type": "an array",
-    "mapping_type": "an object",
-}
-
-
-def _message(kind: str, error: Any, ctx: dict[str, Any], loc: tuple[str | int, ...],
-             root: type[BaseModel]) -> str:
-    got = f" (got {_short(error.get('input'))})"
-    if kind == "missing":
-        return "required"
-    if kind == "extra_forbidden":
-        known = _known_keys(root, loc[:-1])
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(known)})"
-        return "unknown key" + hint
-    if kind in _TYPE_NAMES:
-        return f"must be {_TYPE_NAMES[kind]}{got}"
-    if kind == "greater_than_equal":
-        return f"must be at least {ctx['ge']}{got}"
-    if kind == "less_than_equal":
-        return f"must be at most {ctx['le']}{got}"
-    if kind == "literal_error":
-        return f"must be one of {ctx['expected']}{got}"
-    if kind == "value_error":
-        return f"{error['msg'].removeprefix('Value error, ')}{got}"
-    return f"{error['msg']}{got}"
-
-
-def _short(value: object) -> str:
-    try:
-        text = json.dumps(value)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _known_keys(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
-    model: type[BaseModel] = root
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part)
-        inner = _model_in(field.annotation) if field is not None else None
-        if inner is None:
-            return []
-        model = inner
-    return list(model.model_fields)
-
-
-def _model_in(annotation: object) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None

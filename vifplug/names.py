@@ -7,11 +7,22 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "DEVICE_NAME_PATTERN",
     "IFNAMSIZ",
+    "NETWORK_NAME_PATTERN",
+    "NIC_NAME_ID_LEN",
     "RESERVED_PREFIXES",
+    "TARGET_NAME_PATTERN",
     "check_device_name",
     "check_network_name",
     "check_profile_id",
+    "linux_bridge_name",
+    "nic_suffix",
+    "qbr_name",
+    "qvb_name",
+    "qvo_name",
+    "tap_name",
+    "vhu_name",
 ]
 
 #: Linux's IFNAMSIZ is 16 bytes including the terminating NUL.
@@ -21,8 +32,19 @@ IFNAMSIZ = 16
 RESERVED_PREFIXES = ("vnet", "vif", "macvtap", "macvlan")
 #: Characters allowed in the name of a device vifplug creates or names (a subset of what the
 #: kernel allows, so names are safe in argv, OVSDB and XML without quoting).
-_DEVICE_CHARS = re.compile(r"[A-Za-z0-9_.\-]+")
-_NETWORK_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_DEVICE_CHAR = r"[A-Za-z0-9_.\-]"
+_DEVICE_CHARS = re.compile(_DEVICE_CHAR + "+")
+_NETWORK_NAME = re.compile(_DEVICE_CHAR + "{1,64}")
+#: What the JSON Schema says of a device name (the byte limit and '.'/'..' are checked in code).
+DEVICE_NAME_PATTERN = f"^{_DEVICE_CHAR}{{1,{IFNAMSIZ - 1}}}$"
+#: ... of a ``<target dev>`` name: also not one of libvirt's reserved prefixes.
+TARGET_NAME_PATTERN = (f"^(?!{'|'.join(RESERVED_PREFIXES)}){_DEVICE_CHAR}{{1,{IFNAMSIZ - 1}}}$")
+#: ... of a logical network name.
+NETWORK_NAME_PATTERN = f"^{_NETWORK_NAME.pattern}$"
+
+#: Length of the id prefix in tap/qbr/qvb/qvo/vhu names (nova, os-vif and neutron agents agree
+#: on 11: with a 3-letter prefix the name fits IFNAMSIZ with room to spare).
+NIC_NAME_ID_LEN = 11
 
 
 def check_device_name(name: str, *, reserved: bool = False) -> str:
@@ -66,3 +88,41 @@ def check_profile_id(value: str) -> str:
         raise ValueError("must be 1 to 39 printable ASCII characters without < > & ' \" "
                          "(an 802.1Qbh port profile)")
     return value
+
+
+# --- the names vifplug (and nova, os-vif, the Neutron agents) derive from a port id -------------
+
+
+def nic_suffix(port_id: str) -> str:
+    """``id[:11]``: the suffix of every per-VIF device name."""
+    return port_id[:NIC_NAME_ID_LEN]
+
+
+def tap_name(port_id: str) -> str:
+    """The guest's TAP: ``tap`` + ``id[:11]``."""
+    return "tap" + port_id[:NIC_NAME_ID_LEN]
+
+
+def qbr_name(port_id: str) -> str:
+    """The hybrid path's per-VIF Linux bridge: ``qbr`` + ``id[:11]``."""
+    return "qbr" + port_id[:NIC_NAME_ID_LEN]
+
+
+def qvb_name(port_id: str) -> str:
+    """The hybrid veth end on the qbr: ``qvb`` + ``id[:11]``."""
+    return "qvb" + port_id[:NIC_NAME_ID_LEN]
+
+
+def qvo_name(port_id: str) -> str:
+    """The hybrid veth end on the OVS bridge: ``qvo`` + ``id[:11]``."""
+    return "qvo" + port_id[:NIC_NAME_ID_LEN]
+
+
+def vhu_name(port_id: str) -> str:
+    """A vhost-user OVS port, as os-vif names it: ``vhu`` + ``id[:11]``."""
+    return "vhu" + port_id[:NIC_NAME_ID_LEN]
+
+
+def linux_bridge_name(network_id: str) -> str:
+    """The Neutron Linux bridge agent's bridge for a network: ``brq`` + ``network_id[:11]``."""
+    return "brq" + network_id[:NIC_NAME_ID_LEN]

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
-if TYPE_CHECKING:  # the hook imports this module: it must not pull in pydantic
-    from vifplug.model import Vif
+from vifplug.spec import METADATA_NS, METADATA_PREFIX
+
+if TYPE_CHECKING:  # only types: rendering pieces need no pydantic at import time
+    from vifplug.model import Bandwidth, Filter, Vif
 
 __all__ = [
     "METADATA_NS",
@@ -20,7 +22,6 @@ __all__ = [
     "add_driver",
     "add_filterref",
     "add_link_mtu",
-    "add_mac",
     "add_model",
     "add_vlan",
     "metadata_element",
@@ -28,16 +29,8 @@ __all__ = [
     "tostring",
 ]
 
-#: The namespace of vifplug's domain ``<metadata>`` element (HOOK_CONTRACT.md).
-METADATA_NS = "http://vifplug.org/xmlns/vifplug/1"
-METADATA_PREFIX = "vifplug"
 
 _SubElement = etree.SubElement
-
-
-def add_mac(iface: etree._Element, vif: Vif) -> None:
-    """``<mac address>``."""
-    _SubElement(iface, "mac", address=vif.mac)
 
 
 def add_vlan(iface: etree._Element, vlan: int | None, trunk: Iterable[int] | None) -> None:
@@ -50,37 +43,36 @@ def add_vlan(iface: etree._Element, vlan: int | None, trunk: Iterable[int] | Non
             _SubElement(element, "tag", id=str(tag))
 
 
-def add_model(iface: etree._Element, vif: Vif) -> None:
-    """``<model type>`` (virtio unless the VIF says otherwise)."""
-    _SubElement(iface, "model", type=vif.nic_model)
+def add_model(iface: etree._Element, model: str) -> None:
+    """``<model type>``."""
+    _SubElement(iface, "model", type=model)
 
 
-def add_driver(iface: etree._Element, vif: Vif) -> None:
+def add_driver(iface: etree._Element, queues: int | None) -> None:
     """``<driver queues='N'/>`` when the VIF asks for multiqueue.
 
     No ``name='vhost'``: naming the backend makes libvirt refuse to start the guest on a host
     without vhost-net ("vhost-net was requested ... but is unavailable"), while leaving it out
     lets libvirt use vhost-net where it exists and QEMU's own backend elsewhere.
     """
-    if vif.queues is not None:
-        _SubElement(iface, "driver", queues=str(vif.queues))
+    if queues is not None:
+        _SubElement(iface, "driver", queues=str(queues))
 
 
-def add_filterref(iface: etree._Element, vif: Vif) -> None:
+def add_filterref(iface: etree._Element, nwfilter: Filter | None) -> None:
     """``<filterref filter>`` with one ``<parameter>`` per filter parameter (libvirt nwfilter)."""
-    if vif.filter is None:
+    if nwfilter is None:
         return
-    ref = _SubElement(iface, "filterref", filter=vif.filter.name)
-    for name, value in vif.filter.parameters:
+    ref = _SubElement(iface, "filterref", filter=nwfilter.name)
+    for name, value in nwfilter.parameters:
         _SubElement(ref, "parameter", name=name, value=value)
 
 
-def add_bandwidth(iface: etree._Element, vif: Vif) -> None:
+def add_bandwidth(iface: etree._Element, bandwidth: Bandwidth | None) -> None:
     """``<bandwidth>`` with ``<inbound>`` / ``<outbound>`` (kB/s, kB)."""
-    if vif.bandwidth is None:
+    if bandwidth is None:
         return
     element = _SubElement(iface, "bandwidth")
-    bandwidth = vif.bandwidth
     for direction, rate in (("inbound", bandwidth.inbound), ("outbound", bandwidth.outbound)):
         if rate is None:
             continue
@@ -92,12 +84,12 @@ def add_bandwidth(iface: etree._Element, vif: Vif) -> None:
         _SubElement(element, direction, attrib)
 
 
-def add_link_mtu(iface: etree._Element, vif: Vif, *, mtu: bool) -> None:
-    """``<link state>`` when given; ``<mtu size>`` when given and ``mtu`` (libvirt ≥ 3.1.0)."""
-    if vif.link_state is not None:
-        _SubElement(iface, "link", state=vif.link_state)
-    if mtu and vif.mtu is not None:
-        _SubElement(iface, "mtu", size=str(vif.mtu))
+def add_link_mtu(iface: etree._Element, link_state: str | None, mtu: int | None) -> None:
+    """``<link state>`` and ``<mtu size>``, each when given."""
+    if link_state is not None:
+        _SubElement(iface, "link", state=link_state)
+    if mtu is not None:
+        _SubElement(iface, "mtu", size=str(mtu))
 
 
 def metadata_element(entries: Iterable[dict[str, str]]) -> etree._Element:
@@ -113,16 +105,7 @@ def metadata_entry(vif: Vif) -> dict[str, str]:
     """The metadata attributes of one VIF: its MAC and network, and the per-guest identity the
     migration hook must carry across hosts whose switch does not keep it (a Linux bridge has no
     virtualport): the OVS interfaceid, the 802.1Qbg parameters, the 802.1Qbh profile."""
-    entry = {"mac": vif.mac, "network": vif.network.name}
-    if vif.ovs is not None:
-        entry["interfaceid"] = vif.ovs.interface_id
-    if vif.qbg is not None:
-        entry.update(managerid=str(vif.qbg.manager_id), typeid=str(vif.qbg.type_id),
-                     typeidversion=str(vif.qbg.type_id_version),
-                     instanceid=vif.qbg.instance_id)
-    if vif.qbh is not None:
-        entry["profileid"] = vif.qbh.profile_id
-    return entry
+    return {"mac": vif.mac, "network": vif.network.name, **vif.metadata()}
 
 
 def tostring(element: etree._Element, *, pretty: bool = True) -> str:

@@ -24,7 +24,8 @@ import pytest
 from tests.fixtures import Netns, PrivateOvs
 from tests.fixtures.snapshot import HostSnapshot, host_snapshot
 from vifplug.host import Host
-from vifplug.model import Vif, vifs_from_data
+from vifplug.loading import vifs_from_data
+from vifplug.model import Vif
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

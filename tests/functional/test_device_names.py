@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.fixtures import Netns
-from vifplug.model import check_device_name
+from vifplug.names import check_device_name
 
 ALPHABET = "abcXYZ019_.-+:/@ é\t"
 

@@ -26,7 +26,8 @@ from tests.functional.conftest import EXAMPLES, Env, example_data
 from vifplug.driver import GenericVIFDriver
 from vifplug.host import Host, MissingDeviceError, StepFailed
 from vifplug.host.ovsdb import VsctlOvsdb
-from vifplug.model import Vif, vifs_from_data
+from vifplug.loading import vifs_from_data
+from vifplug.model import Vif
 from vifplug.plan import (
     DeleteLink,
     DeleteOvsPort,

@@ -36,7 +36,8 @@ from vifplug.driver import GenericVIFDriver
 from vifplug.host import Host
 from vifplug.host.apply import LOCK_DIR
 from vifplug.host.netlink import Netlink
-from vifplug.model import Vif, load_vifs
+from vifplug.loading import load_vifs
+from vifplug.model import Vif
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -63,7 +64,7 @@ from vifplug.driver import GenericVIFDriver
 from vifplug.host import Host
 from vifplug.host.netlink import Netlink
 from vifplug.host.ovsdb import NativeOvsdb
-from vifplug.model import load_vifs
+from vifplug.loading import load_vifs
 
 config = json.loads(sys.argv[1])
 

@@ -31,7 +31,8 @@ from tests.fixtures import Netns, PrivateOvs
 from tests.fixtures.snapshot import HostSnapshot, host_snapshot
 from vifplug.driver import GenericVIFDriver
 from vifplug.host import Host
-from vifplug.model import Vif, load_vifs
+from vifplug.loading import load_vifs
+from vifplug.model import Vif
 from vifplug.plan import EnsureOvsPort
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

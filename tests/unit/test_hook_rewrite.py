@@ -16,7 +16,7 @@ from lxml import etree
 
 from vifplug import GenericVIFDriver, load_vifs
 from vifplug.hook import HookError, rewrite
-from vifplug.hostnet import HostMap, load_host_map
+from vifplug.netmap import NetworkMap, load_network_map
 
 NS = "http://vifplug.org/xmlns/vifplug/1"
 ID = "0f6d3c1e-5b7a-4c1e-9d2e-6a1b2c3d4e5f"
@@ -58,10 +58,10 @@ MAPS = {
 }
 
 
-def host_map(tmp_path: Path, name: str) -> HostMap:
+def host_map(tmp_path: Path, name: str) -> NetworkMap:
     path = tmp_path / f"{name}.toml"
     path.write_text(MAPS[name])
-    return load_host_map(path)
+    return load_network_map(path)
 
 
 FOREIGN = [
@@ -233,7 +233,7 @@ def test_missing_network_names_mac_network_and_map(tmp_path: Path) -> None:
     path.write_text('[networks.blue]\nswitch = "legacy"\n')
     before = domain_with(SOURCES["ovs-vlan"], metadata=True)
     with pytest.raises(HookError) as caught:
-        rewrite(etree.tostring(before), load_host_map(path))
+        rewrite(etree.tostring(before), load_network_map(path))
     assert str(caught.value) == (f"interface {MAC}: network 'red' is not defined on this host "
                                  f"({path})")
 

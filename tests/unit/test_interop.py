@@ -28,7 +28,8 @@ from vifplug.interop import InteropError, coerce_vif, load_foreign
 from vifplug.interop.neutron import from_neutron_port
 from vifplug.interop.nova import from_nova_vif
 from vifplug.interop.os_vif import SUPPORTED, from_os_vif, instance_uuid_of, to_os_vif
-from vifplug.model import Vif, load_vifs
+from vifplug.loading import load_vifs
+from vifplug.model import Vif
 
 try:
     with warnings.catch_warnings():  # os-vif's dependencies warn about themselves on import

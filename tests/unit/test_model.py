@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 import vifplug
 from vifplug import InvalidVifError, Vif, VifError, load_vifs
-from vifplug.model import check_device_name
+from vifplug.names import check_device_name
 
 ID = "0f6d3c1e-5b7a-4c1e-9d2e-6a1b2c3d4e5f"
 BASE: dict[str, Any] = {"id": ID, "vif_type": "bridge", "mac": "fa:16:3e:12:34:56",

@@ -1,49 +1,38 @@
-"""The registry of connection kinds: one module each, one entry per kind, keyed by name.
+"""The connection kinds: one module each, listed once in :data:`CONNECTIONS`.
 
 Adding a kind is adding a module that defines a :class:`~vifplug.connections.base.Connection`
-subclass decorated with :func:`register`, and importing it below.
+subclass, and one entry below. Which connection a VIF gets is :func:`vifplug.selection.select`.
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any
 
 from vifplug.connections.base import Connection, Options
+from vifplug.connections.bridge import LinuxBridge
+from vifplug.connections.direct import Direct, Qbg, Qbh
+from vifplug.connections.ethernet import Ethernet
+from vifplug.connections.hostdev import HostDev
+from vifplug.connections.hybrid import OvsHybrid
+from vifplug.connections.ovs import OvsManual, OvsVirtualPort
+from vifplug.connections.vhostuser import VhostUser
 
-__all__ = ["REGISTRY", "Connection", "Options", "register", "serving"]
+__all__ = ["CONNECTIONS", "REGISTRY", "Connection", "Options", "serving"]
 
-#: Every connection kind, by name.
-REGISTRY: dict[str, Connection] = {}
-
-_C = TypeVar("_C", bound=type[Connection])
-
-
-def register(cls: _C) -> _C:
-    """Class decorator: add one instance of ``cls`` to :data:`REGISTRY` under ``cls.name``."""
-    if cls.name in REGISTRY:
-        raise ValueError(f"connection {cls.name!r} is registered twice")
-    REGISTRY[cls.name] = cls()
-    return cls
+#: Every connection kind vifplug has, in the order explain and the docs list them.
+CONNECTIONS: tuple[Connection[Any], ...] = (
+    LinuxBridge(), OvsHybrid(), OvsVirtualPort(), OvsManual(), Qbg(), Qbh(), Direct(),
+    Ethernet(), VhostUser(), HostDev(),
+)
+#: The same, by name.
+REGISTRY: dict[str, Connection[Any]] = {connection.name: connection for connection in CONNECTIONS}
+assert len(REGISTRY) == len(CONNECTIONS), "two connections share a name"  # noqa: S101
 
 
-def serving(registry: dict[str, Connection]) -> dict[str, tuple[Connection, ...]]:
-    """vif_type → the connections serving it, in the order the driver asks them."""
-    table: dict[str, list[Connection]] = {}
-    for connection in sorted(registry.values(), key=lambda c: (c.rank, c.name)):
+def serving(registry: dict[str, Connection[Any]]) -> dict[str, tuple[Connection[Any], ...]]:
+    """vif_type → the connections of ``registry`` serving it."""
+    table: dict[str, list[Connection[Any]]] = {}
+    for connection in registry.values():
         for vif_type in connection.vif_types:
             table.setdefault(vif_type, []).append(connection)
     return {vif_type: tuple(found) for vif_type, found in table.items()}
-
-
-# Populate the registry (each module registers its kinds on import).
-from vifplug.connections import (  # noqa: E402
-    bridge,
-    direct,
-    ethernet,
-    hostdev,
-    hybrid,
-    ovs,
-    vhostuser,
-)
-
-del bridge, direct, ethernet, hostdev, hybrid, ovs, vhostuser

@@ -1,19 +1,18 @@
-"""What every connection kind is: a small plugin that owns its XML (and, later, its host plan).
+"""What every connection kind is: a small plugin that owns its XML and its host plan.
 
-A connection serves one or more ``vif_type`` values. For a VIF, the driver asks the connections
-serving its ``vif_type`` in ``rank`` order; the first whose :meth:`Connection.choose` gives a
-reason wins. That turns VIF_FORMAT.md's "Choosing the plug method" into data, not an if/elif chain.
+A connection serves one or more ``vif_type`` values (its VIF class is its type parameter); which
+one a VIF gets is decided in one place, :func:`vifplug.selection.select`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
 from lxml import etree
 
-from vifplug.model import Vif
+from vifplug.model import Bandwidth, Filter, GuestNic, OvsParams, Vif
 from vifplug.plan import EnsureOvsBridge, PlanContext, RequireOvsBridge, Step
 from vifplug.version import LibvirtVersion
 from vifplug.xml import add_bandwidth, add_driver, add_filterref, add_link_mtu, add_model
@@ -58,44 +57,36 @@ class Options:
         return "newest" if self.libvirt_version is None else str(self.libvirt_version)
 
 
-class Connection(ABC):
-    """One way to connect a guest NIC to the host."""
+V = TypeVar("V", bound=Vif)
+
+
+class Connection(ABC, Generic[V]):
+    """One way to connect a guest NIC (a VIF of class ``V``) to the host."""
 
     #: Registry key, e.g. ``ovs-hybrid``.
     name: ClassVar[str]
     #: The ``vif_type`` values this connection can serve.
     vif_types: ClassVar[frozenset[str]]
-    #: Order among the connections serving one vif_type: lower is asked first.
-    rank: ClassVar[int] = 0
     #: One line for people (``vifplug explain``, docs).
     summary: ClassVar[str]
-    #: The vif.json ``plug`` value that forces this connection (OVS methods only).
+    #: The vif.json ``plug`` value that means this connection (OVS methods only).
     plug_method: ClassVar[str | None] = None
     #: The oldest libvirt whose XML can express this connection (``None``: any).
     min_libvirt: ClassVar[LibvirtVersion | None] = None
 
-    def choose(self, vif: Vif, options: Options) -> str | None:
-        """Why this connection fits ``vif`` under ``options``, or ``None`` if it does not.
-
-        The default accepts every VIF of a served vif_type. Raise
-        :class:`~vifplug.errors.UnsupportedError` when the VIF forces this connection but the
-        options cannot support it.
-        """
-        return f"vif_type {vif.vif_type!r} always connects this way"
-
     @abstractmethod
-    def interface_xml(self, vif: Vif, options: Options) -> etree._Element:
+    def interface_xml(self, vif: V, options: Options) -> etree._Element:
         """The libvirt ``<interface>`` element for ``vif``."""
 
     @abstractmethod
-    def topology(self, vif: Vif) -> list[str]:
+    def topology(self, vif: V) -> list[str]:
         """The chain of devices from the guest NIC outwards, for ``vifplug explain``."""
 
-    def plan(self, vif: Vif, context: PlanContext) -> tuple[Step, ...]:
+    def plan(self, vif: V, context: PlanContext) -> tuple[Step, ...]:
         """The host steps that make this VIF's host side exist (pure). Default: none."""
         return ()
 
-    def unplan(self, vif: Vif) -> tuple[Step, ...]:
+    def unplan(self, vif: V) -> tuple[Step, ...]:
         """The host steps that remove what :meth:`plan` made (pure). Default: none."""
         return ()
 
@@ -112,26 +103,26 @@ def start_interface(vif: Vif, type_: str) -> etree._Element:
 
 def finish_interface(
     iface: etree._Element,
-    vif: Vif,
+    vif: GuestNic,
     options: Options,
     *,
     target: str | None,
+    bandwidth: Bandwidth | None = None,
     managed_no: bool = False,
-    filterref: bool = False,
+    filterref: Filter | None = None,
 ) -> etree._Element:
     """Append what follows the source in libvirt's own order: bandwidth, target, model, driver,
     filterref, link, mtu (``<mtu>`` only where the target libvirt knows it)."""
-    add_bandwidth(iface, vif)
+    add_bandwidth(iface, bandwidth)
     if target is not None:
         if managed_no and options.supports(MANAGED_NO):
             etree.SubElement(iface, "target", dev=target, managed="no")
         else:
             etree.SubElement(iface, "target", dev=target)
-    add_model(iface, vif)
-    add_driver(iface, vif)
-    if filterref:
-        add_filterref(iface, vif)
-    add_link_mtu(iface, vif, mtu=options.supports(MTU))
+    add_model(iface, vif.nic_model)
+    add_driver(iface, vif.queues)
+    add_filterref(iface, filterref)
+    add_link_mtu(iface, vif.link_state, vif.mtu if options.supports(MTU) else None)
     return iface
 
 
@@ -149,18 +140,17 @@ def vlan_note(vlan: int | None, trunk: tuple[int, ...] | None) -> str:
     return ""
 
 
-def ovs_bridge_step(bridge: str, vif: Vif, context: PlanContext) -> Step:
+def ovs_bridge_step(bridge: str, ovs: OvsParams, context: PlanContext) -> Step:
     """Check the OVS bridge exists, or (only when asked) ensure it."""
     if context.create_ovs_bridges:
-        datapath = vif.ovs.datapath_type if vif.ovs is not None else None
-        return EnsureOvsBridge(bridge, datapath)
+        return EnsureOvsBridge(bridge, ovs.datapath_type)
     return RequireOvsBridge(bridge)
 
 
-def ovs_external_ids(vif: Vif, context: PlanContext) -> tuple[tuple[str, str], ...]:
+def ovs_external_ids(vif: Vif, ovs: OvsParams,
+                     context: PlanContext) -> tuple[tuple[str, str], ...]:
     """The external_ids Neutron/OVN agents look for on a VIF's OVS interface."""
-    assert vif.ovs is not None  # noqa: S101 - callers plan OVS ports only for VIFs with one
-    ids = [("iface-id", vif.ovs.interface_id), ("iface-status", "active"),
+    ids = [("iface-id", ovs.interface_id), ("iface-status", "active"),
            ("attached-mac", vif.mac)]
     if context.instance_uuid is not None:
         ids.append(("vm-uuid", context.instance_uuid))

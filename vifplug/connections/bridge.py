@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from lxml import etree
 
-from vifplug.connections import register
 from vifplug.connections.base import (
     Connection,
     Options,
@@ -12,7 +11,7 @@ from vifplug.connections.base import (
     guest_hop,
     start_interface,
 )
-from vifplug.model import Vif
+from vifplug.model import BridgeVif
 from vifplug.plan import (
     EnsureLinuxBridge,
     EnsureMaster,
@@ -23,8 +22,7 @@ from vifplug.plan import (
 )
 
 
-@register
-class LinuxBridge(Connection):
+class LinuxBridge(Connection[BridgeVif]):
     """``type='bridge'``, ``<source bridge='<network.bridge>'/>``, ``<target dev='tap…'/>``.
 
     When the host firewalls and the switch does not filter the port, the VIF's nwfilter
@@ -35,32 +33,32 @@ class LinuxBridge(Connection):
     vif_types = frozenset({"bridge"})
     summary = "the guest TAP on a Linux bridge"
 
-    def interface_xml(self, vif: Vif, options: Options) -> etree._Element:
+    def interface_xml(self, vif: BridgeVif, options: Options) -> etree._Element:
         iface = start_interface(vif, "bridge")
-        etree.SubElement(iface, "source", bridge=str(vif.network.bridge))
+        etree.SubElement(iface, "source", bridge=vif.network.bridge)
+        filtering = options.firewall and not vif.filtered
         return finish_interface(iface, vif, options, target=vif.tap_name,
-                                filterref=options.firewall and not vif.filtered)
+                                bandwidth=vif.bandwidth,
+                                filterref=vif.filter if filtering else None)
 
-    def plan(self, vif: Vif, context: PlanContext) -> tuple[Step, ...]:
+    def plan(self, vif: BridgeVif, context: PlanContext) -> tuple[Step, ...]:
         network = vif.network
-        bridge = str(network.bridge)
         steps: list[Step] = []
         if network.create_bridge:
-            steps.append(EnsureLinuxBridge(bridge, mtu=vif.mtu))
+            steps.append(EnsureLinuxBridge(network.bridge, mtu=vif.mtu))
         else:
-            steps.append(RequireLink(bridge, kind="bridge", role="Linux bridge"))
-        if network.create_vlan:
-            parent, vlan = str(network.interface), int(network.vlan or 0)
-            vlan_device = f"{parent}.{vlan}"
-            steps += [RequireLink(parent, role="VLAN parent device"),
-                      EnsureVlanLink(vlan_device, parent, vlan, mtu=vif.mtu),
-                      EnsureMaster(vlan_device, bridge)]
+            steps.append(RequireLink(network.bridge, kind="bridge", role="Linux bridge"))
+        if network.create_vlan and network.interface is not None and network.vlan is not None:
+            vlan_device = f"{network.interface}.{network.vlan}"
+            steps += [RequireLink(network.interface, role="VLAN parent device"),
+                      EnsureVlanLink(vlan_device, network.interface, network.vlan, mtu=vif.mtu),
+                      EnsureMaster(vlan_device, network.bridge)]
         return tuple(steps)
 
     # unplan: nothing. The bridge and its VLAN uplink serve every guest on the network, and
     # libvirt deletes the TAP it made when the guest stops.
 
-    def topology(self, vif: Vif) -> list[str]:
+    def topology(self, vif: BridgeVif) -> list[str]:
         network = vif.network
         bridge = f"{network.bridge} (Linux bridge)"
         if network.create_vlan:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from lxml import etree
 
-from vifplug.connections import register
 from vifplug.connections.base import Connection, Options, guest_hop, start_interface, vlan_note
-from vifplug.model import Vif
+from vifplug.model import HostDevVif
 from vifplug.plan import PlanContext, RequirePci, Step
 from vifplug.xml import add_vlan
 
 
-@register
-class HostDev(Connection):
+class HostDev(Connection[HostDevVif]):
     """``type='hostdev' managed='yes'`` with the VF's PCI address; ``<vlan>`` programs the VF's
     tag. No model, target, mtu or bandwidth: the guest drives the VF itself."""
 
@@ -20,8 +18,7 @@ class HostDev(Connection):
     vif_types = frozenset({"hostdev"})
     summary = "an SR-IOV virtual function passed through to the guest"
 
-    def interface_xml(self, vif: Vif, options: Options) -> etree._Element:
-        assert vif.hostdev is not None  # noqa: S101 - required by the model for hostdev
+    def interface_xml(self, vif: HostDevVif, options: Options) -> etree._Element:
         iface = start_interface(vif, "hostdev")
         iface.set("managed", "yes")
         domain, bus, rest = vif.hostdev.pci.split(":")
@@ -32,11 +29,9 @@ class HostDev(Connection):
         add_vlan(iface, vif.network.vlan, None)
         return iface
 
-    def plan(self, vif: Vif, context: PlanContext) -> tuple[Step, ...]:
-        assert vif.hostdev is not None  # noqa: S101
+    def plan(self, vif: HostDevVif, context: PlanContext) -> tuple[Step, ...]:
         return (RequirePci(vif.hostdev.pci),)
 
-    def topology(self, vif: Vif) -> list[str]:
-        assert vif.hostdev is not None  # noqa: S101
-        return [guest_hop(vif), f"VF {vif.hostdev.pci} (SR-IOV)" + vlan_note(vif.network.vlan,
-                                                                             None)]
+    def topology(self, vif: HostDevVif) -> list[str]:
+        return [guest_hop(vif),
+                f"VF {vif.hostdev.pci} (SR-IOV)" + vlan_note(vif.network.vlan, None)]

@@ -8,74 +8,57 @@ from __future__ import annotations
 
 from lxml import etree
 
-from vifplug.connections import register
 from vifplug.connections.base import (
     Connection,
     Options,
     finish_interface,
     guest_hop,
     ovs_bridge_step,
-    ovs_external_ids,
     start_interface,
-    vlan_note,
 )
-from vifplug.model import Vif
+from vifplug.connections.ovs import ovs_hop, ovs_port_step
+from vifplug.model import OvsVif
 from vifplug.plan import (
     DeleteLink,
     DeleteOvsPort,
     EnsureLinuxBridge,
     EnsureMaster,
-    EnsureOvsPort,
     EnsureVeth,
     PlanContext,
     Step,
 )
 
 
-@register
-class OvsHybrid(Connection):
+class OvsHybrid(Connection[OvsVif]):
     """``type='bridge'`` on ``qbr…`` with ``<target dev='tap…'/>``; no virtualport, no ``<vlan>``
     (libvirt refuses a VLAN on a Linux bridge: plug sets the access tag on ``qvo…``)."""
 
     name = "ovs-hybrid"
     vif_types = frozenset({"ovs"})
-    rank = 0
     plug_method = "hybrid"
     summary = "the guest TAP on a per-VIF Linux bridge, joined to OVS by a veth pair"
 
-    def choose(self, vif: Vif, options: Options) -> str | None:
-        if vif.plug == "hybrid":
-            return "plug 'hybrid' is given"
-        if vif.plug is None and options.firewall and not vif.filtered:
-            return ("the host firewalls (firewall=True) and the switch does not filter the port, "
-                    "so the guest needs a Linux bridge for the firewall to see its traffic")
-        return None
-
-    def interface_xml(self, vif: Vif, options: Options) -> etree._Element:
+    def interface_xml(self, vif: OvsVif, options: Options) -> etree._Element:
         iface = start_interface(vif, "bridge")
         etree.SubElement(iface, "source", bridge=vif.qbr_name)
-        return finish_interface(iface, vif, options, target=vif.tap_name, filterref=True)
+        return finish_interface(iface, vif, options, target=vif.tap_name,
+                                bandwidth=vif.bandwidth, filterref=vif.filter)
 
-    def plan(self, vif: Vif, context: PlanContext) -> tuple[Step, ...]:
-        network = vif.network
-        bridge = str(network.bridge)
+    def plan(self, vif: OvsVif, context: PlanContext) -> tuple[Step, ...]:
         return (
-            ovs_bridge_step(bridge, vif, context),
+            ovs_bridge_step(vif.network.bridge, vif.ovs, context),
             EnsureLinuxBridge(vif.qbr_name, mtu=vif.mtu, forward_delay=0, ageing_time=0,
                               disable_ipv6=True),
             EnsureVeth(vif.qvb_name, vif.qvo_name, mtu=vif.mtu),
             EnsureMaster(vif.qvb_name, vif.qbr_name),
-            EnsureOvsPort(bridge, vif.qvo_name, external_ids=ovs_external_ids(vif, context),
-                          mtu_request=vif.mtu, tag=network.vlan, trunks=network.trunk or ()),
+            ovs_port_step(vif, vif.qvo_name, context),
         )
 
-    def unplan(self, vif: Vif) -> tuple[Step, ...]:
+    def unplan(self, vif: OvsVif) -> tuple[Step, ...]:
         # Deleting qvb takes its peer qvo with it. The guest's TAP is libvirt's: it goes with
         # the guest.
         return (DeleteOvsPort(vif.qvo_name), DeleteLink(vif.qvb_name), DeleteLink(vif.qbr_name))
 
-    def topology(self, vif: Vif) -> list[str]:
-        network = vif.network
+    def topology(self, vif: OvsVif) -> list[str]:
         return [guest_hop(vif), vif.tap_name, f"{vif.qbr_name} (Linux bridge)",
-                f"{vif.qvb_name}═{vif.qvo_name} (veth)",
-                f"{network.bridge} (OVS)" + vlan_note(network.vlan, network.trunk)]
+                f"{vif.qvb_name}═{vif.qvo_name} (veth)", ovs_hop(vif, "")]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from lxml import etree
 
-from vifplug.connections import register
 from vifplug.connections.base import (
     OVS_VIRTUALPORT,
     Connection,
@@ -16,104 +15,75 @@ from vifplug.connections.base import (
     start_interface,
     vlan_note,
 )
-from vifplug.connections.ethernet import ethernet_interface
-from vifplug.errors import UnsupportedError
-from vifplug.model import Vif
-from vifplug.plan import DeleteLink, DeleteOvsPort, EnsureOvsPort, EnsureTap, PlanContext, Step
+from vifplug.connections.ethernet import ethernet_interface, tap_step
+from vifplug.model import OvsVif
+from vifplug.plan import DeleteLink, DeleteOvsPort, EnsureOvsPort, PlanContext, Step
 from vifplug.xml import add_vlan
 
 
-def ovs_interface_id(vif: Vif) -> str:
-    """The OVS port identity (``external_ids:iface-id``); the model makes it present for ovs."""
-    assert vif.ovs is not None  # noqa: S101 - the model requires it for vif_type 'ovs'
-    return vif.ovs.interface_id
+def ovs_port_step(vif: OvsVif, port: str, context: PlanContext) -> EnsureOvsPort:
+    """The OVS port vifplug adds for ``vif`` (named ``port``), with its identity, MTU and VLANs."""
+    network = vif.network
+    return EnsureOvsPort(network.bridge, port,
+                         external_ids=ovs_external_ids(vif, vif.ovs, context),
+                         mtu_request=vif.mtu, tag=network.vlan, trunks=network.trunk or ())
 
 
-@register
-class OvsVirtualPort(Connection):
+def ovs_hop(vif: OvsVif, who: str) -> str:
+    """The OVS bridge's hop in a topology."""
+    network = vif.network
+    return f"{network.bridge} (OVS{who})" + vlan_note(network.vlan, network.trunk)
+
+
+class OvsVirtualPort(Connection[OvsVif]):
     """``type='bridge'`` on the OVS bridge with ``<virtualport type='openvswitch'>``: libvirt adds
     the port (with iface-id, attached-mac, vm-id) and sets the ``<vlan>`` tag or trunk itself."""
 
     name = "ovs-virtualport"
     vif_types = frozenset({"ovs"})
-    rank = 1
     plug_method = "virtualport"
     min_libvirt = OVS_VIRTUALPORT
     summary = "libvirt adds the guest TAP to the OVS bridge (virtualport type='openvswitch')"
 
-    def choose(self, vif: Vif, options: Options) -> str | None:
-        if vif.plug == "virtualport":
-            if not options.supports(OVS_VIRTUALPORT):
-                raise UnsupportedError(
-                    f"$.plug: 'virtualport' needs libvirt >= {OVS_VIRTUALPORT} "
-                    f"(the XML is for libvirt {options.version_text}); use plug 'manual'"
-                )
-            return "plug 'virtualport' is given"
-        if vif.plug is None and options.supports(OVS_VIRTUALPORT):
-            return (f"libvirt {options.version_text} >= {OVS_VIRTUALPORT} adds OVS ports itself"
-                    + ("" if not options.firewall else " and the switch filters the port"))
-        return None
-
-    def plan(self, vif: Vif, context: PlanContext) -> tuple[Step, ...]:
+    def plan(self, vif: OvsVif, context: PlanContext) -> tuple[Step, ...]:
         # libvirt adds the port (and its external_ids, tag, trunks) when the guest starts.
-        return (ovs_bridge_step(str(vif.network.bridge), vif, context),)
+        return (ovs_bridge_step(vif.network.bridge, vif.ovs, context),)
 
-    def unplan(self, vif: Vif) -> tuple[Step, ...]:
+    def unplan(self, vif: OvsVif) -> tuple[Step, ...]:
         # libvirt deletes the port when the guest stops; one left behind (libvirtd died) goes.
         return (DeleteOvsPort(vif.tap_name),)
 
-    def interface_xml(self, vif: Vif, options: Options) -> etree._Element:
+    def interface_xml(self, vif: OvsVif, options: Options) -> etree._Element:
         iface = start_interface(vif, "bridge")
-        etree.SubElement(iface, "source", bridge=str(vif.network.bridge))
+        etree.SubElement(iface, "source", bridge=vif.network.bridge)
         add_vlan(iface, vif.network.vlan, vif.network.trunk)
         port = etree.SubElement(iface, "virtualport", type="openvswitch")
-        etree.SubElement(port, "parameters", interfaceid=ovs_interface_id(vif))
-        return finish_interface(iface, vif, options, target=vif.tap_name)
+        etree.SubElement(port, "parameters", interfaceid=vif.ovs.interface_id)
+        return finish_interface(iface, vif, options, target=vif.tap_name,
+                                bandwidth=vif.bandwidth)
 
-    def topology(self, vif: Vif) -> list[str]:
-        network = vif.network
-        return [guest_hop(vif), vif.tap_name,
-                f"{network.bridge} (OVS, port added by libvirt)"
-                + vlan_note(network.vlan, network.trunk)]
+    def topology(self, vif: OvsVif) -> list[str]:
+        return [guest_hop(vif), vif.tap_name, ovs_hop(vif, ", port added by libvirt")]
 
 
-@register
-class OvsManual(Connection):
+class OvsManual(Connection[OvsVif]):
     """``type='ethernet'`` with a TAP that vifplug creates and adds to the OVS bridge itself:
     for libvirt older than 0.9.11, or when ``plug: manual`` forces it."""
 
     name = "ovs-manual"
     vif_types = frozenset({"ovs"})
-    rank = 2
     plug_method = "manual"
     summary = "vifplug creates the TAP and its OVS port; libvirt uses the TAP as it is"
 
-    def choose(self, vif: Vif, options: Options) -> str | None:
-        if vif.plug == "manual":
-            return "plug 'manual' is given"
-        if vif.plug is None:
-            return (f"libvirt {options.version_text} < {OVS_VIRTUALPORT} cannot add OVS ports "
-                    "(virtualport), so vifplug adds the TAP to OVS itself")
-        return None
-
-    def interface_xml(self, vif: Vif, options: Options) -> etree._Element:
+    def interface_xml(self, vif: OvsVif, options: Options) -> etree._Element:
         return ethernet_interface(vif, options)
 
-    def plan(self, vif: Vif, context: PlanContext) -> tuple[Step, ...]:
-        network = vif.network
-        bridge = str(network.bridge)
-        return (
-            ovs_bridge_step(bridge, vif, context),
-            EnsureTap(vif.tap_name, mtu=vif.mtu, multi_queue=(vif.queues or 1) > 1),
-            EnsureOvsPort(bridge, vif.tap_name, external_ids=ovs_external_ids(vif, context),
-                          mtu_request=vif.mtu, tag=network.vlan, trunks=network.trunk or ()),
-        )
+    def plan(self, vif: OvsVif, context: PlanContext) -> tuple[Step, ...]:
+        return (ovs_bridge_step(vif.network.bridge, vif.ovs, context), tap_step(vif),
+                ovs_port_step(vif, vif.tap_name, context))
 
-    def unplan(self, vif: Vif) -> tuple[Step, ...]:
+    def unplan(self, vif: OvsVif) -> tuple[Step, ...]:
         return (DeleteOvsPort(vif.tap_name), DeleteLink(vif.tap_name))
 
-    def topology(self, vif: Vif) -> list[str]:
-        network = vif.network
-        return [guest_hop(vif), vif.tap_name,
-                f"{network.bridge} (OVS, port added by vifplug)"
-                + vlan_note(network.vlan, network.trunk)]
+    def topology(self, vif: OvsVif) -> list[str]:
+        return [guest_hop(vif), vif.tap_name, ovs_hop(vif, ", port added by vifplug")]

@@ -20,7 +20,8 @@ from typing import Literal
 from vifplug.errors import InvalidVifError, VifError
 from vifplug.interop._build import Translation
 from vifplug.interop.errors import InteropError
-from vifplug.model import Vif, vifs_from_data
+from vifplug.loading import vifs_from_data
+from vifplug.model import Vif
 
 __all__ = ["KINDS", "InteropError", "coerce_vif", "load_foreign"]
 

@@ -7,9 +7,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from vifplug import names
 from vifplug.errors import InvalidVifError, json_path
 from vifplug.interop.errors import InteropError
-from vifplug.model import NIC_NAME_ID_LEN, Vif
+from vifplug.model import Vif
 
 Loc = tuple[str | int, ...]
 
@@ -28,7 +29,7 @@ def network_name(text: str) -> str | None:
 
 def default_tap(vif_id: object) -> str | None:
     """``tap`` + ``id[:11]``: the device name vif.json implies when ``devname`` is absent."""
-    return "tap" + vif_id[:NIC_NAME_ID_LEN] if isinstance(vif_id, str) else None
+    return names.tap_name(vif_id) if isinstance(vif_id, str) else None
 
 
 class Translation:

@@ -37,8 +37,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from vifplug import names
 from vifplug.interop._build import Reader, Translation
-from vifplug.model import NIC_NAME_ID_LEN, Vif
+from vifplug.model import Vif
 from vifplug.names import check_network_name
 
 __all__ = ["NEUTRON_VIF_TYPES", "from_neutron_port"]
@@ -157,7 +158,7 @@ def _bridge(t: Translation, r: Reader, details: Reader, vnic_type: str,
     if bridge is not None:
         t.put(("network", "bridge"), bridge, (_DETAILS, "bridge_name"))
     elif network_id is not None:
-        t.put(("network", "bridge"), "brq" + network_id[:NIC_NAME_ID_LEN], ("network_id",))
+        t.put(("network", "bridge"), names.linux_bridge_name(network_id), ("network_id",))
     else:
         t.fail(("network_id",), "required: a 'bridge' port without bridge_name is on the Linux "
                "bridge 'brq' + network_id[:11]")

@@ -37,7 +37,7 @@ Everywhere: ``address`` → ``mac``; ``network.label`` (else ``network.id``) →
 (characters vif.json refuses become ``_``); ``network.meta.mtu`` → ``mtu``;
 ``details.port_filter`` → ``filtered``; ``details.vlan`` (else ``network.meta.vlan``) →
 ``network.vlan``; ``devname`` → ``devname`` unless it is the default ``tap`` + ``id[:11]``
-(never for vhostuser and hostdev, which have no host device of that name).
+(for vhostuser it names the OVS port; never for hostdev, which has no host device).
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def translate(d: object) -> Translation:
             t.put(("network", "vlan"), vlan, ("details", "vlan"))
         else:
             t.put(("network", "vlan"), meta.number("vlan"), ("network", "meta", "vlan"))
-    if kind not in ("vhostuser", "hostdev"):
+    if kind != "hostdev":  # vhostuser: the OVS port's name
         devname = r.get("devname", str)
         t.put(("devname",), None if devname == default_tap(vif_id) else devname, ("devname",))
     return t

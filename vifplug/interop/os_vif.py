@@ -64,12 +64,24 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from vifplug.interop._build import Loc, Translation, default_tap, network_name
+from vifplug import names
+from vifplug.interop._build import Loc, Translation, network_name
 from vifplug.interop.errors import InteropError
-from vifplug.model import Vif
+from vifplug.model import (
+    BridgeVif,
+    EthernetVif,
+    HostDevVif,
+    MacvtapVif,
+    OvsParams,
+    OvsVif,
+    QbgVif,
+    QbhVif,
+    VhostUserVif,
+    Vif,
+)
 
 if TYPE_CHECKING:
     from vifplug.interop._os_vif_plugin import VifplugPlugin
@@ -192,9 +204,12 @@ def _network(t: Translation, network: Any) -> None:
             t.put(("network", ours), True, ("network", theirs))
 
 
-def _devname(t: Translation, vif: Any) -> None:
+def _devname(t: Translation, vif: Any, default: Callable[[str], str] = names.tap_name) -> None:
+    """``vif_name`` → ``devname``, unless it is the name vif.json implies without one."""
     name = _value(vif, "vif_name")
-    t.put(("devname",), None if name == default_tap(t.data.get("id")) else name, ("vif_name",))
+    vif_id = t.data.get("id")
+    implied = default(vif_id) if isinstance(vif_id, str) else None
+    t.put(("devname",), None if name == implied else name, ("vif_name",))
 
 
 def _ovs_profile(t: Translation, profile: Any) -> None:
@@ -296,6 +311,7 @@ def _from_vhostuser(t: Translation, vif: Any, network: Any, profile: Any,
     t.put(("network", "bridge"), _value(network, "bridge"), ("network", "bridge"))
     t.put(("vhostuser", "socket"), _value(vif, "path"), ("path",))
     t.put(("vhostuser", "mode"), _value(vif, "mode"), ("mode",))
+    _devname(t, vif, names.vhu_name)  # the OVS port's name
     if profile is not None:
         _ovs_profile(t, profile)
 
@@ -341,9 +357,9 @@ def to_os_vif(vif: Vif, *, firewall: bool = False, plugin: str = "vifplug") -> A
     macvtap mode ``private``."""
     objects = os_vif_objects()
     problems: list[tuple[str, str]] = []
-    if vif.network.trunk is not None:
+    if isinstance(vif, OvsVif) and vif.network.trunk is not None:
         problems.append(("$.network.trunk", "os-vif has no trunk (VLAN list) for a port"))
-    if vif.vif_type in ("direct", "802.1qbg", "802.1qbh") and vif.direct_mode == "private":
+    if isinstance(vif, MacvtapVif) and vif.direct_mode == "private":
         problems.append(("$.direct.mode", "os-vif's VIFDirect has no mode 'private' (it has "
                          "vepa, bridge, passthrough)"))
     if problems:
@@ -351,23 +367,27 @@ def to_os_vif(vif: Vif, *, firewall: bool = False, plugin: str = "vifplug") -> A
 
     net = vif.network
     network = objects.network.Network(label=net.name)
-    for theirs, value in (("bridge", net.bridge), ("vlan", net.vlan), ("mtu", vif.mtu),
-                          ("bridge_interface", net.interface)):
+    # each kind's network has some of these keys (os-vif's Network has them all)
+    for theirs, value in (("bridge", getattr(net, "bridge", None)),
+                          ("vlan", getattr(net, "vlan", None)),
+                          ("mtu", getattr(vif, "mtu", None)),
+                          ("bridge_interface", getattr(net, "interface", None))):
         if value is not None:
             setattr(network, theirs, value)
-    network.should_provide_bridge = net.create_bridge
-    network.should_provide_vlan = net.create_vlan
+    network.should_provide_bridge = getattr(net, "create_bridge", False)
+    network.should_provide_vlan = getattr(net, "create_vlan", False)
     common: dict[str, Any] = {"id": vif.id, "address": vif.mac, "plugin": plugin,
                               "has_traffic_filtering": vif.filtered, "network": network}
     ovs: Any = None
-    if vif.ovs is not None:
-        ovs = objects.vif.VIFPortProfileOpenVSwitch(interface_id=vif.ovs.interface_id)
-        if vif.ovs.datapath_type is not None:
-            ovs.datapath_type = vif.ovs.datapath_type
-    kind = vif.vif_type
-    if kind == "bridge":
-        return objects.vif.VIFBridge(vif_name=vif.tap_name, bridge_name=net.bridge, **common)
-    if kind == "ovs":
+    identity: OvsParams | None = getattr(vif, "ovs", None)
+    if identity is not None:
+        ovs = objects.vif.VIFPortProfileOpenVSwitch(interface_id=identity.interface_id)
+        if identity.datapath_type is not None:
+            ovs.datapath_type = identity.datapath_type
+    if isinstance(vif, BridgeVif):
+        return objects.vif.VIFBridge(vif_name=vif.tap_name, bridge_name=vif.network.bridge,
+                                     **common)
+    if isinstance(vif, OvsVif):
         method = vif.plug or _chosen_plug(vif, firewall)
         if method == "hybrid":
             return objects.vif.VIFBridge(vif_name=vif.tap_name, bridge_name=vif.qbr_name,
@@ -375,38 +395,39 @@ def to_os_vif(vif: Vif, *, firewall: bool = False, plugin: str = "vifplug") -> A
         if method == "manual":
             ovs.create_port = True
             ovs.create_tap = True  # vifplug's manual plug creates the TAP too
-            ovs.multiqueue = (vif.queues or 1) > 1
-        return objects.vif.VIFOpenVSwitch(vif_name=vif.tap_name, bridge_name=net.bridge,
+            ovs.multiqueue = vif.multi_queue
+        return objects.vif.VIFOpenVSwitch(vif_name=vif.tap_name, bridge_name=vif.network.bridge,
                                           port_profile=ovs, **common)
-    if kind in ("direct", "802.1qbg", "802.1qbh"):
-        direct = objects.vif.VIFDirect(vif_name=vif.tap_name, mode=vif.direct_mode, **common)
-        if vif.qbg is not None:
+    if isinstance(vif, MacvtapVif):
+        direct = objects.vif.VIFDirect(vif_name=vif.devname or names.tap_name(vif.id),
+                                       mode=vif.direct_mode, **common)
+        if isinstance(vif, QbgVif):
             direct.port_profile = objects.vif.VIFPortProfile8021Qbg(
                 manager_id=vif.qbg.manager_id, type_id=vif.qbg.type_id,
                 type_id_version=vif.qbg.type_id_version, instance_id=vif.qbg.instance_id)
-        elif vif.qbh is not None:
+        elif isinstance(vif, QbhVif):
             direct.port_profile = objects.vif.VIFPortProfile8021Qbh(
                 profile_id=vif.qbh.profile_id)
         return direct
-    if kind == "hostdev":
-        assert vif.hostdev is not None  # noqa: S101 - required by the model for hostdev
+    if isinstance(vif, HostDevVif):
         return objects.vif.VIFHostDevice(dev_type="ethernet", dev_address=vif.hostdev.pci,
                                          **common)
-    if kind == "vhostuser":
-        assert vif.vhostuser is not None  # noqa: S101 - required by the model for vhostuser
-        user = objects.vif.VIFVHostUser(vif_name="vhu" + vif.nic_name_suffix,
-                                        path=vif.vhostuser.socket, mode=vif.vhostuser.mode,
-                                        **common)
+    if isinstance(vif, VhostUserVif):
+        user = objects.vif.VIFVHostUser(vif_name=vif.port_name, path=vif.vhostuser.socket,
+                                        mode=vif.vhostuser.mode, **common)
         if ovs is not None:
             user.port_profile = ovs
         return user
+    assert isinstance(vif, EthernetVif)  # noqa: S101 - every kind is handled above
     return objects.vif.VIFGeneric(vif_name=vif.tap_name, **common)
 
 
-def _chosen_plug(vif: Vif, firewall: bool) -> str | None:
-    from vifplug.driver import GenericVIFDriver
+def _chosen_plug(vif: OvsVif, firewall: bool) -> str:
+    from vifplug.connections.base import Options
+    from vifplug.selection import ovs_plug_methods
 
-    return GenericVIFDriver(firewall=firewall).select(vif).plug_method
+    method, _ = next(ovs_plug_methods(vif, Options(firewall=firewall)))
+    return method
 
 
 def vif_from_primitive(primitive: object, loc: Loc = ()) -> Any:

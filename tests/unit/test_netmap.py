@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from vifplug.hostnet import (
+from vifplug.netmap import (
     DirectNetwork,
     LegacyNetwork,
     NetworkMapError,
     OvsNetwork,
     QbgShared,
-    load_host_map,
+    load_network_map,
     map_path,
 )
 
@@ -55,7 +55,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_the_contracts_example(tmp_path: Path) -> None:
-    host_map = load_host_map(write(tmp_path, GOOD))
+    host_map = load_network_map(write(tmp_path, GOOD))
     assert host_map.networks == {
         "red": LegacyNetwork("red", "red"),
         "blue": OvsNetwork("blue", "br-int", vlan=100),
@@ -63,7 +63,7 @@ def test_the_contracts_example(tmp_path: Path) -> None:
         "green": DirectNetwork("green", "eth2", "vepa", qbg=QbgShared(11, 1193047, 2)),
         "finance": DirectNetwork("finance", "eth3", "passthrough", qbh_profile_id="finance"),
     }
-    assert load_host_map(write(tmp_path, "")).networks == {}
+    assert load_network_map(write(tmp_path, "")).networks == {}
 
 
 BAD = [
@@ -116,7 +116,7 @@ BAD = [
 def test_bad_maps_name_file_and_line(text: str, message: str, tmp_path: Path) -> None:
     path = write(tmp_path, text)
     with pytest.raises(NetworkMapError) as caught:
-        load_host_map(path)
+        load_network_map(path)
     assert str(caught.value).startswith(str(path))
     assert message in str(caught.value)
 
@@ -125,9 +125,9 @@ def test_not_utf8_and_missing(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
     path.write_bytes(b'[networks.r\xe9d]\nswitch = "legacy"\n')
     with pytest.raises(NetworkMapError, match="not UTF-8"):
-        load_host_map(path)
+        load_network_map(path)
     with pytest.raises(NetworkMapError, match="cannot read the network map"):
-        load_host_map(tmp_path / "absent.toml")
+        load_network_map(tmp_path / "absent.toml")
 
 
 def test_which_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -142,7 +142,7 @@ def test_loading_stays_light() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, vifplug.hook, vifplug.hostnet\n"
+    code = ("import sys, vifplug.hook, vifplug.netmap\n"
             "heavy = {'pydantic', 'pyroute2', 'lxml', 'ovsdbapp', 'libvirt', 'os_vif',\n"
             "         'dataclasses'} & set(sys.modules)\n"
             "assert not heavy, heavy\n")

@@ -27,18 +27,20 @@ import tomllib
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from vifplug import spec
 from vifplug.errors import VifError
 from vifplug.names import check_device_name, check_network_name, check_profile_id
 
 __all__ = [
     "DEFAULT_PATH",
     "DirectNetwork",
-    "HostMap",
     "LegacyNetwork",
+    "MappedNetwork",
+    "NetworkMap",
     "NetworkMapError",
     "OvsNetwork",
     "QbgShared",
-    "load_host_map",
+    "load_network_map",
     "map_path",
 ]
 
@@ -112,16 +114,16 @@ class DirectNetwork(NamedTuple):
         return f"macvtap on {self.interface} ({self.mode}){profile}"
 
 
-Network = LegacyNetwork | OvsNetwork | DirectNetwork
+MappedNetwork = LegacyNetwork | OvsNetwork | DirectNetwork
 
 
-class HostMap(NamedTuple):
+class NetworkMap(NamedTuple):
     """This host's networks by name, and the file they came from."""
 
     path: str
-    networks: Mapping[str, Network]
+    networks: Mapping[str, MappedNetwork]
 
-    def get(self, name: str) -> Network | None:
+    def get(self, name: str) -> MappedNetwork | None:
         return self.networks.get(name)
 
 
@@ -132,7 +134,7 @@ def map_path(path: str | os.PathLike[str] | None = None) -> str:
     return os.environ.get("VIFPLUG_NETWORKS") or DEFAULT_PATH
 
 
-def load_host_map(path: str | os.PathLike[str] | None = None) -> HostMap:
+def load_network_map(path: str | os.PathLike[str] | None = None) -> NetworkMap:
     """Read and validate the network map (see :func:`map_path` for which file)."""
     where = map_path(path)
     try:
@@ -152,7 +154,7 @@ def load_host_map(path: str | os.PathLike[str] | None = None) -> HostMap:
             raise NetworkMapError(f"{where}:{found.group(2)}: not valid TOML: "
                                   f"{found.group(1)}") from None
         raise NetworkMapError(f"{where}: not valid TOML: {exc}") from None
-    return HostMap(where, _networks(data, _Locator(where, text)))
+    return NetworkMap(where, _networks(data, _Locator(where, text)))
 
 
 class _Locator:
@@ -200,14 +202,14 @@ _KEYS: dict[str, frozenset[str]] = {
 }
 
 
-def _networks(data: dict[str, Any], at: _Locator) -> dict[str, Network]:
+def _networks(data: dict[str, Any], at: _Locator) -> dict[str, MappedNetwork]:
     for key in data:
         if key != "networks":
             raise at.error((key,), "unknown key (the map holds only [networks.NAME] tables)")
     tables = data.get("networks", {})
     if not isinstance(tables, dict):
         raise at.error(("networks",), "must be a table of networks")
-    networks: dict[str, Network] = {}
+    networks: dict[str, MappedNetwork] = {}
     for name, table in tables.items():
         where = ("networks", name)
         try:
@@ -249,28 +251,32 @@ def _int(value: object, lo: int, hi: int, where: tuple[str, ...], at: _Locator) 
     return value
 
 
-def _legacy(name: str, table: dict[str, Any], where: tuple[str, ...], at: _Locator) -> Network:
+def _legacy(name: str, table: dict[str, Any], where: tuple[str, ...],
+            at: _Locator) -> MappedNetwork:
     return LegacyNetwork(name, _device(table, "bridge", where, at, default=name))
 
 
-def _ovs(name: str, table: dict[str, Any], where: tuple[str, ...], at: _Locator) -> Network:
+def _ovs(name: str, table: dict[str, Any], where: tuple[str, ...],
+         at: _Locator) -> MappedNetwork:
     bridge = _device(table, "bridge", where, at)
     vlan = trunk = None
     if "vlan" in table:
-        vlan = _int(table["vlan"], 1, 4094, (*where, "vlan"), at)
+        vlan = _int(table["vlan"], spec.VLAN_MIN, spec.VLAN_MAX, (*where, "vlan"), at)
     if "trunk" in table:
         if vlan is not None:
             raise at.error((*where, "trunk"), "cannot be combined with 'vlan' (give one)")
         items = table["trunk"]
         if not isinstance(items, list) or not items:
             raise at.error((*where, "trunk"), f"must be a non-empty list of VLANs (got {items!r})")
-        trunk = tuple(_int(item, 1, 4094, (*where, "trunk"), at) for item in items)
+        trunk = tuple(_int(item, spec.VLAN_MIN, spec.VLAN_MAX, (*where, "trunk"), at)
+                      for item in items)
         if len(set(trunk)) != len(trunk):
             raise at.error((*where, "trunk"), "must not repeat a VLAN")
     return OvsNetwork(name, bridge, vlan, trunk)
 
 
-def _direct(name: str, table: dict[str, Any], where: tuple[str, ...], at: _Locator) -> Network:
+def _direct(name: str, table: dict[str, Any], where: tuple[str, ...],
+            at: _Locator) -> MappedNetwork:
     interface = _device(table, "interface", where, at)
     mode = table.get("mode", "vepa")
     if mode not in DIRECT_MODES:
@@ -295,7 +301,8 @@ def _direct(name: str, table: dict[str, Any], where: tuple[str, ...], at: _Locat
     return DirectNetwork(name, interface, mode, qbg, profile)
 
 
-_QBG_RANGES = {"manager_id": 255, "type_id": 2**24 - 1, "type_id_version": 255}
+_QBG_RANGES = {"manager_id": spec.UINT8_MAX, "type_id": spec.UINT24_MAX,
+               "type_id_version": spec.UINT8_MAX}
 
 
 def _qbg(spec: object, where: tuple[str, ...], at: _Locator) -> QbgShared:

@@ -1,0 +1,301 @@
+"""vif.json in: a path, a JSON text or parsed data → validated :class:`~vifplug.model.Vif` values.
+
+    from pathlib import Path
+    from vifplug.loading import load_vifs
+    vifs = load_vifs(Path("vif.json"))  # a str is JSON text, a Path a file
+
+Every problem is reported at once as an :class:`~vifplug.errors.InvalidVifError` whose
+``problems`` are ``(JSON path, expectation)`` pairs: duplicate JSON keys, pydantic's errors
+translated into format 1's words (``required when vif_type is 'ovs'``, ``not used by vif_type
+'bridge' (only 'ovs')``, ``unknown key (did you mean 'mtu'?)``), and values a file must not repeat
+(ids, MACs, host device names).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import typing
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from vifplug.errors import InvalidVifError, json_path
+from vifplug.model import (
+    KINDS,
+    VIF_TYPES,
+    RuleError,
+    Vif,
+    kinds_requiring,
+    kinds_taking,
+    vif_adapter,
+)
+
+__all__ = ["load_vifs", "parse_vif", "parse_vif_json", "vifs_from_data"]
+
+
+def parse_vif(data: object, *, loc: tuple[str | int, ...] = (),
+              kind: type[Vif] | None = None) -> Vif:
+    """Validate parsed JSON data into the Vif of its kind (``kind``: only that one); errors
+    name paths under ``loc``."""
+    try:
+        if kind is not None:
+            return kind.model_validate(data)
+        return vif_adapter().validate_python(data)
+    except ValidationError as exc:
+        raise InvalidVifError(_problems(exc, loc, kind)) from None
+    except RecursionError:
+        raise InvalidVifError([(json_path(loc), "nested too deeply")]) from None
+
+
+
+class _Object(dict[str, Any]):
+    """A parsed JSON object that remembers keys given more than once."""
+
+    duplicates: tuple[str, ...] = ()
+
+
+def _object_pairs(pairs: list[tuple[str, Any]]) -> _Object:
+    obj = _Object(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        obj.duplicates = tuple(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+    return obj
+
+
+def _walk_duplicates(value: object, loc: tuple[str | int, ...]) -> Iterator[tuple[str, str]]:
+    if isinstance(value, _Object):
+        for key in value.duplicates:
+            yield json_path((*loc, key)), "key given more than once (the last would win silently)"
+        for key, item in value.items():
+            yield from _walk_duplicates(item, (*loc, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _walk_duplicates(item, (*loc, index))
+
+
+def parse_vif_json(raw: str | bytes, source: str | None = None) -> object:
+    """Parse vif.json text (``bytes`` must be UTF-8) into plain data, refusing duplicate keys.
+
+    Errors are :class:`~vifplug.errors.InvalidVifError` at ``$``, naming ``source`` when given.
+    """
+    try:
+        if isinstance(raw, bytes):
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidVifError([("$", f"not UTF-8 text (byte {exc.start})")]) from None
+        try:
+            data = json.loads(raw, object_pairs_hook=_object_pairs)
+        except json.JSONDecodeError as exc:
+            raise InvalidVifError(
+                [("$", f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")]
+            ) from None
+        duplicates = list(_walk_duplicates(data, ()))
+        if duplicates:
+            raise InvalidVifError(duplicates)
+    except InvalidVifError as exc:
+        raise exc.with_source(source) if source else exc from None
+    return data
+
+
+def load_vifs(src: str | os.PathLike[str] | Mapping[str, Any] | Sequence[Any],
+              *, source: str | None = None) -> list[Vif]:
+    """Load VIFs from a vif.json path, a JSON text, or parsed data (one object or an array).
+
+    Raises :class:`~vifplug.errors.InvalidVifError` listing every problem with its JSON path
+    (and the file name, or ``source`` when given); ``OSError`` when the file cannot be read.
+    """
+    data: object
+    if isinstance(src, os.PathLike):
+        source = source or os.fspath(src)
+        with open(src, "rb") as handle:
+            data = parse_vif_json(handle.read(), source)
+    elif isinstance(src, str):
+        data = parse_vif_json(src, source)
+    else:
+        data = src
+    return vifs_from_data(data, source=source)
+
+
+def vifs_from_data(data: object, *, source: str | None = None) -> list[Vif]:
+    """VIFs from parsed vif.json data (one object or a non-empty array); errors name ``source``.
+
+    Unlike :func:`load_vifs`, a ``str`` here is a (wrong) JSON value, not a JSON text.
+    """
+    try:
+        return _load_data(data)
+    except InvalidVifError as exc:
+        raise exc.with_source(source) if source else exc from None
+
+
+def _load_data(data: object) -> list[Vif]:
+    if isinstance(data, Mapping):
+        return [parse_vif(data)]
+    if not isinstance(data, list | tuple) or not data:
+        raise InvalidVifError([("$", "expected a VIF object or a non-empty array of VIF objects")])
+    vifs: list[Vif] = []
+    problems: list[tuple[str, str]] = []
+    for index, item in enumerate(data):
+        try:
+            vifs.append(parse_vif(item, loc=(index,)))
+        except InvalidVifError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise InvalidVifError(problems)
+    problems.extend(_duplicates(vifs))
+    if problems:
+        raise InvalidVifError(problems)
+    return vifs
+
+
+def _duplicates(vifs: list[Vif]) -> Iterator[tuple[str, str]]:
+    """Two VIFs of one file must not share an id, a MAC or a host device name."""
+    for key in ("id", "mac", "devname"):
+        first: dict[str, int] = {}
+        for index, vif in enumerate(vifs):
+            item = _unique_value(vif, key)
+            if item is None:
+                continue
+            if item in first:
+                what = "host device" if key == "devname" else key
+                yield (json_path((index, key)), f"{what} {item!r} is already used by "
+                       f"$[{first[item]}] (must be unique in a file)")
+            else:
+                first[item] = index
+
+
+def _unique_value(vif: Vif, key: str) -> str | None:
+    if key == "devname":  # the host device name, where the VIF has one
+        return vif.host_device
+    value: str = getattr(vif, key)
+    return value
+
+
+# --- pydantic errors → (JSON path, expectation) -----------------------------------------------
+
+
+def _problems(exc: ValidationError, prefix: tuple[str | int, ...],
+              kind: type[Vif] | None) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for found in exc.errors():
+        error: dict[str, Any] = dict(found)
+        loc = tuple(error["loc"])
+        vif_type: str | None
+        if kind is None and loc and loc[0] in KINDS:
+            # the union's errors are located under the tag: strip it
+            vif_type, loc = str(loc[0]), loc[1:]
+        else:
+            vif_type = kind_name(kind)
+        error_type = error["type"]
+        ctx = error.get("ctx") or {}
+        cause = ctx.get("error")
+        if isinstance(cause, RuleError):
+            for sub, message in cause.problems:
+                problems.append((json_path((*prefix, *loc, *sub)), message))
+            continue
+        if error_type in ("union_tag_not_found", "union_tag_invalid"):
+            loc, error_type = ("vif_type",), ("missing" if error_type == "union_tag_not_found"
+                                              else "literal_error")
+            ctx = {"expected": _one_of(VIF_TYPES)}
+            given = error.get("input")
+            error["input"] = given.get("vif_type") if isinstance(given, Mapping) else None
+        if error_type == "missing" and vif_type is not None and len(loc) in (1, 2):
+            where = KINDS[vif_type].missing_reported_at.get(str(loc[0]), loc)
+            if len(kinds_requiring(loc)) not in (0, len(KINDS)):
+                problems.append((json_path((*prefix, *where)),
+                                 f"required when vif_type is {vif_type!r}"))
+                continue
+        if error_type == "extra_forbidden" and vif_type is not None:
+            others = kinds_taking(loc)
+            if others:
+                problems.append((json_path((*prefix, *loc)), f"not used by vif_type "
+                                 f"{vif_type!r} (only {_kinds(others)})"))
+                continue
+        root: type[BaseModel] | None = KINDS[vif_type] if vif_type is not None else None
+        problems.append((json_path((*prefix, *loc)),
+                         _message(error_type, error, ctx, loc, root)))
+    return problems
+
+
+def kind_name(kind: type[Vif] | None) -> str | None:
+    for vif_type, found in KINDS.items():
+        if found is kind:
+            return vif_type
+    return None
+
+
+def _one_of(values: Sequence[str]) -> str:
+    quoted = [repr(value) for value in values]
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def _kinds(kinds: Sequence[str]) -> str:
+    return ", ".join(repr(k) for k in VIF_TYPES if k in kinds)
+
+
+_TYPE_NAMES = {
+    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
+    "bool_type": "true or false", "bool_parsing": "true or false",
+    "string_type": "a string", "model_type": "an object", "dict_type": "an object",
+    "model_attributes_type": "an object", "list_type": "an array", "tuple_type": "an array",
+    "mapping_type": "an object",
+}
+
+
+def _message(kind: str, error: Any, ctx: dict[str, Any], loc: tuple[str | int, ...],
+             root: type[BaseModel] | None) -> str:
+    got = f" (got {_short(error.get('input'))})"
+    if kind == "missing":
+        return "required"
+    if kind == "extra_forbidden":
+        known = _known_keys(root, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(known)})"
+        return "unknown key" + hint
+    if kind in _TYPE_NAMES:
+        return f"must be {_TYPE_NAMES[kind]}{got}"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx['ge']}{got}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']}{got}"
+    if kind == "literal_error":
+        return f"must be one of {ctx['expected']}{got}"
+    if kind == "value_error":
+        return f"{error['msg'].removeprefix('Value error, ')}{got}"
+    return f"{error['msg']}{got}"
+
+
+def _short(value: object) -> str:
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _known_keys(root: type[BaseModel] | None, loc: tuple[str | int, ...]) -> list[str]:
+    if root is None:
+        return []
+    model: type[BaseModel] = root
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        inner = _model_in(field.annotation) if field is not None else None
+        if inner is None:
+            return []
+        model = inner
+    return list(model.model_fields)
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None

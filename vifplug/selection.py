@@ -1,0 +1,64 @@
+"""Which connection a VIF gets: VIF_FORMAT.md's "Choosing the plug method", in one place.
+
+Every vif_type but ``ovs`` connects one way. For ``ovs``, :func:`ovs_plug_methods` is the whole
+policy (the ``plug`` override, the host's firewall, whether the switch filters the port, the
+libvirt version), read top to bottom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from vifplug.connections.base import OVS_VIRTUALPORT, Connection, Options
+from vifplug.errors import UnsupportedError
+from vifplug.model import OvsVif, Vif
+
+__all__ = ["Selection", "ovs_plug_methods", "select"]
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The connection chosen for a VIF, and why (for ``vifplug explain`` and logs)."""
+
+    connection: Connection[Any]
+    reason: str
+
+
+def ovs_plug_methods(vif: OvsVif, options: Options) -> Iterator[tuple[str, str]]:
+    """The plug methods that fit an OVS VIF, best first, each with the reason."""
+    if vif.plug == "virtualport" and not options.supports(OVS_VIRTUALPORT):
+        raise UnsupportedError(
+            f"$.plug: 'virtualport' needs libvirt >= {OVS_VIRTUALPORT} "
+            f"(the XML is for libvirt {options.version_text}); use plug 'manual'")
+    if vif.plug is not None:
+        yield vif.plug, f"plug {vif.plug!r} is given"
+        return
+    if options.firewall and not vif.filtered:
+        yield "hybrid", ("the host firewalls (firewall=True) and the switch does not filter the "
+                         "port, so the guest needs a Linux bridge for the firewall to see its "
+                         "traffic")
+    if options.supports(OVS_VIRTUALPORT):
+        yield "virtualport", (f"libvirt {options.version_text} >= {OVS_VIRTUALPORT} adds OVS "
+                              "ports itself"
+                              + (" and the switch filters the port" if options.firewall else ""))
+    yield "manual", (f"libvirt {options.version_text} < {OVS_VIRTUALPORT} cannot add OVS ports "
+                     "(virtualport), so vifplug adds the TAP to OVS itself")
+
+
+def select(vif: Vif, options: Options,
+           serving: Mapping[str, tuple[Connection[Any], ...]]) -> Selection:
+    """The connection of ``serving`` (vif_type → connections) for ``vif``, and why."""
+    by_method = {connection.plug_method: connection
+                 for connection in serving.get(vif.vif_type, ())}
+    candidates: Iterator[tuple[str | None, str]]
+    if isinstance(vif, OvsVif):
+        candidates = ovs_plug_methods(vif, options)
+    else:
+        candidates = iter([(None, f"vif_type {vif.vif_type!r} always connects this way")])
+    for method, reason in candidates:
+        if method in by_method:
+            return Selection(by_method[method], reason)
+    raise UnsupportedError(f"$.vif_type: no connection serves {vif.vif_type!r} with "
+                           f"firewall={options.firewall}, libvirt {options.version_text}")
