@@ -29,12 +29,9 @@ EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is bad input: exit 2 with the message (argparse's own code)."""
-
-
 def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    # a usage error is bad input: argparse exits 2 with the message, as vifplug does
+    parser = argparse.ArgumentParser(
         prog="vifplug",
         description="Connect virtual machines' NICs to host networking: render the libvirt "
         "<interface> XML for a VIF described in vif.json (see `vifplug schema`).",

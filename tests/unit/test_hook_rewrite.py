@@ -16,6 +16,7 @@ from lxml import etree
 
 from vifplug import GenericVIFDriver, load_vifs
 from vifplug.hook import HookError, rewrite
+from vifplug.model import QbgVif
 from vifplug.netmap import NetworkMap, load_network_map
 
 NS = "http://vifplug.org/xmlns/vifplug/1"
@@ -111,7 +112,8 @@ def guest_facing(iface: etree._Element) -> tuple[Any, ...]:
 
 
 def interface_id(vif: Any) -> str | None:
-    return vif.ovs.interface_id if vif.ovs is not None else None
+    ovs = getattr(vif, "ovs", None)
+    return ovs.interface_id if ovs is not None else None
 
 
 MATRIX = list(itertools.product(SOURCES, MAPS, (True, False)))
@@ -187,12 +189,12 @@ def _direct(mode: str, profile: str | None) -> Any:
         if want == "802.1Qbg":
             params = port.find("parameters").attrib
             # instanceid is always the interface's own (none: libvirt generates one)
-            assert params.get("instanceid") == (vif.qbg.instance_id if vif.qbg else None)
+            assert params.get("instanceid") == (vif.qbg.instance_id if isinstance(vif, QbgVif) else None)
             if profile == "802.1Qbg":  # the map's host-level parameters win
                 assert (params["managerid"], params["typeid"], params["typeidversion"]) == (
                     "7", "8", "9")
         if want == "802.1Qbh":
-            expected = "here" if profile == "802.1Qbh" else vif.qbh.profile_id
+            expected = "here" if profile == "802.1Qbh" else getattr(vif, "qbh").profile_id
             assert port.find("parameters").get("profileid") == expected
     return check
 

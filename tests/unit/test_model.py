@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 import vifplug
 from vifplug import InvalidVifError, Vif, VifError, load_vifs
+from vifplug.model import BridgeVif, OvsVif, VhostUserVif
 from vifplug.names import check_device_name
 
 ID = "0f6d3c1e-5b7a-4c1e-9d2e-6a1b2c3d4e5f"
@@ -107,15 +108,23 @@ def test_normalisation() -> None:
 def test_defaults_and_derived_names() -> None:
     vif = load_vifs(BASE)[0]
     assert vif.nic_model == "virtio"
-    assert (vif.tap_name, vif.qbr_name, vif.qvb_name, vif.qvo_name) == (
-        "tap0f6d3c1e-5b", "qbr0f6d3c1e-5b", "qvb0f6d3c1e-5b", "qvo0f6d3c1e-5b")
-    assert all(len(name) == 14 for name in (vif.tap_name, vif.qbr_name))
+    ovs = load_vifs({**BASE, "vif_type": "ovs", "ovs": {"interface_id": ID},
+                     "network": {"name": "blue", "bridge": "br-int"}})[0]
+    assert isinstance(ovs, OvsVif)
+    assert (vif.tap_name, ovs.tap_name, ovs.qbr_name, ovs.qvb_name, ovs.qvo_name) == (
+        "tap0f6d3c1e-5b", "tap0f6d3c1e-5b", "qbr0f6d3c1e-5b", "qvb0f6d3c1e-5b", "qvo0f6d3c1e-5b")
+    assert all(len(name) == 14 for name in (vif.tap_name, ovs.qbr_name))
+    assert not hasattr(vif, "qbr_name")  # a Linux-bridge VIF has no hybrid bridge
     assert load_vifs({**BASE, "devname": "mytap"})[0].tap_name == "mytap"
     qbh = load_vifs(EXAMPLES / "802.1qbh.json")[0]
     qbg = load_vifs(EXAMPLES / "802.1qbg.json")[0]
     assert (qbh.direct_mode, qbg.direct_mode) == ("passthrough", "vepa")
     vhu = load_vifs(EXAMPLES / "vhostuser.json")[0]
-    assert vhu.vhostuser is not None
+    assert isinstance(vhu, VhostUserVif)
+    assert vhu.port_name == "vhu3c4d5e6f-7a"  # no devname: os-vif's name for the OVS port
+    named = load_vifs({**vhu.to_dict(), "devname": "vhu-guest1"})[0]
+    assert isinstance(named, VhostUserVif)
+    assert (named.port_name, named.host_device) == ("vhu-guest1", "vhu-guest1")
     assert vhu.vhostuser.mode == "server"
 
 
@@ -125,7 +134,27 @@ def test_to_dict_leaves_defaults_out() -> None:
 
 def test_direct_construction_validates_too() -> None:
     with pytest.raises(ValidationError):
-        Vif(**{**BASE, "mtu": 10})
+        BridgeVif(**{**BASE, "mtu": 10})
+    with pytest.raises(TypeError, match="Vif is the base of the VIF kinds"):
+        Vif(**{**BASE, "network": {"name": "red"}})
+
+
+def test_each_kind_is_its_own_class() -> None:
+    kinds = {type(vif).__name__ for path in sorted(EXAMPLES.glob("*.json"))
+             for vif in load_vifs(path)}
+    assert kinds == {"BridgeVif", "OvsVif", "QbgVif", "QbhVif", "DirectVif", "EthernetVif",
+                     "VhostUserVif", "HostDevVif"}
+    assert all(isinstance(vif, Vif) for vif in load_vifs(EXAMPLES / "guest-three-nics.json"))
+    # a key only another kind takes, left unset (null or false), is accepted as format 1 was
+    vif = load_vifs({**BASE, "ovs": None, "plug": None,
+                     "network": {**BASE["network"], "trunk": None}})[0]
+    assert vif == load_vifs(BASE)[0]
+
+
+def test_vif_parse_on_a_kind_takes_that_kind_only() -> None:
+    assert isinstance(BridgeVif.parse(BASE), BridgeVif)
+    with pytest.raises(InvalidVifError, match=r"vif_type: must be one of 'ovs'"):
+        OvsVif.parse(BASE)
 
 
 @pytest.mark.parametrize(("name", "reserved", "ok"), [
