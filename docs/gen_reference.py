@@ -185,6 +185,28 @@ def field_comments(cls: type) -> dict[str, str]:
     return comments
 
 
+def merged_comments(name: str) -> dict[str, str]:
+    """The ``#:`` comments of a schema definition's keys. ``Vif`` and ``Network`` are one
+    object in the schema but a class per vif_type in the model: a key's comment is gathered
+    from every kind (where kinds say different things, each is named: ``bridge: …; ovs: …``)."""
+    if name not in ("Vif", "Network"):
+        return field_comments(model_class(name))
+    said: dict[str, dict[str, list[str]]] = {}  # key -> comment -> vif_types
+    for vif_type, kind in vifplug.model.KINDS.items():
+        cls = kind if name == "Vif" else kind.model_fields["network"].annotation
+        own: dict[str, str] = {}
+        for ancestor in reversed(cls.__mro__):
+            if ancestor.__module__ == "vifplug.model":
+                own.update(field_comments(ancestor))
+        for key, text in own.items():
+            if key in cls.model_fields:
+                said.setdefault(key, {}).setdefault(text, []).append(vif_type)
+    return {key: next(iter(texts)) if len(texts) == 1 else
+            "; ".join(f"{', '.join(f'`{k}`' for k in kinds)}: {text.rstrip('.')}"
+                      for text, kinds in texts.items())
+            for key, texts in said.items()}
+
+
 def model_class(name: str) -> type:
     """The model class of a schema definition (``$defs`` names are the class names)."""
     cls = getattr(vifplug.model, name)
@@ -374,7 +396,7 @@ class Reference:
 
     def table(self, name: str, prefixes: list[tuple[str, ...]]) -> str:
         definition = self.defs[name]
-        comments = field_comments(model_class(name))
+        comments = merged_comments(name)
         required = definition.get("required", [])
         rows = ["| key | type | required | default | meaning |", "|---|---|---|---|---|"]
         for key, prop in definition["properties"].items():

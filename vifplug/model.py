@@ -83,6 +83,9 @@ _FILTER_VALUE = re.compile(r"[A-Za-z0-9_.:]{1,256}")
 _UNIX_PATH_MAX = spec.UNIX_PATH_MAX
 
 
+Problem = tuple[tuple[str | int, ...], str]
+
+
 class RuleError(ValueError):
     """Raised inside validators: problems located relative to the value being validated."""
 
@@ -335,10 +338,24 @@ class HostDevParams(_Value):
 
 # --- the logical network, as each kind sees it ----------------------------------------------------
 
-Problem = tuple[tuple[str | int, ...], str]
+
+class _Checked(_Value):
+    """A value with rules across its keys: :meth:`rules` yields ``(location, message)`` pairs
+    (subclasses extend it), all reported at once."""
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> typing.Self:
+        problems = list(self.rules())
+        if problems:
+            raise RuleError(problems)
+        return self
+
+    def rules(self) -> Iterator[Problem]:
+        """Rules across keys, located relative to this value (none here)."""
+        return iter(())
 
 
-class Network(_Value):
+class Network(_Checked):
     """The logical network the NIC joins, and how this host switches it.
 
     The base of each kind's network (``ethernet``'s is this: nothing but the name).
@@ -346,17 +363,6 @@ class Network(_Value):
 
     #: The logical network name; the migration hook maps it to each host's switch.
     name: NetworkName
-
-    @model_validator(mode="after")
-    def _check(self) -> Network:
-        problems = list(self.rules())
-        if problems:
-            raise RuleError(problems)
-        return self
-
-    def rules(self) -> Iterator[Problem]:
-        """Rules across keys (each kind's network extends them); located relative to here."""
-        return iter(())
 
 
 class BridgeNetwork(Network):
@@ -438,7 +444,7 @@ class HostdevNetwork(Network):
 # --- the VIF: a shared base and one class per kind ------------------------------------------------
 
 
-class Vif(_Value):
+class Vif(_Checked):
     """A guest NIC: its MAC, its logical network, its port identity and how it reaches the host.
 
     The base of the kinds below; ``vif_type`` picks libvirt's ``<interface type>`` family (see
@@ -484,18 +490,11 @@ class Vif(_Value):
         return cleaned
 
     @model_validator(mode="after")
-    def _check(self) -> Vif:
+    def _a_kind(self) -> Vif:
         if type(self) is Vif:
             raise TypeError("Vif is the base of the VIF kinds: use Vif.parse(data) or a kind's "
                             "class (OvsVif, BridgeVif, ...)")
-        problems = list(self.rules())
-        if problems:
-            raise RuleError(problems)
         return self
-
-    def rules(self) -> Iterator[Problem]:
-        """Rules across keys (each kind extends them): ``(JSON location, message)`` pairs."""
-        return iter(())
 
     # --- construction and serialisation ---
 

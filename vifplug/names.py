@@ -5,6 +5,7 @@ migration hook and the network map use these too.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 __all__ = [
     "DEVICE_NAME_PATTERN",
@@ -98,31 +99,18 @@ def nic_suffix(port_id: str) -> str:
     return port_id[:NIC_NAME_ID_LEN]
 
 
-def tap_name(port_id: str) -> str:
-    """The guest's TAP: ``tap`` + ``id[:11]``."""
-    return "tap" + port_id[:NIC_NAME_ID_LEN]
+def _prefixed(prefix: str, what: str) -> Callable[[str], str]:
+    def name(port_id: str) -> str:
+        return prefix + port_id[:NIC_NAME_ID_LEN]
+
+    name.__doc__ = f"{what}: ``{prefix}`` + ``id[:11]``."
+    return name
 
 
-def qbr_name(port_id: str) -> str:
-    """The hybrid path's per-VIF Linux bridge: ``qbr`` + ``id[:11]``."""
-    return "qbr" + port_id[:NIC_NAME_ID_LEN]
-
-
-def qvb_name(port_id: str) -> str:
-    """The hybrid veth end on the qbr: ``qvb`` + ``id[:11]``."""
-    return "qvb" + port_id[:NIC_NAME_ID_LEN]
-
-
-def qvo_name(port_id: str) -> str:
-    """The hybrid veth end on the OVS bridge: ``qvo`` + ``id[:11]``."""
-    return "qvo" + port_id[:NIC_NAME_ID_LEN]
-
-
-def vhu_name(port_id: str) -> str:
-    """A vhost-user OVS port, as os-vif names it: ``vhu`` + ``id[:11]``."""
-    return "vhu" + port_id[:NIC_NAME_ID_LEN]
-
-
-def linux_bridge_name(network_id: str) -> str:
-    """The Neutron Linux bridge agent's bridge for a network: ``brq`` + ``network_id[:11]``."""
-    return "brq" + network_id[:NIC_NAME_ID_LEN]
+tap_name = _prefixed("tap", "The guest's TAP")
+qbr_name = _prefixed("qbr", "The hybrid path's per-VIF Linux bridge")
+qvb_name = _prefixed("qvb", "The hybrid veth end on the qbr")
+qvo_name = _prefixed("qvo", "The hybrid veth end on the OVS bridge")
+vhu_name = _prefixed("vhu", "A vhost-user OVS port, as os-vif names it")
+#: The Neutron Linux bridge agent's bridge for a network, from the *network* id.
+linux_bridge_name = _prefixed("brq", "The Neutron Linux bridge agent's bridge for a network")

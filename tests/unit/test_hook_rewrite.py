@@ -189,12 +189,13 @@ def _direct(mode: str, profile: str | None) -> Any:
         if want == "802.1Qbg":
             params = port.find("parameters").attrib
             # instanceid is always the interface's own (none: libvirt generates one)
-            assert params.get("instanceid") == (vif.qbg.instance_id if isinstance(vif, QbgVif) else None)
+            own = vif.qbg.instance_id if isinstance(vif, QbgVif) else None
+            assert params.get("instanceid") == own
             if profile == "802.1Qbg":  # the map's host-level parameters win
                 assert (params["managerid"], params["typeid"], params["typeidversion"]) == (
                     "7", "8", "9")
         if want == "802.1Qbh":
-            expected = "here" if profile == "802.1Qbh" else getattr(vif, "qbh").profile_id
+            expected = "here" if profile == "802.1Qbh" else vif.qbh.profile_id
             assert port.find("parameters").get("profileid") == expected
     return check
 

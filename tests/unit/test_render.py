@@ -212,7 +212,8 @@ VERSIONS = [None, "0.9.10", "0.9.11", "3.0.0", "3.1.0", "5.0.0", "5.1.0", "9.0.0
 
 
 def test_examples_cover_every_vif_type_and_method() -> None:
-    seen = {(v.vif_type, getattr(v, "plug", None)) for path in EXAMPLE_FILES for v in load_vifs(path)}
+    seen = {(v.vif_type, getattr(v, "plug", None))
+            for path in EXAMPLE_FILES for v in load_vifs(path)}
     kinds = {kind for kind, _ in seen}
     assert kinds == {"bridge", "ovs", "802.1qbg", "802.1qbh", "direct", "ethernet",
                      "vhostuser", "hostdev"}

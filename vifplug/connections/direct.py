@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from lxml import etree
 
@@ -33,8 +33,15 @@ class _Macvtap(Connection[M]):
         self.add_virtualport(iface, vif)
         return finish_interface(iface, vif, options, target=vif.devname, bandwidth=vif.bandwidth)
 
+    #: ``<virtualport type>`` of the kinds that have a port profile (its parameters are the
+    #: VIF's per-guest identity, :meth:`~vifplug.model.Vif.metadata`).
+    port_profile: ClassVar[str | None] = None
+
     def add_virtualport(self, iface: etree._Element, vif: M) -> None:
         """The port profile, for the kinds that have one."""
+        if self.port_profile is not None:
+            port = etree.SubElement(iface, "virtualport", type=self.port_profile)
+            etree.SubElement(port, "parameters", vif.metadata())
 
     def plan(self, vif: M, context: PlanContext) -> tuple[Step, ...]:
         # libvirt creates the macvtap; its lower device must exist.
@@ -61,10 +68,7 @@ class Qbg(_Macvtap[QbgVif]):
     name = "802.1qbg"
     vif_types = frozenset({"802.1qbg"})
     summary = "a macvtap on a host NIC with an 802.1Qbg (VDP) port profile"
-
-    def add_virtualport(self, iface: etree._Element, vif: QbgVif) -> None:
-        port = etree.SubElement(iface, "virtualport", type="802.1Qbg")
-        etree.SubElement(port, "parameters", vif.metadata())
+    port_profile = "802.1Qbg"
 
 
 class Qbh(_Macvtap[QbhVif]):
@@ -74,7 +78,4 @@ class Qbh(_Macvtap[QbhVif]):
     name = "802.1qbh"
     vif_types = frozenset({"802.1qbh"})
     summary = "a macvtap on a host NIC with an 802.1Qbh (VN-Link) port profile"
-
-    def add_virtualport(self, iface: etree._Element, vif: QbhVif) -> None:
-        port = etree.SubElement(iface, "virtualport", type="802.1Qbh")
-        etree.SubElement(port, "parameters", vif.metadata())
+    port_profile = "802.1Qbh"
