@@ -26,7 +26,7 @@ from vifplug.xml import metadata_element, metadata_entry, tostring
 
 if TYPE_CHECKING:
     from vifplug.host import Host
-    from vifplug.host.apply import Fault, Outcome, Progress
+    from vifplug.host.apply import Outcome, Progress
 
 __all__ = ["GenericVIFDriver", "Selection"]
 
@@ -120,13 +120,13 @@ class GenericVIFDriver:
         return Plan(vif.id, connection.name, connection.unplan(vif))
 
     def plug(self, vif: Vif, host: Host, *, instance_uuid: str | None = None,
-             create_ovs_bridges: bool = False, fault: Fault | None = None) -> Outcome:
+             create_ovs_bridges: bool = False) -> Outcome:
         """Make ``vif``'s host side exist: idempotent, and rolled back on failure."""
         return self.plug_many([vif], host, instance_uuid=instance_uuid,
-                              create_ovs_bridges=create_ovs_bridges, fault=fault)
+                              create_ovs_bridges=create_ovs_bridges)
 
     def plug_many(self, vifs: Sequence[Vif], host: Host, *, instance_uuid: str | None = None,
-                  create_ovs_bridges: bool = False, fault: Fault | None = None,
+                  create_ovs_bridges: bool = False,
                   progress: Progress | None = None) -> Outcome:
         """Plug many VIFs as one batch: one netlink socket and one OVSDB transaction for all;
         all plugged, or (on failure) the host as it was."""
@@ -135,20 +135,20 @@ class GenericVIFDriver:
         plans = [self.plan(vif, instance_uuid=instance_uuid,
                            create_ovs_bridges=create_ovs_bridges) for vif in vifs]
         with vif_locks([vif.id for vif in vifs], host.scope, *_lock_dir(host)):
-            return apply_plug(plans, host, fault=fault, progress=progress)
+            return apply_plug(plans, host, progress=progress)
 
-    def unplug(self, vif: Vif, host: Host, *, fault: Fault | None = None) -> Outcome:
+    def unplug(self, vif: Vif, host: Host) -> Outcome:
         """Remove ``vif``'s host side; what is already gone is skipped."""
-        return self.unplug_many([vif], host, fault=fault)
+        return self.unplug_many([vif], host)
 
-    def unplug_many(self, vifs: Sequence[Vif], host: Host, *, fault: Fault | None = None,
+    def unplug_many(self, vifs: Sequence[Vif], host: Host, *,
                     progress: Progress | None = None) -> Outcome:
         """Unplug many VIFs: one OVSDB transaction and one netlink request for all devices."""
         from vifplug.host.apply import apply_unplug, vif_locks
 
         plans = [self.unplan(vif) for vif in vifs]
         with vif_locks([vif.id for vif in vifs], host.scope, *_lock_dir(host), remove=True):
-            return apply_unplug(plans, host, fault=fault, progress=progress)
+            return apply_unplug(plans, host, progress=progress)
 
     def metadata_xml(self, vifs: Iterable[Vif]) -> etree._Element:
         """The domain's single ``<vifplug:interfaces>`` metadata element (HOOK_CONTRACT.md):

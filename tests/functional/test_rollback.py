@@ -1,9 +1,11 @@
 """A plug that fails leaves the host exactly as it was: real devices, real private OVS.
 
-Failures are injected at every step of every plan through the driver's ``fault`` seam, inside
-steps (a netlink call or the OVSDB commit raising after part of the step was done), for real (an
-OVSDB transaction the database refuses), in batches, and over pre-existing devices that plug
-changed and rollback must restore rather than delete. The host is compared with
+Failures are injected at every step of every plan through the test-only fault hook
+(``vifplug.host.faults.injected``), inside steps (a netlink call or the OVSDB commit raising after
+part of the step was done), for real (an OVSDB transaction the database refuses), in batches, and
+over pre-existing devices that plug changed and rollback must restore rather than delete. (The
+same failure points are unit-tested against in-memory fakes in tests/unit/test_apply.py; these
+prove them on the real kernel and OVS.) The host is compared with
 tests/fixtures/snapshot.py before and after.
 """
 
@@ -22,7 +24,8 @@ from tests.fixtures.snapshot import HostSnapshot, links_snapshot
 from tests.functional.conftest import Env
 from vifplug.driver import GenericVIFDriver
 from vifplug.host import HostError, StepFailed
-from vifplug.host.netlink import Netlink
+from vifplug.host.faults import injected
+from vifplug.host.netlink import Pyroute2Netlink
 from vifplug.model import Vif
 from vifplug.plan import (
     DeleteLink,
@@ -121,8 +124,8 @@ def test_failure_at_every_step_is_rolled_back(plan_name: str, index: int, backen
             at_failure.append(links_snapshot(env.netns))
             raise Injected(f"injected before {step.device}")
 
-    with pytest.raises(StepFailed) as raised:
-        DRIVER.plug(vif, host, instance_uuid=INSTANCE, create_ovs_bridges=create, fault=fault)
+    with pytest.raises(StepFailed) as raised, injected(host, fault):
+        DRIVER.plug(vif, host, instance_uuid=INSTANCE, create_ovs_bridges=create)
 
     failed = raised.value
     assert failed.step == target
@@ -153,9 +156,9 @@ def test_failure_at_every_step_is_rolled_back(plan_name: str, index: int, backen
 
 def failing_for(original: Callable[..., Any], name: str, record: Callable[[], None]
                 ) -> Callable[..., Any]:
-    """A Netlink method (autospec'd: gets self) that fails for device ``name`` only."""
+    """A Pyroute2Netlink method (autospec'd: gets self) that fails for device ``name`` only."""
 
-    def method(self: Netlink, device: str, *args: Any, **kwargs: Any) -> Any:
+    def method(self: Pyroute2Netlink, device: str, *args: Any, **kwargs: Any) -> Any:
         if device == name:
             record()
             raise OSError(errno.EIO, f"injected in {original.__name__}({device})")
@@ -187,8 +190,8 @@ def test_failure_inside_a_netlink_step_is_rolled_back(case: str, env: Env,
     host = env.host("native")
     before = env.snapshot()
     existed: list[bool] = []
-    mocker.patch.object(Netlink, method, autospec=True, side_effect=failing_for(
-        getattr(Netlink, method), device,
+    mocker.patch.object(Pyroute2Netlink, method, autospec=True, side_effect=failing_for(
+        getattr(Pyroute2Netlink, method), device,
         lambda: existed.append(env.netns.link(device) is not None)))
 
     with pytest.raises(StepFailed) as raised:
@@ -291,8 +294,8 @@ def test_batch_failing_at_the_last_vifs_ovsdb_step_rolls_back_all(ovsdb_backend:
             at_failure.append(links_snapshot(env.netns))
             raise Injected("injected")
 
-    with pytest.raises(StepFailed) as raised:
-        DRIVER.plug_many(vifs, host, instance_uuid=INSTANCE, fault=fault)
+    with pytest.raises(StepFailed) as raised, injected(host, fault):
+        DRIVER.plug_many(vifs, host, instance_uuid=INSTANCE)
 
     assert raised.value.step == last_port
     assert raised.value.device == vifs[-1].qvo_name
@@ -340,8 +343,8 @@ def test_existing_qbr_is_restored(ovsdb_backend: str, env: Env) -> None:
             at_failure.append({"ipv6_disabled": ipv6_disabled(env.netns, vif.qbr_name)})
             raise Injected("injected")
 
-    with pytest.raises(StepFailed):
-        DRIVER.plug(vif, host, instance_uuid=INSTANCE, fault=fault)
+    with pytest.raises(StepFailed), injected(host, fault):
+        DRIVER.plug(vif, host, instance_uuid=INSTANCE)
 
     changed, ipv6 = at_failure
     assert (changed["mtu"], changed["forward_delay"], changed["ageing_time"], changed["up"]) == (
@@ -366,8 +369,8 @@ def test_existing_qbr_restored_when_its_own_step_fails_halfway(env: Env,
     host = env.host("native")
     before = env.snapshot()
     seen: list[dict[str, Any]] = []
-    mocker.patch.object(Netlink, "update", autospec=True, side_effect=failing_for(
-        Netlink.update, vif.qbr_name,
+    mocker.patch.object(Pyroute2Netlink, "update", autospec=True, side_effect=failing_for(
+        Pyroute2Netlink.update, vif.qbr_name,
         lambda: seen.append({**links_snapshot(env.netns)[vif.qbr_name],
                              "ipv6_disabled": ipv6_disabled(env.netns, vif.qbr_name)})))
 
@@ -401,8 +404,8 @@ def test_existing_veth_on_another_bridge_is_restored(ovsdb_backend: str, env: En
             at_failure.append(links_snapshot(env.netns))
             raise Injected("injected")
 
-    with pytest.raises(StepFailed):
-        DRIVER.plug(vif, host, instance_uuid=INSTANCE, fault=fault)
+    with pytest.raises(StepFailed), injected(host, fault):
+        DRIVER.plug(vif, host, instance_uuid=INSTANCE)
 
     assert at_failure[0][vif.qvb_name]["master"] == vif.qbr_name
     assert at_failure[0][vif.qvo_name]["mtu"] == 1450
@@ -427,8 +430,8 @@ def test_failed_replug_restores_the_previous_plug(ovsdb_backend: str, env: Env) 
             at_failure.append(links_snapshot(env.netns))
             raise Injected("injected")
 
-    with pytest.raises(StepFailed):
-        DRIVER.plug(changed, host, instance_uuid=INSTANCE, fault=fault)
+    with pytest.raises(StepFailed), injected(host, fault):
+        DRIVER.plug(changed, host, instance_uuid=INSTANCE)
 
     devices = (vif.qbr_name, vif.qvb_name, vif.qvo_name)
     # (qvo's own MTU is ovs-vswitchd's: it puts back its mtu_request at once, 1450 until the
@@ -455,12 +458,12 @@ def test_incomplete_rollback_is_not_reported_as_rolled_back(env: Env,
 
     def fault(step: Step) -> None:
         if step == port_step:
-            mocker.patch.object(Netlink, "delete", autospec=True,
+            mocker.patch.object(Pyroute2Netlink, "delete", autospec=True,
                                 side_effect=OSError(errno.EBUSY, "injected"))
             raise Injected("injected")
 
-    with pytest.raises(StepFailed) as raised:
-        DRIVER.plug(vif, host, fault=fault)
+    with pytest.raises(StepFailed) as raised, injected(host, fault):
+        DRIVER.plug(vif, host)
 
     assert len(raised.value.undo_errors) == 2  # the veth pair and the qbr stayed
     assert "rollback was incomplete" in str(raised.value)
@@ -480,8 +483,8 @@ def test_failed_unplug_finishes_when_run_again(at: str, ovsdb_backend: str, env:
         if step == target:
             raise Injected("injected")
 
-    with pytest.raises(StepFailed) as raised:
-        DRIVER.unplug(vif, host, fault=fault)
+    with pytest.raises(StepFailed) as raised, injected(host, fault):
+        DRIVER.unplug(vif, host)
 
     assert raised.value.step == target
     assert raised.value.device == target.device

@@ -35,7 +35,7 @@ from tests.fixtures.snapshot import HostSnapshot, host_snapshot, ovsdb_rows
 from vifplug.driver import GenericVIFDriver
 from vifplug.host import Host
 from vifplug.host.apply import LOCK_DIR
-from vifplug.host.netlink import Netlink
+from vifplug.host.netlink import Pyroute2Netlink
 from vifplug.loading import load_vifs
 from vifplug.model import Vif
 
@@ -53,16 +53,18 @@ pytestmark = [
 
 # Plugs (or unplugs) the VIFs of a file in a separate process, to be SIGKILLed: by the test
 # (after "go", at a time or once devices appear) or by itself at an exact point: before the step
-# described by ``kill_before`` (the ``fault`` seam), right after the Netlink/NativeOvsdb method
-# ``kill_after`` returns, or when unplug sends its one link-group delete request.
+# described by ``kill_before`` (a fault injected with vifplug.host.faults), right after the
+# Pyroute2Netlink/NativeOvsdb method ``kill_after`` returns, or when unplug sends its one
+# link-group delete request.
 DRIVER = r'''
-import json, os, signal, sys, warnings
+import contextlib, json, os, signal, sys, warnings
 from pathlib import Path
 
 warnings.simplefilter("ignore")
 from vifplug.driver import GenericVIFDriver
 from vifplug.host import Host
-from vifplug.host.netlink import Netlink
+from vifplug.host.faults import injected
+from vifplug.host.netlink import Pyroute2Netlink
 from vifplug.host.ovsdb import NativeOvsdb
 from vifplug.loading import load_vifs
 
@@ -80,7 +82,7 @@ if config.get("kill_before"):
             die()
 if config.get("kill_after"):
     owner, name = config["kill_after"].split(".")
-    cls = {"Netlink": Netlink, "NativeOvsdb": NativeOvsdb}[owner]
+    cls = {"Pyroute2Netlink": Pyroute2Netlink, "NativeOvsdb": NativeOvsdb}[owner]
     original = getattr(cls, name)
 
     def killing(*args, **kwargs):
@@ -89,7 +91,7 @@ if config.get("kill_after"):
 
     setattr(cls, name, killing)
 if config.get("kill_at_group_delete"):
-    real_ipr = Netlink.ipr.fget
+    real_ipr = Pyroute2Netlink.ipr.fget
 
     class Dying:
         def __init__(self, ipr):
@@ -103,7 +105,7 @@ if config.get("kill_at_group_delete"):
         def __getattr__(self, name):
             return getattr(self.ipr, name)
 
-    Netlink.ipr = property(lambda netlink: Dying(real_ipr(netlink)))
+    Pyroute2Netlink.ipr = property(lambda netlink: Dying(real_ipr(netlink)))
 
 vifs = load_vifs(Path(config["vifs"]))
 host = Host(netns=config["netns"], ovsdb=config["ovsdb"], lock_dir=Path(config["lock_dir"]))
@@ -112,10 +114,11 @@ host.ovsdb.bridge_exists("br-int")
 print("ready", flush=True)
 sys.stdin.readline()
 driver = GenericVIFDriver()
-if config["action"] == "plug":
-    driver.plug_many(vifs, host, fault=fault)
-else:
-    driver.unplug_many(vifs, host, fault=fault)
+with injected(host, fault) if fault is not None else contextlib.nullcontext():
+    if config["action"] == "plug":
+        driver.plug_many(vifs, host)
+    else:
+        driver.unplug_many(vifs, host)
 print("done", flush=True)
 '''
 
@@ -324,7 +327,8 @@ def before(netns: Netns, ovs: PrivateOvs, br_int: str) -> HostSnapshot:
 
 
 def _step(batch: Batch, kind: str, index: int) -> str:
-    """The description of VIF ``index``'s step of type ``kind`` (what DRIVER's fault matches)."""
+    """The description of VIF ``index``'s step of type ``kind`` (what DRIVER's injected fault
+    matches)."""
     plan = GenericVIFDriver().plan(batch.vifs[index])
     (step,) = [step for step in plan.steps if type(step).__name__ == kind]
     return str(step)
@@ -342,8 +346,8 @@ KILLS: dict[str, Callable[[Batch, Netns], dict[str, Any]]] = {
     "before VIF 7's veth": lambda b, n: {"kill_before": _step(b, "EnsureVeth", 7)},
     "before VIF 7's enslaving": lambda b, n: {"kill_before": _step(b, "EnsureMaster", 7)},
     "before the OVSDB transaction": lambda b, n: {"kill_before": _step(b, "EnsureOvsPort", 0)},
-    "inside: qbr made, still down": lambda b, n: {"kill_after": "Netlink.add_bridge"},
-    "inside: veth made, ends down": lambda b, n: {"kill_after": "Netlink.add_veth"},
+    "inside: qbr made, still down": lambda b, n: {"kill_after": "Pyroute2Netlink.add_bridge"},
+    "inside: veth made, ends down": lambda b, n: {"kill_after": "Pyroute2Netlink.add_veth"},
     "after the OVSDB commit": lambda b, n: {"kill_after": "NativeOvsdb.commit"},
 }
 
@@ -578,7 +582,7 @@ def test_concurrent_unplugs_of_two_vifs_both_succeed(
             Host(netns=netns.name, ovsdb=ovs.db, lock_dir=lock_dir) as host_a, \
             Host(netns=netns.name, ovsdb=ovs.db, lock_dir=lock_dir) as host_b:
         driver.plug_many([vif_a, vif_b], host_a)
-        real_ipr: Callable[[Netlink], Any] = Netlink.__dict__["ipr"].fget
+        real_ipr: Callable[[Pyroute2Netlink], Any] = Pyroute2Netlink.__dict__["ipr"].fget
 
         class Interleaved:
             """Host A's socket: just before A's group delete, B's whole unplug runs (as another
@@ -595,7 +599,7 @@ def test_concurrent_unplugs_of_two_vifs_both_succeed(
             def __getattr__(self, name: str) -> Any:
                 return getattr(self.ipr, name)
 
-        mocker.patch.object(Netlink, "ipr", property(
+        mocker.patch.object(Pyroute2Netlink, "ipr", property(
             lambda netlink: Interleaved(real_ipr(netlink)) if netlink is host_a.netlink
             else real_ipr(netlink)))
         driver.unplug(vif_a, host_a)

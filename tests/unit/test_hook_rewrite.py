@@ -278,3 +278,134 @@ def test_rewrite_is_idempotent_on_every_map(tmp_path: Path) -> None:
                        host_map(tmp_path, local))
         assert tree(etree.fromstring(rewrite(once, host_map(tmp_path, local)))) == tree(
             etree.fromstring(once)), (source, local)
+
+
+# --- identities the interface arrives with ------------------------------------------------------
+
+
+def visit(domain: str | bytes, local: str, tmp_path: Path, checker: DomainChecker) -> str:
+    """The guest arrives on a host with map ``local``: the hook rewrites it, libvirt there runs
+    it (test:///default generates what a real libvirt generates: an OVS interfaceid, an 802.1Qbg
+    instanceid), and what libvirt would send on to the next host comes back."""
+    rewritten = etree.fromstring(rewrite(domain, host_map(tmp_path, local)))
+    checker.validate(rewritten)
+    return etree.tostring(checker.start(rewritten), encoding="unicode")
+
+
+def remembered(domain: str) -> dict[str, str]:
+    entry = etree.fromstring(domain).find(
+        f"metadata/{{{NS}}}interfaces/{{{NS}}}interface[@mac='{MAC}']")
+    assert entry is not None
+    return dict(entry.attrib)
+
+
+def port_parameters(domain: str) -> tuple[str | None, dict[str, str]]:
+    """Our interface's virtualport: its type and parameters (None, {} without one)."""
+    port = ours(etree.fromstring(domain)).find("virtualport")
+    if port is None:
+        return None, {}
+    params = port.find("parameters")
+    return port.get("type"), dict(params.attrib) if params is not None else {}
+
+
+@pytest.mark.parametrize("back", ["ovs-vlan", "ovs-untagged"])
+@pytest.mark.parametrize("hop", ["legacy", "direct", "direct-qbh"])
+def test_interfaceid_libvirt_generated_survives_later_hops(
+        hop: str, back: str, tmp_path: Path, libvirt_check: DomainChecker) -> None:
+    """Issue 8, item 9: a guest born on a Linux bridge has no interfaceid. Its first OVS host
+    gets a bare virtualport and libvirt there generates one; the next host (whose switch has no
+    place for it) must remember that id, so every later OVS host gives the port the same one."""
+    start = etree.tostring(domain_with(SOURCES["legacy"], metadata=False))
+    bare = rewrite(start, host_map(tmp_path, "ovs-vlan"))
+    assert port_parameters(bare) == ("openvswitch", {})  # nothing to keep: libvirt generates it
+    on_ovs = visit(start, "ovs-vlan", tmp_path, libvirt_check)
+    kind, params = port_parameters(on_ovs)
+    assert kind == "openvswitch"
+    generated = params.get("interfaceid")
+    assert generated is not None, "libvirt generated no interfaceid"
+    assert "interfaceid" not in remembered(on_ovs)  # only libvirt's XML has it so far
+
+    on_hop = visit(on_ovs, hop, tmp_path, libvirt_check)
+    assert port_parameters(on_hop)[1].get("interfaceid") is None  # this switch dropped it...
+    assert remembered(on_hop)["interfaceid"] == generated  # ...the metadata did not
+    again = visit(on_hop, back, tmp_path, libvirt_check)
+    assert port_parameters(again) == ("openvswitch", {"interfaceid": generated})
+    assert remembered(again)["interfaceid"] == generated
+
+
+@pytest.mark.parametrize(("hop", "back"), [
+    ("legacy", "direct-qbg"), ("legacy", "direct"), ("ovs-vlan", "direct-qbg"),
+    ("ovs-vlan", "direct"), ("direct-qbh", "direct-qbg"),
+])
+def test_instanceid_libvirt_generated_survives_later_hops(
+        hop: str, back: str, tmp_path: Path, libvirt_check: DomainChecker) -> None:
+    """The same for 802.1Qbg: the first Qbg host's map gives the host-level parameters and the
+    guest has no instanceid, so libvirt there generates one; later Qbg hosts keep it (rule 2 on
+    a map with qbg, rule 4 on one without: the parameters came from the first host's map)."""
+    start = etree.tostring(domain_with(SOURCES["legacy"], metadata=False))
+    assert port_parameters(rewrite(start, host_map(tmp_path, "direct-qbg"))) == (
+        "802.1Qbg", {"managerid": "7", "typeid": "8", "typeidversion": "9"})
+    on_qbg = visit(start, "direct-qbg", tmp_path, libvirt_check)
+    generated = port_parameters(on_qbg)[1].get("instanceid")
+    assert generated is not None, "libvirt generated no instanceid"
+
+    on_hop = visit(on_qbg, hop, tmp_path, libvirt_check)
+    assert port_parameters(on_hop)[0] != "802.1Qbg"
+    assert remembered(on_hop)["instanceid"] == generated
+    again = visit(on_hop, back, tmp_path, libvirt_check)
+    assert port_parameters(again) == ("802.1Qbg", {
+        "managerid": "7", "typeid": "8", "typeidversion": "9", "instanceid": generated})
+
+
+@pytest.mark.parametrize(("source", "key", "home"), [
+    ("ovs-vlan", "interfaceid", "ovs-vlan"),
+    ("qbg", "instanceid", "direct"),
+    ("qbh", "profileid", "direct"),
+])
+def test_identity_on_arrival_is_newer_than_the_metadata(
+        source: str, key: str, home: str, tmp_path: Path) -> None:
+    """The metadata says one thing, the incoming virtualport another (changed, or generated,
+    on the host the guest comes from): the virtualport's is newer; a Linux-bridge hop records
+    it and the next host of the old kind gives it back (an 802.1Qbh profile from the
+    interface: the map gives none)."""
+    before = domain_with(SOURCES[source], metadata=True)
+    params = ours(before).find("virtualport/parameters")
+    old = params.get(key)
+    entry = before.find(f"metadata/{{{NS}}}interfaces/{{{NS}}}interface")
+    assert old is not None
+    assert entry.get(key) == old
+    new = "c0ffee00-1d2e-4f3a-9b8c-7d6e5f4a3b2c" if key != "profileid" else "payroll"
+    params.set(key, new)
+    on_legacy = rewrite(etree.tostring(before), host_map(tmp_path, "legacy"))
+    assert remembered(on_legacy)[key] == new
+    home_again = rewrite(on_legacy, host_map(tmp_path, home))
+    assert port_parameters(home_again)[1][key] == new
+
+
+def test_the_maps_host_level_parameters_are_what_the_interface_carries_now(
+        tmp_path: Path) -> None:
+    """An 802.1Qbg guest arrives with its own manager/type ids on a host whose map gives
+    others: the map's are what it carries now, and what the metadata keeps (the instanceid stays
+    the guest's); a later host without a profile in its map gives those back (rule 4)."""
+    start = etree.tostring(domain_with(SOURCES["qbg"], metadata=True))
+    vif = SOURCES["qbg"]
+    here = rewrite(start, host_map(tmp_path, "direct-qbg"))
+    expected = {"managerid": "7", "typeid": "8", "typeidversion": "9",
+                "instanceid": vif.qbg.instance_id}
+    assert port_parameters(here) == ("802.1Qbg", expected)
+    assert {k: remembered(here)[k] for k in expected} == expected
+    later = rewrite(rewrite(here, host_map(tmp_path, "legacy")), host_map(tmp_path, "direct"))
+    assert port_parameters(later) == ("802.1Qbg", expected)
+
+
+def test_an_ovs_profileid_is_not_an_802_1qbh_profile(tmp_path: Path) -> None:
+    """libvirt's openvswitch virtualport may carry a ``profileid`` (an OVS port profile): it is
+    neither used nor remembered as an 802.1Qbh profile."""
+    before = domain_with(SOURCES["ovs-vlan"], metadata=True)
+    ours(before).find("virtualport/parameters").set("profileid", "menial")
+    text = etree.tostring(before)
+    for local in ("direct", "legacy"):
+        after = rewrite(text, host_map(tmp_path, local))
+        assert port_parameters(after)[0] is None  # plain macvtap / a Linux bridge
+        assert "profileid" not in remembered(after)
+        assert remembered(after)["interfaceid"] == ID

@@ -6,20 +6,34 @@
 
 A Host opens its netlink socket and OVSDB connection lazily, on the first step that needs them,
 and keeps them for its lifetime (one socket and one connection however many VIFs it plugs).
+Both sit behind small protocols (:class:`~vifplug.host.netlink.Netlink`,
+:class:`~vifplug.host.ovsdb.Ovsdb`); :meth:`Host.using` builds a Host over other
+implementations, such as the in-memory fakes of :mod:`vifplug.host.fake` the unit tests use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
 from vifplug.host.errors import HostError, MissingDeviceError, StepFailed
-from vifplug.host.netlink import Netlink, check_netns
-from vifplug.host.ovsdb import DEFAULT_OVSDB, Backend, Ovsdb, check_ovsdb_url, open_ovsdb
+from vifplug.host.netlink import Netlink, Pyroute2Netlink, check_netns
+from vifplug.host.ovsdb import (
+    DEFAULT_OVSDB,
+    Backend,
+    Ovsdb,
+    check_ovsdb_backend,
+    check_ovsdb_url,
+    open_ovsdb,
+)
 from vifplug.plan import Step
 
-__all__ = ["DEFAULT_OVSDB", "Host", "HostError", "MissingDeviceError", "StepFailed"]
+__all__ = ["DEFAULT_OVSDB", "PCI_DEVICES", "Host", "HostError", "MissingDeviceError",
+           "StepFailed"]
+
+#: Where the kernel lists this host's PCI devices (SR-IOV VFs for hostdev VIFs).
+PCI_DEVICES = Path("/sys/bus/pci/devices")
 
 
 class Host:
@@ -29,28 +43,42 @@ class Host:
                  ovsdb_backend: Backend = "native", *, lock_dir: Path | None = None) -> None:
         check_netns(netns)
         check_ovsdb_url(ovsdb)
-        if ovsdb_backend not in ("native", "vsctl"):
-            from vifplug.errors import VifError
-
-            raise VifError(f"--ovsdb-backend: expected 'native' or 'vsctl' "
-                           f"(got {ovsdb_backend!r})")
         self.netns = netns
         self.ovsdb_url = ovsdb
-        self.ovsdb_backend: Backend = ovsdb_backend
+        self.ovsdb_backend: Backend = check_ovsdb_backend(ovsdb_backend)
         self.lock_dir = lock_dir
+        #: Where PCI devices are looked for (checks of hostdev VIFs).
+        self.pci_devices = PCI_DEVICES
         self._netlink: Netlink | None = None
         self._ovsdb: Ovsdb | None = None
+        self._open_netlink: Callable[[], Netlink] = lambda: Pyroute2Netlink(self.netns)
+        self._open_ovsdb: Callable[[], Ovsdb] = lambda: open_ovsdb(self.ovsdb_url,
+                                                                   self.ovsdb_backend)
+
+    @classmethod
+    def using(cls, netlink: Netlink, ovsdb: Ovsdb, *, netns: str | None = None,
+              lock_dir: Path | None = None, pci_devices: Path = PCI_DEVICES) -> Host:
+        """A Host over these (already made) netlink and OVSDB implementations, e.g.
+        ``Host.using(FakeNetlink(), FakeOvsdb())``; after :meth:`close` it uses them again.
+        ``netns`` only names the namespace in messages (it is not checked: the implementations
+        are wherever they are)."""
+        host = cls(lock_dir=lock_dir)
+        host.netns = netns
+        host.pci_devices = pci_devices
+        host._open_netlink = lambda: netlink
+        host._open_ovsdb = lambda: ovsdb
+        return host
 
     @property
     def netlink(self) -> Netlink:
         if self._netlink is None:
-            self._netlink = Netlink(self.netns)
+            self._netlink = self._open_netlink()
         return self._netlink
 
     @property
     def ovsdb(self) -> Ovsdb:
         if self._ovsdb is None:
-            self._ovsdb = open_ovsdb(self.ovsdb_url, self.ovsdb_backend)
+            self._ovsdb = self._open_ovsdb()
         return self._ovsdb
 
     def ovsdb_pending(self, steps: Sequence[Step]) -> list[Step]:
@@ -58,7 +86,7 @@ class Host:
         if not steps:
             return []
         snapshot = self.ovsdb.snapshot(steps)
-        return [step for step in steps if not snapshot.holds(step)]
+        return [step for step in steps if not step.holds(snapshot)]
 
     @property
     def scope(self) -> str:

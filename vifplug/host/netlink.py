@@ -1,25 +1,25 @@
-"""Net devices through netlink (pyroute2): one socket per apply, in the host's or a named netns.
+"""Net devices through netlink: the :class:`Netlink` protocol (the operations plans need, each a
+single request) and :class:`Pyroute2Netlink`, its implementation over one pyroute2 socket in the
+host's or a named netns.
 
-Only the operations plans need, each a single netlink request. pyroute2 is imported here and only
-here (it costs ~0.2 s), when the first request is made.
+pyroute2 is imported here and only here (it costs ~0.2 s), when the first request is made.
 """
 
 from __future__ import annotations
 
 import errno
-import secrets
 import socket
 import struct
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from vifplug.errors import VifError
 from vifplug.host.errors import HostError
 
-__all__ = ["Link", "Netlink", "check_netns"]
+__all__ = ["Link", "Netlink", "Pyroute2Netlink", "check_netns"]
 
 #: ``ip netns add NAME`` makes ``/run/netns/NAME``.
 NETNS_DIR = Path("/run/netns")
@@ -55,8 +55,79 @@ class Link:
     tun_flags: tuple[bool, bool, bool] | None
 
 
-class Netlink:
-    """A lazily opened rtnetlink socket in ``netns`` (``None``: this process's namespace)."""
+class Netlink(Protocol):
+    """The net device operations plans need — exactly what :mod:`vifplug.host.apply` and the
+    steps of :mod:`vifplug.plan` call — each one request.
+
+    A request the kernel refuses raises pyroute2's ``NetlinkError`` with the errno in ``code``
+    (``EEXIST``: a device of that name exists; ``ENODEV``: none does): callers compare the code,
+    never swallow every error. :class:`Pyroute2Netlink` is the real one;
+    :class:`vifplug.host.fake.FakeNetlink` models the kernel in memory for unit tests.
+    """
+
+    def get(self, name: str) -> Link | None:
+        """The device called ``name``, or ``None``."""
+        ...
+
+    def name_of(self, index: int) -> str | None:
+        """The name of the device with index ``index``, or ``None``."""
+        ...
+
+    def add_bridge(self, name: str, *, forward_delay: int | None,
+                   ageing_time: int | None) -> None:
+        """A Linux bridge, down, with the settings given (centiseconds)."""
+        ...
+
+    def set_bridge(self, name: str, *, forward_delay: int | None,
+                   ageing_time: int | None) -> None:
+        """Change the bridge settings given (``None``: leave it as it is)."""
+        ...
+
+    def add_veth(self, name: str, peer: str) -> None:
+        """A veth pair, both ends down."""
+        ...
+
+    def add_vlan(self, name: str, parent: str, vlan: int) -> None:
+        """A VLAN device on ``parent`` (:class:`HostError` when the parent is missing)."""
+        ...
+
+    def add_tap(self, name: str, *, multi_queue: bool) -> None:
+        """A persistent TAP, down: no packet info, vnet_hdr, multi-queue as asked."""
+        ...
+
+    def update(self, name: str, *, mtu: int | None = None, up: bool | None = None,
+               group: int | None = None, index: int | None = None) -> None:
+        """Set any of MTU, up/down and link group in one request (by index when given)."""
+        ...
+
+    def set_master(self, name: str, master: int | None) -> None:
+        """Make ``name`` a port of the bridge whose index is ``master`` (``None``: of none)."""
+        ...
+
+    def delete(self, name: str) -> bool:
+        """Delete ``name`` (a veth's peer goes with it); ``False`` when it did not exist."""
+        ...
+
+    def delete_group(self, group: int) -> None:
+        """Delete every device in link group ``group`` in one request (ENODEV: none is)."""
+        ...
+
+    def ipv6_disabled(self, name: str) -> bool | None:
+        """``net.ipv6.conf.<name>.disable_ipv6``, or ``None`` (no IPv6 here, or no device)."""
+        ...
+
+    def disable_ipv6(self, name: str, disabled: bool = True) -> None:
+        """Set ``net.ipv6.conf.<name>.disable_ipv6`` (nothing when there is none)."""
+        ...
+
+    def close(self) -> None:
+        """Release the socket (the next request opens another)."""
+        ...
+
+
+class Pyroute2Netlink:
+    """:class:`Netlink` over a lazily opened rtnetlink socket in ``netns`` (``None``: this
+    process's namespace)."""
 
     def __init__(self, netns: str | None = None) -> None:
         check_netns(netns)
@@ -88,8 +159,8 @@ class Netlink:
     # --- reading ---
 
     def get(self, name: str) -> Link | None:
-        """The device called ``name``, or ``None``. (One request for the name: a dump of the
-        namespace would cost more as soon as it holds a few hundred devices.)"""
+        """One request for the name: a dump of the namespace would cost more as soon as it
+        holds a few hundred devices."""
         from pyroute2 import NetlinkError
 
         try:
@@ -132,24 +203,17 @@ class Netlink:
         self.ipr.link("add", ifname=name, kind="vlan", link=parent_link.index, vlan_id=vlan)
 
     def add_tap(self, name: str, *, multi_queue: bool) -> None:
-        """A persistent TAP: no packet info, vnet_hdr, multi-queue as asked. Made with the tun
-        driver's own ioctls (a TAP cannot be created over rtnetlink), from a thread in the
-        namespace when there is one: /dev/net/tun makes the device in the opener's namespace."""
+        """Made with the tun driver's own ioctls (a TAP cannot be created over rtnetlink), from
+        a thread in the namespace when there is one: /dev/net/tun makes the device in the
+        opener's namespace."""
         flags = _IFF_TAP | _IFF_NO_PI | _IFF_VNET_HDR | (_IFF_MULTI_QUEUE if multi_queue else 0)
         if self.netns is None:
             _make_tap(name, flags)
         else:
             _in_netns(self.netns, lambda: _make_tap(name, flags))
 
-    def set_mtu(self, name: str, mtu: int) -> None:
-        self.update(name, mtu=mtu)
-
-    def set_up(self, name: str, up: bool = True) -> None:
-        self.update(name, up=up)
-
     def update(self, name: str, *, mtu: int | None = None, up: bool | None = None,
                group: int | None = None, index: int | None = None) -> None:
-        """Set any of MTU, up/down and link group in one request (by index when known)."""
         attrs: dict[str, Any] = {}
         if mtu is not None:
             attrs["mtu"] = mtu
@@ -164,20 +228,10 @@ class Netlink:
         else:
             self.ipr.link("set", ifname=name, **attrs)
 
-    def set_master(self, name: str, master: str | None) -> None:
-        index = 0
-        if master is not None:
-            found = self.get(master)
-            if found is None:
-                raise HostError(f"bridge {master} does not exist", device=master)
-            index = found.index
-        self.ipr.link("set", ifname=name, master=index)
-
-    def set_master_index(self, name: str, master: int | None) -> None:
+    def set_master(self, name: str, master: int | None) -> None:
         self.ipr.link("set", ifname=name, master=master or 0)
 
     def delete(self, name: str) -> bool:
-        """Delete ``name``; ``False`` when it did not exist."""
         from pyroute2 import NetlinkError
 
         try:
@@ -188,41 +242,12 @@ class Netlink:
             raise
         return True
 
-    def delete_many(self, names: Iterable[str]) -> list[str]:
-        """Delete every existing device of ``names`` with one request; return the ones that
-        existed.
-
-        The devices are moved to a link group of their own — a number drawn for this request,
-        so concurrent unplugs never share one — and the group is deleted at once, so the
-        kernel's per-device waits overlap (ENVIRONMENT.md: ~34 ms per VIF instead of ~72).
-        A device left in such a group by a killed unplug is put back in group 0 by plug."""
-        from pyroute2 import NetlinkError
-
-        group = secrets.randbelow(2**31 - 2) + 1
-        present = []
-        for name in names:
-            try:
-                self.ipr.link("set", ifname=name, group=group)
-            except NetlinkError as exc:
-                if exc.code == errno.ENODEV:
-                    continue
-                raise
-            present.append(name)
-        if present:
-            try:
-                self.ipr.link("del", group=group)
-            except NetlinkError as exc:
-                if exc.code != errno.ENODEV:  # gone already: deleted with a peer, or by others
-                    raise
-        return present
-
-    def set_group(self, name: str, group: int) -> None:
-        self.update(name, group=group)
+    def delete_group(self, group: int) -> None:
+        self.ipr.link("del", group=group)
 
     # --- sysctl (per namespace) ---
 
     def ipv6_disabled(self, name: str) -> bool | None:
-        """``net.ipv6.conf.<name>.disable_ipv6``, or ``None`` without IPv6 on this host."""
         value = self._sysctl(name, None)
         return None if value is None else value.strip() == "1"
 

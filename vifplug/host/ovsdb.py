@@ -5,7 +5,11 @@
 - ``vsctl``: one ``ovs-vsctl`` invocation per apply, its commands chained with ``--``.
 
 Both write exactly the same columns for the same steps, so they leave identical rows (the
-functional tests compare them). ovsdbapp is imported only by the native backend, on first use.
+functional tests compare them). What a step writes is the step's own business
+(:meth:`~vifplug.plan.Step.ovsdb_native`, :meth:`~vifplug.plan.Step.vsctl_commands`), and so is
+whether it already holds (:meth:`~vifplug.plan.Step.holds` over a :class:`Snapshot` of the rows
+it names): the backends only connect, read rows and send one transaction. ovsdbapp is imported
+only by the native backend, on first use.
 """
 
 from __future__ import annotations
@@ -18,9 +22,19 @@ from typing import Any, Literal, Protocol
 
 from vifplug.errors import VifError
 from vifplug.host.errors import HostError
-from vifplug.plan import DeleteOvsPort, EnsureOvsBridge, EnsureOvsPort, Step
+from vifplug.plan import Step
 
-__all__ = ["DEFAULT_OVSDB", "NativeOvsdb", "Ovsdb", "VsctlOvsdb", "check_ovsdb_url", "open_ovsdb"]
+__all__ = [
+    "DEFAULT_OVSDB",
+    "NativeOvsdb",
+    "Ovsdb",
+    "Snapshot",
+    "VsctlOvsdb",
+    "check_ovsdb_backend",
+    "check_ovsdb_url",
+    "native_commit",
+    "open_ovsdb",
+]
 
 #: Where Debian's (and most) openvswitch-switch serves the database.
 DEFAULT_OVSDB = "unix:/run/openvswitch/db.sock"
@@ -39,8 +53,20 @@ def check_ovsdb_url(url: str) -> str:
     return url
 
 
+def check_ovsdb_backend(backend: str) -> Backend:
+    """``native`` or ``vsctl`` (bad input otherwise: exit 2). The one place this is checked."""
+    found = _BACKENDS.get(backend)
+    if found is None:
+        raise VifError(f"--ovsdb-backend: expected 'native' or 'vsctl' (got {backend!r})")
+    return found
+
+
+_BACKENDS: dict[str, Backend] = {"native": "native", "vsctl": "vsctl"}
+
+
 class Ovsdb(Protocol):
-    """What plans need of OVSDB."""
+    """What plans need of OVSDB. :class:`NativeOvsdb` and :class:`VsctlOvsdb` are the real ones;
+    :class:`vifplug.host.fake.FakeOvsdb` keeps the rows in memory for unit tests."""
 
     def bridge_exists(self, bridge: str) -> bool: ...
 
@@ -57,25 +83,22 @@ class Ovsdb(Protocol):
 
 def open_ovsdb(url: str = DEFAULT_OVSDB, backend: Backend = "native") -> Ovsdb:
     check_ovsdb_url(url)
-    if backend == "native":
+    if check_ovsdb_backend(backend) == "native":
         return NativeOvsdb(url)
-    if backend == "vsctl":
-        return VsctlOvsdb(url)
-    raise VifError(f"--ovsdb-backend: expected 'native' or 'vsctl' (got {backend!r})")
+    return VsctlOvsdb(url)
 
 
-def _interface_columns(step: EnsureOvsPort) -> dict[str, Any]:
-    """The Interface columns a port step owns (replaced on every plug, so a plug converges)."""
-    return {
-        "external_ids": dict(step.external_ids),
-        "mtu_request": [] if step.mtu_request is None else step.mtu_request,
-        "type": step.interface_type,
-        "options": dict(step.options),
-    }
-
-
-def _port_columns(step: EnsureOvsPort) -> dict[str, Any]:
-    return {"tag": [] if step.tag is None else step.tag, "trunks": list(step.trunks)}
+def native_commit(api: Any, steps: Sequence[Step]) -> None:
+    """``steps`` in one ovsdbapp transaction on ``api`` (each adds its commands), all or
+    nothing; a failure is a :class:`HostError` (the native backend's commit, and the fake's)."""
+    try:
+        with api.transaction(check_error=True) as txn:
+            for step in steps:
+                step.ovsdb_native(api, txn)
+    except HostError:
+        raise
+    except Exception as exc:
+        raise HostError(f"OVSDB transaction failed: {exc}") from exc
 
 
 class NativeOvsdb:
@@ -122,7 +145,7 @@ class NativeOvsdb:
 
         idl = self.api.idl
         snap = Snapshot()
-        for table, names in _names(steps).items():
+        for table, names in snapshot_names(steps).items():
             for name in names:
                 row = idlutils.row_by_value(idl, table, "name", name, None)
                 if row is not None:
@@ -131,48 +154,8 @@ class NativeOvsdb:
         return snap
 
     def commit(self, steps: Sequence[Step]) -> None:
-        if not steps:
-            return
-        api = self.api
-        self._refuse_ports_elsewhere(steps)
-        try:
-            with api.transaction(check_error=True) as txn:
-                for step in steps:
-                    if isinstance(step, EnsureOvsBridge):
-                        txn.add(api.add_br(step.bridge, may_exist=True,
-                                           **({"datapath_type": step.datapath_type}
-                                              if step.datapath_type else {})))
-                    elif isinstance(step, EnsureOvsPort):
-                        txn.add(api.add_port(step.bridge, step.port, may_exist=True))
-                        txn.add(api.db_set("Interface", step.port,
-                                           *_interface_columns(step).items()))
-                        txn.add(api.db_set("Port", step.port, *_port_columns(step).items()))
-                    elif isinstance(step, DeleteOvsPort):
-                        txn.add(api.del_port(step.port, if_exists=True))
-                    else:
-                        raise TypeError(f"not an OVSDB step: {step!r}")
-        except HostError:
-            raise
-        except Exception as exc:
-            raise HostError(f"OVSDB transaction failed: {exc}") from exc
-
-    def _refuse_ports_elsewhere(self, steps: Sequence[Step]) -> None:
-        """ovsdbapp's add_port(may_exist) takes a port of that name on any bridge as done (and
-        db_set would then rewrite it there); ovs-vsctl refuses. Refuse too."""
-        from ovsdbapp.backend.ovs_idl import idlutils
-
-        idl = self.api.idl
-        for step in steps:
-            if not isinstance(step, EnsureOvsPort):
-                continue
-            port = idlutils.row_by_value(idl, "Port", "name", step.port, None)
-            if port is None:
-                continue
-            for bridge in idl.tables["Bridge"].rows.values():
-                if port in bridge.ports and bridge.name != step.bridge:
-                    raise HostError(f"OVS port {step.port} is already on bridge {bridge.name}, "
-                                    f"not {step.bridge}: delete it there first",
-                                    device=step.port)
+        if steps:
+            native_commit(self.api, steps)
 
     def close(self) -> None:
         if self._connection is not None:
@@ -192,17 +175,12 @@ _COLUMNS = {
 }
 
 
-def _names(steps: Sequence[Step]) -> dict[str, set[str]]:
-    names: dict[str, set[str]] = {"Bridge": set(), "Port": set(), "Interface": set()}
+def snapshot_names(steps: Sequence[Step]) -> dict[str, set[str]]:
+    """The rows, by table, that ``steps`` need to see to know whether they hold."""
+    names: dict[str, set[str]] = {table: set() for table in _COLUMNS}
     for step in steps:
-        if isinstance(step, EnsureOvsBridge):
-            names["Bridge"].add(step.bridge)
-        elif isinstance(step, EnsureOvsPort):
-            names["Bridge"].add(step.bridge)
-            names["Port"].add(step.port)
-            names["Interface"].add(step.port)
-        elif isinstance(step, DeleteOvsPort):
-            names["Port"].add(step.port)
+        for table, name in step.snapshot_names():
+            names[table].add(name)
     return {table: found for table, found in names.items() if found}
 
 
@@ -216,37 +194,13 @@ class Snapshot:
     def add(self, table: str, row: dict[str, Any]) -> None:
         self.rows.setdefault(table, {})[row["name"]] = row
 
+    def row(self, table: str, name: str) -> dict[str, Any] | None:
+        """The row of ``table`` called ``name``, or ``None``."""
+        return self.rows.get(table, {}).get(name)
+
     def holds(self, step: Step) -> bool:
-        """Whether ``step``'s state already holds in these rows."""
-        bridges = self.rows.get("Bridge", {})
-        ports = self.rows.get("Port", {})
-        interfaces = self.rows.get("Interface", {})
-        if isinstance(step, DeleteOvsPort):
-            return step.port not in ports
-        if isinstance(step, EnsureOvsBridge):
-            bridge = bridges.get(step.bridge)
-            return bridge is not None and (not step.datapath_type
-                                           or bridge["datapath_type"] == step.datapath_type)
-        if isinstance(step, EnsureOvsPort):
-            bridge, port, iface = (bridges.get(step.bridge), ports.get(step.port),
-                                   interfaces.get(step.port))
-            if bridge is None or port is None or iface is None:
-                return False
-            wanted, wanted_port = _interface_columns(step), _port_columns(step)
-            return (
-                step.port in bridge["ports"]
-                and iface["external_ids"].items() >= wanted["external_ids"].items()
-                and iface["options"].items() >= wanted["options"].items()
-                and iface["mtu_request"] == _optional(wanted["mtu_request"])
-                and iface["type"] == wanted["type"]
-                and port["tag"] == _optional(wanted_port["tag"])
-                and sorted(port["trunks"]) == sorted(step.trunks)
-            )
-        return False
-
-
-def _optional(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
+        """Whether ``step``'s state already holds in these rows (the step decides)."""
+        return step.holds(self)
 
 
 def _idl_value(value: Any) -> Any:
@@ -273,15 +227,6 @@ def _json_value(value: Any, is_set: bool = False) -> Any:
             return [_json_value(item) for item in items]
         return [items] if is_set else items
     return [value] if is_set else value
-
-
-def _vsctl_value(value: Any) -> str:
-    """An ovs-vsctl value: ``[]`` for empty, JSON-quoted strings, ``[1,2]`` for sets."""
-    if isinstance(value, list):
-        return "[" + ",".join(_vsctl_value(v) for v in value) + "]"
-    if isinstance(value, str):
-        return json.dumps(value)
-    return str(value)
 
 
 class VsctlOvsdb:
@@ -316,7 +261,7 @@ class VsctlOvsdb:
 
     def snapshot(self, steps: Sequence[Step]) -> Snapshot:
         """One ``ovs-vsctl list`` invocation for the three tables."""
-        tables = list(_names(steps))
+        tables = list(snapshot_names(steps))
         if "Bridge" in tables and "Port" not in tables:
             tables.append("Port")  # to name the bridges' ports
         args: list[str] = ["--format=json", "--data=json"]
@@ -346,28 +291,8 @@ class VsctlOvsdb:
         """The ``--``-chained ovs-vsctl arguments for ``steps`` (pure: tests print them)."""
         args: list[str] = []
         for step in steps:
-            if isinstance(step, EnsureOvsBridge):
-                args += ["--", "--may-exist", "add-br", step.bridge]
-                if step.datapath_type:
-                    args += ["--", "set", "Bridge", step.bridge,
-                             f"datapath_type={step.datapath_type}"]
-            elif isinstance(step, EnsureOvsPort):
-                args += ["--", "--may-exist", "add-port", step.bridge, step.port]
-                args += ["--", "set", "Interface", step.port]
-                for column, value in _interface_columns(step).items():
-                    if isinstance(value, dict):
-                        # Maps are merged key by key, as ovsdbapp's db_set merges them.
-                        args += [f"{column}:{key}={_vsctl_value(item)}"
-                                 for key, item in value.items()]
-                    else:
-                        args.append(f"{column}={_vsctl_value(value)}")
-                args += ["--", "set", "Port", step.port]
-                args += [f"{column}={_vsctl_value(value)}"
-                         for column, value in _port_columns(step).items()]
-            elif isinstance(step, DeleteOvsPort):
-                args += ["--", "--if-exists", "del-port", step.port]
-            else:
-                raise TypeError(f"not an OVSDB step: {step!r}")
+            for command in step.vsctl_commands():
+                args += ["--", *command]
         return args
 
     def close(self) -> None:
