@@ -23,6 +23,7 @@ import pytest
 
 from tests.fixtures import Netns, PrivateOvs
 from tests.fixtures.snapshot import HostSnapshot, host_snapshot
+from vifplug import names
 from vifplug.host import Host
 from vifplug.loading import vifs_from_data
 from vifplug.model import Vif
@@ -61,10 +62,11 @@ class Leftovers:
 
     def vif(self, vif: Vif) -> Vif:
         """Every device and OVS port name a plug of ``vif`` could create."""
-        suffix = vif.id[:11]
-        names = [vif.tap_name, vif.qbr_name, vif.qvb_name, vif.qvo_name, "vhu" + suffix]
-        self.links += names
-        self.ports += names
+        made = [derive(vif.id) for derive in (names.tap_name, names.qbr_name, names.qvb_name,
+                                               names.qvo_name, names.vhu_name)]
+        made += [vif.host_device] if vif.host_device is not None else []
+        self.links += made
+        self.ports += made
         return vif
 
 
