@@ -215,6 +215,23 @@ BARE: dict[str, Callable[[Prepared], str]] = {
 }
 
 
+class _Fields:
+    """A VIF's vif.json keys as attributes, ``None`` where its kind has none."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        value = self._data.get(name)
+        if name == "parameters":  # a filter's: ordered (name, value) pairs
+            return tuple(value.items())
+        if isinstance(value, dict):
+            return _Fields(value)
+        if isinstance(value, list):
+            return tuple(value)
+        return value
+
+
 def _supports(version: tuple[int, ...] | None, since: tuple[int, int, int]) -> bool:
     return version is None or tuple(version) >= since
 
@@ -229,7 +246,9 @@ def _ovs_kind(vif: Vif, firewall: bool, version: tuple[int, ...] | None) -> str:
 
 
 def prepare(vif: Vif, firewall: bool, version: tuple[int, ...] | None) -> Prepared:
-    """The attribute values for one pair, derived by hand from the VIF's fields."""
+    """The attribute values for one pair, derived by hand from the VIF's fields (read as plain
+    data: each kind has only its own keys)."""
+    vif = _Fields(vif.model_dump(mode="json"))
     kind = _ovs_kind(vif, firewall, version) if vif.vif_type == "ovs" else vif.vif_type
     p = Prepared(kind=kind, mac=vif.mac, model=vif.model or "virtio", link=vif.link_state)
     if vif.queues is not None:

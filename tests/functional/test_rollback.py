@@ -26,6 +26,7 @@ from vifplug.driver import GenericVIFDriver
 from vifplug.host import HostError, StepFailed
 from vifplug.host.faults import injected
 from vifplug.host.netlink import Pyroute2Netlink
+from vifplug import names
 from vifplug.model import Vif
 from vifplug.plan import (
     DeleteLink,
@@ -185,8 +186,8 @@ def test_failure_inside_a_netlink_step_is_rolled_back(case: str, env: Env,
                                                       mocker: MockerFixture) -> None:
     example, method, prefix, step_type = INSIDE[case]
     vif = env.vif(example)
-    device = {"qbr": vif.qbr_name, "qvb": vif.qvb_name, "qvo": vif.qvo_name,
-              "tap": vif.tap_name}[prefix]
+    device = {"qbr": names.qbr_name, "qvb": names.qvb_name, "qvo": names.qvo_name,
+              "tap": names.tap_name}[prefix](vif.id)
     host = env.host("native")
     before = env.snapshot()
     existed: list[bool] = []
