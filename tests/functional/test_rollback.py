@@ -22,11 +22,11 @@ from pytest_mock import MockerFixture
 from tests.fixtures import Netns
 from tests.fixtures.snapshot import HostSnapshot, links_snapshot
 from tests.functional.conftest import Env
+from vifplug import names
 from vifplug.driver import GenericVIFDriver
 from vifplug.host import HostError, StepFailed
 from vifplug.host.faults import injected
 from vifplug.host.netlink import Pyroute2Netlink
-from vifplug import names
 from vifplug.model import Vif
 from vifplug.plan import (
     DeleteLink,
