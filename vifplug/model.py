@@ -569,6 +569,10 @@ class GuestNic(Vif):
         """More than one queue pair: a TAP made for it needs IFF_MULTI_QUEUE."""
         return (self.queues or 1) > 1
 
+    @property
+    def host_device(self) -> str | None:
+        return self.devname
+
 
 class ShapedNic(GuestNic):
     """A NIC whose host side is a kernel net device, so libvirt can shape it (``<bandwidth>``)."""
@@ -670,10 +674,6 @@ class MacvtapVif(ShapedNic):
             return self.direct.mode
         return self.default_mode
 
-    @property
-    def host_device(self) -> str | None:
-        return self.devname
-
 
 class DirectVif(MacvtapVif):
     """A macvtap in ``vepa`` (default), ``bridge``, ``private`` or ``passthrough`` mode."""
@@ -726,10 +726,6 @@ class VhostUserVif(GuestNic):
     def port_name(self) -> str:
         """The OVS port: ``devname`` (os-vif's ``vif_name``), else ``vhu`` + ``id[:11]``."""
         return self.devname or names.vhu_name(self.id)
-
-    @property
-    def host_device(self) -> str | None:
-        return self.devname
 
     def metadata(self) -> dict[str, str]:
         return {} if self.ovs is None else {"interfaceid": self.ovs.interface_id}

@@ -137,3 +137,22 @@ def _is_a(value: object, kind: type) -> bool:
     if kind is dict:
         return isinstance(value, Mapping)
     return isinstance(value, kind)
+
+
+def start(kind: str, data: object, what: str) -> tuple[Translation, Reader | None]:
+    """A translation of ``data``, a foreign ``what`` object, and a reader of it (``None`` when
+    ``data`` is no object: the translation says so already)."""
+    t = Translation(kind)
+    if not isinstance(data, Mapping):
+        t.fail((), f"expected a {what} object")
+        return t, None
+    return t, Reader(data, (), t)
+
+
+def put_identity(t: Translation, r: Reader, *, id_what: str, mac_key: str,
+                 mac_what: str) -> str | None:
+    """vif.json's ``id`` and ``mac`` from the object's ``id`` and ``mac_key``; the id."""
+    vif_id: str | None = r.get("id", str, required=id_what)
+    t.put(("id",), vif_id, ("id",))
+    t.put(("mac",), r.get(mac_key, str, required=mac_what), (mac_key,))
+    return vif_id

@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vifplug import names
-from vifplug.interop._build import Reader, Translation
+from vifplug.interop._build import Reader, Translation, put_identity, start
 from vifplug.model import Vif
 from vifplug.names import check_network_name
 
@@ -65,15 +65,11 @@ def from_neutron_port(port: Mapping[str, Any], network_name: str | None = None,
 def translate(port: object, network_name: str | None = None,
               mtu: int | None = None) -> Translation:
     """The vif.json translation of a Neutron port, with the origin of every value."""
-    t = Translation("neutron")
-    if not isinstance(port, Mapping):
-        t.fail((), "expected a Neutron port object")
+    t, r = start("neutron", port, "Neutron port")
+    if r is None:
         return t
-    r = Reader(port, (), t)
-    port_id = r.get("id", str, required="the port id")
-    t.put(("id",), port_id, ("id",))
-    t.put(("mac",), r.get("mac_address", str, required="the port's MAC address"),
-          ("mac_address",))
+    put_identity(t, r, id_what="the port id", mac_key="mac_address",
+                 mac_what="the port's MAC address")
     network_id = r.get("network_id", str)
     if network_name is not None:
         try:
@@ -98,7 +94,7 @@ def translate(port: object, network_name: str | None = None,
     if vif_type is None:
         return t
     if vif_type in ("unbound", "binding_failed"):
-        host = port.get("binding:host_id") or "no host"
+        host = r.get("binding:host_id", str) or "no host"
         reason = (f"binding failed: no mechanism driver could bind it to {host!r}"
                   if vif_type == "binding_failed" else "bind it to a host (set binding:host_id)")
         t.fail(_VIF_TYPE, f"the port is not bound (binding:vif_type {vif_type!r}): {reason}")
@@ -166,13 +162,17 @@ def _bridge(t: Translation, r: Reader, details: Reader, vnic_type: str,
     return "bridge"
 
 
+def _detail(t: Translation, details: Reader, loc: tuple[str, ...], key: str,
+            required: str | None = None) -> None:
+    """vif.json's ``loc`` from the string ``binding:vif_details[key]``."""
+    t.put(loc, details.get(key, str, required=required), (_DETAILS, key))
+
+
 def _vhostuser(t: Translation, r: Reader, details: Reader, vnic_type: str,
                network_id: str | None) -> str | None:
-    t.put(("vhostuser", "socket"),
-          details.get("vhostuser_socket", str, required="the vhost-user socket path"),
-          (_DETAILS, "vhostuser_socket"))
-    t.put(("vhostuser", "mode"), details.get("vhostuser_mode", str),
-          (_DETAILS, "vhostuser_mode"))
+    _detail(t, details, ("vhostuser", "socket"), "vhostuser_socket",
+            required="the vhost-user socket path")
+    _detail(t, details, ("vhostuser", "mode"), "vhostuser_mode")
     if details.get("vhostuser_ovs_plug", bool):
         _ovs_bridge(t, details)
         _ovs_identity(t, r, details)
@@ -194,12 +194,10 @@ def _hw_veb(t: Translation, r: Reader, details: Reader, vnic_type: str,
 
 def _macvtap(t: Translation, r: Reader, details: Reader, vnic_type: str,
              network_id: str | None) -> str | None:
-    t.put(("network", "interface"),
-          details.get("macvtap_source", str, required="the macvtap's lower device"),
-          (_DETAILS, "macvtap_source"))
-    t.put(("direct", "mode"),
-          details.get("macvtap_mode", str, required="the macvtap mode (vepa, bridge, ...)"),
-          (_DETAILS, "macvtap_mode"))
+    _detail(t, details, ("network", "interface"), "macvtap_source",
+            required="the macvtap's lower device")
+    _detail(t, details, ("direct", "mode"), "macvtap_mode",
+            required="the macvtap mode (vepa, bridge, ...)")
     return "direct"
 
 

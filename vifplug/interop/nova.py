@@ -45,7 +45,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from vifplug.interop._build import Reader, Translation, default_tap, network_name
+from vifplug.interop._build import (
+    Reader,
+    Translation,
+    default_tap,
+    network_name,
+    put_identity,
+    start,
+)
 from vifplug.model import Vif
 
 __all__ = ["NOVA_TYPES", "from_nova_vif"]
@@ -78,14 +85,11 @@ def from_nova_vif(d: Mapping[str, Any]) -> Vif:
 
 def translate(d: object) -> Translation:
     """The vif.json translation of a nova VIF, with the origin of every value."""
-    t = Translation("nova")
-    if not isinstance(d, Mapping):
-        t.fail((), "expected a nova network_info VIF object")
+    t, r = start("nova", d, "nova network_info VIF")
+    if r is None:
         return t
-    r = Reader(d, (), t)
-    vif_id = r.get("id", str, required="the VIF (port) id")
-    t.put(("id",), vif_id, ("id",))
-    t.put(("mac",), r.get("address", str, required="the guest MAC address"), ("address",))
+    vif_id = put_identity(t, r, id_what="the VIF (port) id", mac_key="address",
+                          mac_what="the guest MAC address")
     vtype = r.get("type", str, required="the VIF type (ovs, bridge, ...)")
     details = r.sub("details")
     network = r.sub("network", required="the network the VIF is on")
