@@ -524,11 +524,6 @@ class Vif(_Checked):
     # --- what every kind answers (the derived names live in vifplug.names) ---
 
     @property
-    def nic_name_suffix(self) -> str:
-        """``id[:11]``: the suffix of the tap/qbr/qvb/qvo names nova and os-vif use."""
-        return names.nic_suffix(self.id)
-
-    @property
     def host_device(self) -> str | None:
         """The host net device this VIF names (``<target dev>``), if it has one: unique in a
         file. ``None`` for kinds whose host device libvirt names (macvtap without devname)."""

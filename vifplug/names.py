@@ -18,7 +18,6 @@ __all__ = [
     "check_network_name",
     "check_profile_id",
     "linux_bridge_name",
-    "nic_suffix",
     "qbr_name",
     "qvb_name",
     "qvo_name",
@@ -92,11 +91,6 @@ def check_profile_id(value: str) -> str:
 
 
 # --- the names vifplug (and nova, os-vif, the Neutron agents) derive from a port id -------------
-
-
-def nic_suffix(port_id: str) -> str:
-    """``id[:11]``: the suffix of every per-VIF device name."""
-    return port_id[:NIC_NAME_ID_LEN]
 
 
 def _prefixed(prefix: str, what: str) -> Callable[[str], str]:
