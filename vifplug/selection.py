@@ -48,17 +48,16 @@ def ovs_plug_methods(vif: OvsVif, options: Options) -> Iterator[tuple[str, str]]
 
 
 def select(vif: Vif, options: Options,
-           serving: Mapping[str, tuple[Connection[Any], ...]]) -> Selection:
-    """The connection of ``serving`` (vif_type → connections) for ``vif``, and why."""
-    by_method = {connection.plug_method: connection
-                 for connection in serving.get(vif.vif_type, ())}
-    candidates: Iterator[tuple[str | None, str]]
+           serving: Mapping[str, Mapping[str | None, Connection[Any]]]) -> Selection:
+    """The connection for ``vif`` among ``serving`` (vif_type → plug method → connection; the
+    kinds without a choice under ``None``), and why."""
+    by_method = serving.get(vif.vif_type, {})
     if isinstance(vif, OvsVif):
-        candidates = ovs_plug_methods(vif, options)
-    else:
-        candidates = iter([(None, f"vif_type {vif.vif_type!r} always connects this way")])
-    for method, reason in candidates:
-        if method in by_method:
-            return Selection(by_method[method], reason)
+        for method, reason in ovs_plug_methods(vif, options):
+            found = by_method.get(method)
+            if found is not None:
+                return Selection(found, reason)
+    elif None in by_method:
+        return Selection(by_method[None], f"vif_type {vif.vif_type!r} always connects this way")
     raise UnsupportedError(f"$.vif_type: no connection serves {vif.vif_type!r} with "
                            f"firewall={options.firewall}, libvirt {options.version_text}")

@@ -143,12 +143,21 @@ def test_libvirt_version_parsing() -> None:
 
 def test_every_vif_type_has_exactly_the_expected_connections() -> None:
     driver = GenericVIFDriver()
-    serving = {name: sorted(c.name for c in conns) for name, conns in driver._serving.items()}
+    serving = {name: sorted(c.name for c in conns.values())
+               for name, conns in driver._serving.items()}
     assert serving == {
         "bridge": ["bridge"], "ovs": [H, M, V], "802.1qbg": ["802.1qbg"],
         "802.1qbh": ["802.1qbh"], "direct": ["direct"], "ethernet": ["ethernet"],
         "vhostuser": ["vhostuser"], "hostdev": ["hostdev"],
     }
+
+
+def test_two_connections_for_one_choice_are_refused() -> None:
+    from vifplug.connections import REGISTRY
+
+    twin = type("SecondBridge", (type(REGISTRY["bridge"]),), {"name": "bridge-2"})()
+    with pytest.raises(ValueError, match="'bridge' and 'bridge-2' both serve vif_type 'bridge'"):
+        GenericVIFDriver(connections={**REGISTRY, "bridge-2": twin})
 
 
 def test_a_custom_registry_is_honoured() -> None:

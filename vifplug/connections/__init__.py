@@ -6,6 +6,7 @@ subclass, and one entry below. Which connection a VIF gets is :func:`vifplug.sel
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from vifplug.connections.base import Connection, Options
@@ -29,10 +30,18 @@ REGISTRY: dict[str, Connection[Any]] = {connection.name: connection for connecti
 assert len(REGISTRY) == len(CONNECTIONS), "two connections share a name"  # noqa: S101
 
 
-def serving(registry: dict[str, Connection[Any]]) -> dict[str, tuple[Connection[Any], ...]]:
-    """vif_type → the connections of ``registry`` serving it."""
-    table: dict[str, list[Connection[Any]]] = {}
+def serving(registry: Mapping[str, Connection[Any]]
+            ) -> dict[str, dict[str | None, Connection[Any]]]:
+    """vif_type → plug method → the connection of ``registry`` serving it (``None``: the kinds
+    that connect one way). Two connections for one vif_type and method are an error."""
+    table: dict[str, dict[str | None, Connection[Any]]] = {}
     for connection in registry.values():
         for vif_type in connection.vif_types:
-            table.setdefault(vif_type, []).append(connection)
-    return {vif_type: tuple(found) for vif_type, found in table.items()}
+            methods = table.setdefault(vif_type, {})
+            if connection.plug_method in methods:
+                raise ValueError(f"connections {methods[connection.plug_method].name!r} and "
+                                 f"{connection.name!r} both serve vif_type {vif_type!r}"
+                                 + (f" with plug {connection.plug_method!r}"
+                                    if connection.plug_method else ""))
+            methods[connection.plug_method] = connection
+    return table
