@@ -212,6 +212,20 @@ def _examples() -> list[tuple[str, int]]:
     return found
 
 
+def test_vhostuser_devname_is_os_vifs_vif_name_and_novas_devname() -> None:
+    data = json.loads((EXAMPLES / "vhostuser.json").read_text())
+    named = load_vifs({**data, "devname": "vhu-guest1"})[0]
+    osv_vif = to_os_vif(named)
+    assert osv_vif.vif_name == "vhu-guest1"
+    assert from_os_vif(osv_vif) == named.model_copy(update={"queues": None})
+    default = to_os_vif(load_vifs(data)[0])
+    assert default.vif_name == "vhu3c4d5e6f-7a"
+    assert from_os_vif(default).to_dict().get("devname") is None  # the implied name stays implied
+    nova = nova_vif("vhostuser", devname="vhu-guest1",
+                    details={"vhostuser_socket": "/run/vhu.sock", "vhostuser_mode": "server"})
+    assert from_nova_vif(nova).to_dict()["devname"] == "vhu-guest1"
+
+
 #: What os-vif objects have no field for: the guest side of the NIC (libvirt XML only).
 GUEST_SIDE = {"model": None, "queues": None, "link_state": None, "bandwidth": None,
               "filter": None}

@@ -121,6 +121,19 @@ def test_vhostuser_plan_is_a_dpdkvhostuserclient_port() -> None:
     assert GenericVIFDriver().plan(without_ovs).steps == ()
 
 
+def test_vhostuser_devname_names_the_ovs_port() -> None:
+    """os-vif's vif_name (nova and Neutron pass it) names the OVS port; the XML has no target."""
+    named = vif("vhostuser", devname="vhu-guest1")
+    driver = GenericVIFDriver()
+    assert driver.render(named) == driver.render(vif("vhostuser"))  # no <target> either way
+    assert "<target" not in driver.render(named)
+    port = driver.plan(named).steps[1]
+    assert isinstance(port, EnsureOvsPort)
+    assert port.port == "vhu-guest1"
+    assert driver.unplan(named).steps == (DeleteOvsPort("vhu-guest1"),)
+    assert driver.unplan(vif("vhostuser")).steps == (DeleteOvsPort("vhu3c4d5e6f-7a"),)
+
+
 def test_plan_printing() -> None:
     text = str(GenericVIFDriver().plan(vif("ovs-hybrid"), instance_uuid=VM))
     lines = text.splitlines()
