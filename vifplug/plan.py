@@ -144,7 +144,11 @@ class Step:
         kind = type(self).__name__
         if how is not None and self.phase == phase:
             return TypeError(f"{kind} cannot be {how}: {self}")
-        return TypeError(f"{kind} is a {self.phase} step, not a {phase} step: {self}")
+        return TypeError(f"{kind} is {_a(self.phase)} step, not {_a(phase)} step: {self}")
+
+
+def _a(phase: Phase) -> str:
+    return f"an {phase}" if phase == "ovsdb" else f"a {phase}"
 
 
 class Check(Step):
