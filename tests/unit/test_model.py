@@ -151,6 +151,18 @@ def test_each_kind_is_its_own_class() -> None:
     assert vif == load_vifs(BASE)[0]
 
 
+def test_loading_picks_the_kind_as_the_discriminated_union_does() -> None:
+    from pydantic import TypeAdapter
+
+    from vifplug.model import AnyVif
+
+    union: TypeAdapter[Vif] = TypeAdapter(AnyVif)
+    for path in sorted(EXAMPLES.glob("*.json")):
+        data = json.loads(path.read_text())
+        for item in data if isinstance(data, list) else [data]:
+            assert load_vifs(item)[0] == union.validate_python(item), path.name
+
+
 def test_vif_parse_on_a_kind_takes_that_kind_only() -> None:
     assert isinstance(BridgeVif.parse(BASE), BridgeVif)
     with pytest.raises(InvalidVifError, match=r"vif_type: must be one of 'ovs'"):
