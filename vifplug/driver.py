@@ -24,9 +24,13 @@ from vifplug.selection import Selection, select
 from vifplug.version import LibvirtVersion
 from vifplug.xml import metadata_element, metadata_entry, tostring
 
+#: Seconds plug and wait give a VIF to become ready, by default.
+WAIT_TIMEOUT = 30.0
+
 if TYPE_CHECKING:
     from vifplug.host import Host
     from vifplug.host.apply import Outcome, Progress
+    from vifplug.ready import VifReadiness
 
 __all__ = ["GenericVIFDriver", "Selection"]
 
@@ -120,22 +124,59 @@ class GenericVIFDriver:
         return Plan(vif.id, connection.name, connection.unplan(vif))
 
     def plug(self, vif: Vif, host: Host, *, instance_uuid: str | None = None,
-             create_ovs_bridges: bool = False) -> Outcome:
-        """Make ``vif``'s host side exist: idempotent, and rolled back on failure."""
+             create_ovs_bridges: bool = False, wait: bool = True,
+             timeout: float = WAIT_TIMEOUT) -> Outcome:
+        """Make ``vif``'s host side exist: idempotent, and rolled back on failure; then (unless
+        ``wait`` is false) wait until it is ready (see :meth:`wait`)."""
         return self.plug_many([vif], host, instance_uuid=instance_uuid,
-                              create_ovs_bridges=create_ovs_bridges)
+                              create_ovs_bridges=create_ovs_bridges, wait=wait,
+                              timeout=timeout)
 
     def plug_many(self, vifs: Sequence[Vif], host: Host, *, instance_uuid: str | None = None,
-                  create_ovs_bridges: bool = False,
-                  progress: Progress | None = None) -> Outcome:
+                  create_ovs_bridges: bool = False, progress: Progress | None = None,
+                  wait: bool = True, timeout: float = WAIT_TIMEOUT) -> Outcome:
         """Plug many VIFs as one batch: one netlink socket and one OVSDB transaction for all;
-        all plugged, or (on failure) the host as it was."""
+        all plugged, or (on failure) the host as it was. The transaction is committed without
+        waiting for ovs-vswitchd; with ``wait`` (the default), this then waits until every VIF
+        is ready, raising :class:`~vifplug.host.errors.NotReadyError` after ``timeout``
+        seconds (what was plugged stays). With ``wait=False`` it returns at once:
+        ``outcome.ovs_cfg`` is what :meth:`wait` will wait for ovs-vswitchd to reach."""
         from vifplug.host.apply import apply_plug, vif_locks
 
         plans = [self.plan(vif, instance_uuid=instance_uuid,
                            create_ovs_bridges=create_ovs_bridges) for vif in vifs]
         with vif_locks([vif.id for vif in vifs], host.scope, *_lock_dir(host)):
-            return apply_plug(plans, host, progress=progress)
+            outcome = apply_plug(plans, host, progress=progress)
+        if wait:
+            self.wait(vifs, host, timeout=timeout, cfg=outcome.ovs_cfg)
+        return outcome
+
+    def readiness(self, vifs: Sequence[Vif], host: Host, *,
+                  started: bool = False) -> list[VifReadiness]:
+        """Where each VIF stands now (:mod:`vifplug.ready`), without waiting."""
+        from vifplug.host.ready import check
+
+        return check(host, self._wanted(vifs, started))
+
+    def wait(self, vifs: Sequence[Vif], host: Host, *, timeout: float = WAIT_TIMEOUT,
+             started: bool = False, cfg: int | None = None) -> list[VifReadiness]:
+        """Wait until each VIF's host side is ready: its devices exist and are up (a Linux
+        bridge port forwarding), its OVS Interfaces have an OpenFlow port and no error (on an
+        OVN chassis, ovn-controller's flows installed), and ovs-vswitchd has applied ``cfg``
+        (default: everything committed when the wait begins). With ``started`` (the guest
+        runs), also what libvirt adds when it starts the guest. Waits on OVSDB's and netlink's
+        change notifications; raises :class:`~vifplug.host.errors.NotReadyError` naming each
+        VIF that is not ready after ``timeout`` seconds and why."""
+        from vifplug.host.errors import NotReadyError
+        from vifplug.host.ready import wait_ready
+
+        states = wait_ready(host, self._wanted(vifs, started), timeout=timeout, cfg=cfg)
+        if not all(state.ready for state in states):
+            raise NotReadyError(states, timeout)
+        return states
+
+    def _wanted(self, vifs: Sequence[Vif], started: bool) -> list[tuple[str, tuple[Any, ...]]]:
+        return [(vif.id, self.select(vif).ready(vif, started=started)) for vif in vifs]
 
     def unplug(self, vif: Vif, host: Host) -> Outcome:
         """Remove ``vif``'s host side; what is already gone is skipped."""

@@ -25,7 +25,7 @@ from lxml import etree
 
 from tests.fixtures.snapshot import HostSnapshot, host_snapshot
 from tests.fixtures.vm import Running, VmHost, qemu_nic, qemu_tun_fds
-from vifplug import GenericVIFDriver, Vif, load_vifs
+from vifplug import GenericVIFDriver, Vif, load_vifs, names
 from vifplug.host import Host
 from vifplug.plan import RequireOvsBridge
 
@@ -106,7 +106,8 @@ class Cleanup:
     def add(self, *vifs: Vif) -> None:
         self.vifs += vifs
         for vif in vifs:
-            self.devices += [vif.tap_name, vif.qvb_name, vif.qbr_name]
+            self.devices += [derive(vif.id) for derive in (names.qvb_name, names.qbr_name)]
+            self.devices += [vif.host_device or names.tap_name(vif.id)]
 
     def run(self) -> None:
         with contextlib.suppress(Exception):

@@ -14,6 +14,7 @@ from lxml import etree
 
 from vifplug.model import Bandwidth, Filter, GuestNic, OvsParams, Vif
 from vifplug.plan import EnsureOvsBridge, PlanContext, RequireOvsBridge, Step
+from vifplug.ready import Condition
 from vifplug.version import LibvirtVersion
 from vifplug.xml import add_bandwidth, add_driver, add_filterref, add_link_mtu, add_model
 
@@ -88,6 +89,13 @@ class Connection(ABC, Generic[V]):
 
     def unplan(self, vif: V) -> tuple[Step, ...]:
         """The host steps that remove what :meth:`plan` made (pure). Default: none."""
+        return ()
+
+    def ready(self, vif: V, *, started: bool = False) -> tuple[Condition, ...]:
+        """What must hold on the host before this VIF carries traffic (:mod:`vifplug.ready`):
+        what plug made, and with ``started`` (the guest runs) also what libvirt adds when it
+        starts the guest (its TAP on a Linux bridge, the OVS port of a virtualport). Default:
+        nothing (macvtap and VFs are libvirt's to make)."""
         return ()
 
     def __repr__(self) -> str:

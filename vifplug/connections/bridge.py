@@ -20,6 +20,7 @@ from vifplug.plan import (
     RequireLink,
     Step,
 )
+from vifplug.ready import Condition, LinkReady
 
 
 class LinuxBridge(Connection[BridgeVif]):
@@ -54,6 +55,15 @@ class LinuxBridge(Connection[BridgeVif]):
                       EnsureVlanLink(vlan_device, network.interface, network.vlan, mtu=vif.mtu),
                       EnsureMaster(vlan_device, network.bridge)]
         return tuple(steps)
+
+    def ready(self, vif: BridgeVif, *, started: bool = False) -> tuple[Condition, ...]:
+        # the bridge up, the VLAN uplink plug made forwarding on it, and once the guest runs
+        # its TAP (libvirt's) too
+        network = vif.network
+        ports = [network.vlan_device] if network.create_vlan else []
+        ports += [vif.tap_name] if started else []
+        return (LinkReady(network.bridge),
+                *(LinkReady(port, bridge=network.bridge) for port in ports if port))
 
     # unplan: nothing. The bridge and its VLAN uplink serve every guest on the network, and
     # libvirt deletes the TAP it made when the guest stops.

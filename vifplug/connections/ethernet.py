@@ -13,6 +13,7 @@ from vifplug.connections.base import (
 )
 from vifplug.model import EthernetVif, TapVif
 from vifplug.plan import DeleteLink, EnsureTap, PlanContext, Step
+from vifplug.ready import Condition, LinkReady
 
 
 def ethernet_interface(vif: TapVif, options: Options) -> etree._Element:
@@ -40,6 +41,9 @@ class Ethernet(Connection[EthernetVif]):
 
     def plan(self, vif: EthernetVif, context: PlanContext) -> tuple[Step, ...]:
         return (tap_step(vif),)
+
+    def ready(self, vif: EthernetVif, *, started: bool = False) -> tuple[Condition, ...]:
+        return (LinkReady(vif.tap_name),)
 
     def unplan(self, vif: EthernetVif) -> tuple[Step, ...]:
         return (DeleteLink(vif.tap_name),)

@@ -27,6 +27,7 @@ from vifplug.plan import (
     PlanContext,
     Step,
 )
+from vifplug.ready import Condition, LinkReady, OvsPortReady
 
 
 class OvsHybrid(Connection[OvsVif]):
@@ -53,6 +54,11 @@ class OvsHybrid(Connection[OvsVif]):
             EnsureMaster(vif.qvb_name, vif.qbr_name),
             ovs_port_step(vif, vif.qvo_name, context),
         )
+
+    def ready(self, vif: OvsVif, *, started: bool = False) -> tuple[Condition, ...]:
+        guest = (LinkReady(vif.tap_name, bridge=vif.qbr_name),) if started else ()
+        return (LinkReady(vif.qbr_name), LinkReady(vif.qvb_name, bridge=vif.qbr_name),
+                LinkReady(vif.qvo_name), OvsPortReady(vif.qvo_name), *guest)
 
     def unplan(self, vif: OvsVif) -> tuple[Step, ...]:
         # Deleting qvb takes its peer qvo with it. The guest's TAP is libvirt's: it goes with

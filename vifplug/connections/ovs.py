@@ -18,6 +18,7 @@ from vifplug.connections.base import (
 from vifplug.connections.ethernet import ethernet_interface, tap_step
 from vifplug.model import OvsVif
 from vifplug.plan import DeleteLink, DeleteOvsPort, EnsureOvsPort, PlanContext, Step
+from vifplug.ready import Condition, LinkReady, OvsPortReady
 from vifplug.xml import add_vlan
 
 
@@ -48,6 +49,10 @@ class OvsVirtualPort(Connection[OvsVif]):
     def plan(self, vif: OvsVif, context: PlanContext) -> tuple[Step, ...]:
         # libvirt adds the port (and its external_ids, tag, trunks) when the guest starts.
         return (ovs_bridge_step(vif.network.bridge, vif.ovs, context),)
+
+    def ready(self, vif: OvsVif, *, started: bool = False) -> tuple[Condition, ...]:
+        # the port is libvirt's: it exists once the guest runs
+        return (OvsPortReady(vif.tap_name),) if started else ()
 
     def unplan(self, vif: OvsVif) -> tuple[Step, ...]:
         # libvirt deletes the port when the guest stops; one left behind (libvirtd died) goes.
@@ -81,6 +86,9 @@ class OvsManual(Connection[OvsVif]):
     def plan(self, vif: OvsVif, context: PlanContext) -> tuple[Step, ...]:
         return (ovs_bridge_step(vif.network.bridge, vif.ovs, context), tap_step(vif),
                 ovs_port_step(vif, vif.tap_name, context))
+
+    def ready(self, vif: OvsVif, *, started: bool = False) -> tuple[Condition, ...]:
+        return (LinkReady(vif.tap_name), OvsPortReady(vif.tap_name))
 
     def unplan(self, vif: OvsVif) -> tuple[Step, ...]:
         return (DeleteOvsPort(vif.tap_name), DeleteLink(vif.tap_name))

@@ -15,6 +15,7 @@ from vifplug.connections.base import (
 )
 from vifplug.model import VhostUserVif
 from vifplug.plan import DeleteOvsPort, EnsureOvsPort, PlanContext, Step
+from vifplug.ready import Condition, OvsPortReady
 
 
 class VhostUser(Connection[VhostUserVif]):
@@ -51,6 +52,11 @@ class VhostUser(Connection[VhostUserVif]):
                           external_ids=ovs_external_ids(vif, vif.ovs, context),
                           mtu_request=vif.mtu, interface_type=kind, options=options),
         )
+
+    def ready(self, vif: VhostUserVif, *, started: bool = False) -> tuple[Condition, ...]:
+        if vif.ovs is None or vif.network.bridge is None:
+            return ()
+        return (OvsPortReady(vif.port_name),)
 
     def unplan(self, vif: VhostUserVif) -> tuple[Step, ...]:
         if vif.ovs is None or vif.network.bridge is None:

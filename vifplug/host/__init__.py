@@ -22,7 +22,9 @@ from vifplug.host.netlink import Netlink, Pyroute2Netlink, check_netns
 from vifplug.host.ovsdb import (
     DEFAULT_OVSDB,
     Backend,
+    NativeOvsdb,
     Ovsdb,
+    OvsdbReader,
     check_ovsdb_backend,
     check_ovsdb_url,
     open_ovsdb,
@@ -51,6 +53,7 @@ class Host:
         self.pci_devices = PCI_DEVICES
         self._netlink: Netlink | None = None
         self._ovsdb: Ovsdb | None = None
+        self._reader: OvsdbReader | None = None
         self._open_netlink: Callable[[], Netlink] = lambda: Pyroute2Netlink(self.netns)
         self._open_ovsdb: Callable[[], Ovsdb] = lambda: open_ovsdb(self.ovsdb_url,
                                                                    self.ovsdb_backend)
@@ -81,6 +84,16 @@ class Host:
             self._ovsdb = self._open_ovsdb()
         return self._ovsdb
 
+    @property
+    def ovsdb_reader(self) -> OvsdbReader:
+        """OVSDB as readiness reads it: the write backend when it can (the native IDL, the
+        fake), else a native IDL connection of its own (ovs-vsctl cannot wait on changes)."""
+        if self._reader is None:
+            ovsdb = self.ovsdb
+            self._reader = (ovsdb if isinstance(ovsdb, OvsdbReader)
+                            else NativeOvsdb(self.ovsdb_url))
+        return self._reader
+
     def ovsdb_pending(self, steps: Sequence[Step]) -> list[Step]:
         """The OVSDB steps whose state does not hold yet (one read for all of them)."""
         if not steps:
@@ -97,6 +110,10 @@ class Host:
         if self._netlink is not None:
             self._netlink.close()
             self._netlink = None
+        reader: object = self._reader
+        if self._reader is not None and reader is not self._ovsdb:
+            self._reader.close()  # readiness's own connection
+        self._reader = None
         if self._ovsdb is not None:
             self._ovsdb.close()
             self._ovsdb = None

@@ -48,6 +48,9 @@ class Outcome:
 
     changed: list[Step] = field(default_factory=list)
     unchanged: list[Step] = field(default_factory=list)
+    #: The ``next_cfg`` the OVSDB transaction committed without waiting for ovs-vswitchd
+    #: (readiness waits for ``cur_cfg`` to reach it); ``None``: nothing to wait for.
+    ovs_cfg: int | None = None
 
     @property
     def already_done(self) -> bool:
@@ -277,7 +280,7 @@ def _ovsdb_phase(steps: Sequence[Step], host: Host, outcome: Outcome, cursor: _C
     pending = host.ovsdb_pending(steps)
     if pending:
         cursor.at = pending[0] if len(pending) == 1 else _Transaction(pending)
-        host.ovsdb.commit(pending)
+        outcome.ovs_cfg = host.ovsdb.commit(pending)
     outcome.changed.extend(pending)
     outcome.unchanged.extend(step for step in steps if step not in pending)
     _report(progress, steps)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vifplug.errors import VifplugError
 
-__all__ = ["HostError", "MissingDeviceError", "StepFailed"]
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from vifplug.ready import VifReadiness
+
+__all__ = ["HostError", "MissingDeviceError", "NotReadyError", "StepFailed"]
 
 
 class HostError(VifplugError, RuntimeError):
@@ -35,3 +42,17 @@ class MissingDeviceError(HostError, LookupError):
     the VIF cannot be plugged here as described (exit 2, like other bad input)."""
 
     exit_code = 2
+
+
+class NotReadyError(HostError, TimeoutError):
+    """VIFs plugged (committed: their devices and OVS rows stay) that did not become ready in
+    time. ``states`` says, per VIF, what does not hold yet; the message has one line per VIF."""
+
+    def __init__(self, states: Sequence[VifReadiness], timeout: float) -> None:
+        self.states = tuple(states)
+        self.timeout = timeout
+        waiting = [state for state in self.states if not state.ready]
+        lines = [f"{len(waiting)} of {len(self.states)} VIF(s) not ready after {timeout:g} s "
+                 "(what was plugged stays: wait again, or unplug):"]
+        lines += [f"  {state.vif_id}: {'; '.join(state.reasons)}" for state in waiting]
+        super().__init__("\n".join(lines), device=None)

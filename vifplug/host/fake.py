@@ -48,7 +48,9 @@ from vifplug.host.netlink import Link
 from vifplug.host.ovsdb import (
     _COLUMNS,
     Backend,
+    InterfaceState,
     Snapshot,
+    SwitchState,
     VsctlOvsdb,
     check_ovsdb_backend,
     native_commit,
@@ -133,6 +135,8 @@ class FakeDevice:
     tun_flags: tuple[bool, bool, bool] | None = None
     vlan: int | None = None
     ipv6_disabled: bool = False
+    #: As a Linux bridge port: its state (3 forwarding, as the kernel's with STP off).
+    port_state: int = 3
 
     def view(self) -> Link:
         return Link(index=self.index, name=self.name, kind=self.kind, mtu=self.mtu, up=self.up,
@@ -258,6 +262,15 @@ class FakeNetlink:
         self._call("name_of", str(index))
         device = self._indexed(index)
         return None if device is None else device.name
+
+    def port_state(self, name: str) -> int | None:
+        self._call("port_state", name)
+        device = self.devices.get(name)
+        return None if device is None or device.master is None else device.port_state
+
+    def events(self) -> None:
+        """No events: a fake changes only when the test changes it (a wait reads once)."""
+        return
 
     def add_bridge(self, name: str, *, forward_delay: int | None,
                    ageing_time: int | None) -> None:
@@ -424,6 +437,17 @@ class FakeOvsdb:
         self._interceptions = _Interceptions()
         for bridge in bridges:
             _add_bridge(self.rows, bridge, datapath_type)
+        # --- a pretend ovs-vswitchd, for readiness ---
+        #: It applies every commit at once (``cur_cfg`` follows, ports get an OpenFlow port);
+        #: stopped, it applies nothing until :meth:`apply_config`.
+        self.vswitchd_running = True
+        self.cur_cfg = self.next_cfg = 0
+        #: This host is an OVN chassis: ports are ready once in :attr:`ovn_installed`.
+        self.ovn = False
+        self.ovn_installed: set[str] = set()
+        #: OpenFlow ports by interface name; ``errors``: interfaces vswitchd cannot create.
+        self.ofports: dict[str, int] = {}
+        self.errors: dict[str, str] = {}
 
     # --- for tests ---
 
@@ -484,18 +508,54 @@ class FakeOvsdb:
                                                    for column in _COLUMNS[table]}))
         return snap
 
-    def commit(self, steps: Sequence[Step]) -> None:
+    def commit(self, steps: Sequence[Step]) -> int | None:
         self._call("commit", ", ".join(step.device for step in steps))
         if not steps:
-            return
-        if self.backend == "native":
+            return None
+        if self.backend == "native":  # like NativeOvsdb: bumps next_cfg, does not wait
             native_commit(_Api(self), steps)
-            return
+            self.next_cfg += 1
+            if self.vswitchd_running:
+                self.apply_config()
+            return self.next_cfg
         try:
             self.transact([_vsctl(self, command)
                            for command in _split(VsctlOvsdb.commands(steps))])
         except Exception as exc:  # ovs-vsctl exits 1 and says why on stderr
             raise HostError(f"OVSDB transaction failed: ovs-vsctl: ovs-vsctl: {exc}") from exc
+        self.next_cfg += 1  # ovs-vsctl bumps it too, and waits (here: vswitchd is immediate)
+        if self.vswitchd_running:
+            self.apply_config()
+        return None
+
+    def apply_config(self) -> None:
+        """What ovs-vswitchd does with the committed configuration: ``cur_cfg`` catches up,
+        each new interface gets an OpenFlow port (-1 when it is in :attr:`errors`)."""
+        self.cur_cfg = self.next_cfg
+        for name in self.rows["Interface"]:
+            if name not in self.ofports:
+                self.ofports[name] = -1 if name in self.errors else len(self.ofports) + 1
+        for name in set(self.ofports) - set(self.rows["Interface"]):
+            del self.ofports[name]
+
+    # --- readiness (OvsdbReader) ---
+
+    def switch_state(self) -> SwitchState:
+        self._call("switch_state", "")
+        return SwitchState(self.cur_cfg, self.next_cfg, self.ovn)
+
+    def interface_states(self, names: Sequence[str]) -> dict[str, InterfaceState | None]:
+        self._call("interface_states", ", ".join(names))
+        return {name: None if name not in self.rows["Interface"] else InterfaceState(
+                    self.ofports.get(name), self.errors.get(name), name in self.ovn_installed)
+                for name in names}
+
+    def changes(self) -> None:
+        """No notifications: the fake changes only when the test changes it."""
+        return
+
+    def drain(self) -> None:
+        pass
 
     def close(self) -> None:
         self.closed = True

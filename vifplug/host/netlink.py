@@ -19,6 +19,11 @@ from typing import Any, Protocol, TypeVar
 from vifplug.errors import VifError
 from vifplug.host.errors import HostError
 
+#: Linux bridge port states (IFLA_BRPORT_STATE / BR_STATE_*).
+PORT_STATES = {0: "disabled", 1: "listening", 2: "learning", 3: "forwarding", 4: "blocking"}
+#: The rtnetlink multicast group of link changes.
+_RTMGRP_LINK = 1
+
 __all__ = ["Link", "Netlink", "Pyroute2Netlink", "check_netns"]
 
 #: ``ip netns add NAME`` makes ``/run/netns/NAME``.
@@ -120,6 +125,16 @@ class Netlink(Protocol):
         """Set ``net.ipv6.conf.<name>.disable_ipv6`` (nothing when there is none)."""
         ...
 
+    def port_state(self, name: str) -> int | None:
+        """The Linux bridge port state of ``name`` (3: forwarding; see :data:`PORT_STATES`), or
+        ``None`` when it is no bridge port (or does not exist)."""
+        ...
+
+    def events(self) -> socket.socket | None:
+        """A socket that becomes readable when a net device changes (the caller reads and
+        discards what it receives, and closes it); ``None``: no such events to wait on."""
+        ...
+
     def close(self) -> None:
         """Release the socket (the next request opens another)."""
         ...
@@ -170,6 +185,35 @@ class Pyroute2Netlink:
                 return None
             raise
         return _link(messages[0])
+
+    def port_state(self, name: str) -> int | None:
+        from pyroute2 import NetlinkError
+
+        link = self.get(name)
+        if link is None or link.master is None:
+            return None
+        try:
+            messages = self.ipr.brport("show", index=link.index)
+        except NetlinkError as exc:
+            if exc.code in (errno.ENODEV, errno.EOPNOTSUPP, errno.EINVAL):
+                return None
+            raise
+        for message in messages:
+            info = message.get_attr("IFLA_PROTINFO")
+            if info is not None:
+                state: int | None = info.get_attr("IFLA_BRPORT_STATE")
+                return state
+        return None
+
+    def events(self) -> socket.socket | None:
+        def listen() -> socket.socket:
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
+                                 _NETLINK_ROUTE)
+            sock.bind((0, _RTMGRP_LINK))
+            sock.setblocking(False)
+            return sock
+
+        return listen() if self.netns is None else _in_netns(self.netns, listen)
 
     def name_of(self, index: int) -> str | None:
         from pyroute2 import NetlinkError

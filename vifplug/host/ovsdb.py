@@ -14,11 +14,14 @@ only by the native backend, on first use.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from vifplug.errors import VifError
 from vifplug.host.errors import HostError
@@ -74,8 +77,56 @@ class Ovsdb(Protocol):
         """The rows (by name) of the bridges, ports and interfaces ``steps`` are about."""
         ...
 
-    def commit(self, steps: Sequence[Step]) -> None:
-        """Apply the OVSDB steps in one transaction: all or nothing."""
+    def commit(self, steps: Sequence[Step]) -> int | None:
+        """Apply the OVSDB steps in one transaction: all or nothing. Returns the ``next_cfg``
+        the transaction set when it did not wait for ovs-vswitchd to apply it (``None``: it
+        waited, or set none)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class SwitchState(NamedTuple):
+    """What readiness reads of the ``Open_vSwitch`` row."""
+
+    #: The configuration ovs-vswitchd has applied, and the newest one committed.
+    cur_cfg: int
+    next_cfg: int
+    #: This host is an OVN chassis (``external_ids:ovn-remote`` is set).
+    ovn: bool
+
+
+class InterfaceState(NamedTuple):
+    """What readiness reads of an ``Interface`` row."""
+
+    #: The OpenFlow port: ``None`` not assigned yet, -1 failed.
+    ofport: int | None
+    #: ovs-vswitchd's error for it, if any.
+    error: str | None
+    #: ``external_ids:ovn-installed`` is ``"true"``.
+    ovn_installed: bool
+
+
+@runtime_checkable
+class OvsdbReader(Protocol):
+    """What readiness needs of OVSDB: the replica's view and a way to wait for it to change.
+    :class:`NativeOvsdb` is one (whatever backend writes), and the fake."""
+
+    def switch_state(self) -> SwitchState | None:
+        """The ``Open_vSwitch`` row (``None``: the database has none)."""
+        ...
+
+    def interface_states(self, names: Sequence[str]) -> dict[str, InterfaceState | None]:
+        """Each Interface of ``names`` as the replica has it (``None``: no such row)."""
+        ...
+
+    def changes(self) -> int | None:
+        """A file descriptor that becomes readable when the replica changes (drain it with
+        :meth:`drain`); ``None`` when there is nothing to wait on (it cannot change)."""
+        ...
+
+    def drain(self) -> None:
+        """Consume what made :meth:`changes` readable."""
         ...
 
     def close(self) -> None: ...
@@ -88,9 +139,11 @@ def open_ovsdb(url: str = DEFAULT_OVSDB, backend: Backend = "native") -> Ovsdb:
     return VsctlOvsdb(url)
 
 
-def native_commit(api: Any, steps: Sequence[Step]) -> None:
+def native_commit(api: Any, steps: Sequence[Step]) -> int | None:
     """``steps`` in one ovsdbapp transaction on ``api`` (each adds its commands), all or
-    nothing; a failure is a :class:`HostError` (the native backend's commit, and the fake's)."""
+    nothing; a failure is a :class:`HostError` (the native backend's commit, and the fake's).
+    Returns the transaction's ``next_cfg`` when ``api`` commits without waiting for
+    ovs-vswitchd (see :class:`NativeOvsdb`)."""
     try:
         with api.transaction(check_error=True) as txn:
             for step in steps:
@@ -99,6 +152,8 @@ def native_commit(api: Any, steps: Sequence[Step]) -> None:
         raise
     except Exception as exc:
         raise HostError(f"OVSDB transaction failed: {exc}") from exc
+    next_cfg: int | None = getattr(txn, "next_cfg", None)
+    return next_cfg
 
 
 class NativeOvsdb:
@@ -110,26 +165,59 @@ class NativeOvsdb:
         self.url = url
         self._api: Any = None
         self._connection: Any = None
+        #: A pipe the IDL writes a byte to on every change of the replica (readiness waits on
+        #: it); opened with the connection.
+        self._changed: tuple[int, int] | None = None
 
     @property
     def api(self) -> Any:
         if self._api is None:
             from ovsdbapp.backend.ovs_idl import connection, idlutils
-            from ovsdbapp.schema.open_vswitch import impl_idl
 
             try:
                 helper = idlutils.get_schema_helper(self.url, "Open_vSwitch")
             except Exception as exc:
                 raise HostError(f"cannot reach OVSDB at {self.url}: {exc}") from exc
-            idl = connection.OvsdbIdl.from_server(self.url, "Open_vSwitch", helper=helper,
-                                                  helper_tables=self.TABLES)
+            self._changed = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            idl = _notifying_idl(self._changed[1]).from_server(
+                self.url, "Open_vSwitch", helper=helper, helper_tables=self.TABLES)
             self._connection = connection.Connection(idl=idl, timeout=TIMEOUT)
             # ovsdbapp keeps the connection in a class attribute, set once per process: a
             # class of our own per instance, or a second Host (another OVSDB) would use the
             # first one's server.
-            api_class = type("VifplugOvsdbIdl", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
-            self._api = api_class(self._connection)
+            self._api = _commit_only_api()()(self._connection)
         return self._api
+
+    # --- readiness (OvsdbReader): the replica, and its change notifications ---
+
+    def switch_state(self) -> SwitchState | None:
+        rows = list(self.api.idl.tables["Open_vSwitch"].rows.values())
+        if not rows:
+            return None
+        row = rows[0]
+        return SwitchState(row.cur_cfg, row.next_cfg, "ovn-remote" in row.external_ids)
+
+    def interface_states(self, names: Sequence[str]) -> dict[str, InterfaceState | None]:
+        from ovsdbapp.backend.ovs_idl import idlutils
+
+        idl = self.api.idl
+        found: dict[str, InterfaceState | None] = {}
+        for name in names:
+            row = idlutils.row_by_value(idl, "Interface", "name", name, None)
+            found[name] = None if row is None else InterfaceState(
+                row.ofport[0] if row.ofport else None, row.error[0] if row.error else None,
+                row.external_ids.get("ovn-installed") == "true")
+        return found
+
+    def changes(self) -> int | None:
+        self.api  # noqa: B018 - connect first: the pipe comes with the connection
+        return None if self._changed is None else self._changed[0]
+
+    def drain(self) -> None:
+        if self._changed is not None:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(self._changed[0], 4096):
+                    pass
 
     def bridge_exists(self, bridge: str) -> bool:
         # From the replica, not api.br_exists(): ovsdbapp runs every command, reads included,
@@ -153,9 +241,8 @@ class NativeOvsdb:
                                      for column in _COLUMNS[table]})
         return snap
 
-    def commit(self, steps: Sequence[Step]) -> None:
-        if steps:
-            native_commit(self.api, steps)
+    def commit(self, steps: Sequence[Step]) -> int | None:
+        return native_commit(self.api, steps) if steps else None
 
     def close(self) -> None:
         if self._connection is not None:
@@ -165,6 +252,54 @@ class NativeOvsdb:
             # descriptors are closed (its queue's wake-up pipe, the IDL's session).
             connection.txns.close()
             connection.idl.close()
+        if self._changed is not None:
+            for fd in self._changed:
+                os.close(fd)
+            self._changed = None
+
+
+def _notifying_idl(wake_fd: int) -> Any:
+    """ovsdbapp's IDL class, writing a byte to ``wake_fd`` whenever a row of the replica
+    changes (python-ovs calls ``notify`` for each change it applies)."""
+    from ovsdbapp.backend.ovs_idl import connection
+
+    def notify(self: Any, event: Any, row: Any, updates: Any = None) -> None:
+        with contextlib.suppress(BlockingIOError):  # a full pipe wakes the waiter already
+            os.write(wake_fd, b"!")
+
+    return type("VifplugNotifyingIdl", (connection.OvsdbIdl,), {"notify": notify})
+
+
+@functools.cache
+def _commit_only_api() -> Any:
+    """ovsdbapp's Open_vSwitch API whose transactions bump ``next_cfg`` (so ovs-vswitchd
+    applies them and says when: ``cur_cfg``) but do not wait for it: readiness is
+    :mod:`vifplug.host.ready`'s question, and many plugs in flight share one wait. The
+    transaction keeps the ``next_cfg`` it set, for readiness to wait on."""
+    from ovsdbapp.backend.ovs_idl import transaction
+    from ovsdbapp.schema.open_vswitch import impl_idl
+
+    class CommitOnly(impl_idl.OvsVsctlTransaction):  # type: ignore[misc]
+        next_cfg: int | None = None
+
+        def post_commit(self, txn: Any) -> None:
+            transaction.Transaction.post_commit(self, txn)  # the commands' results only
+            self.next_cfg = txn.get_increment_new_value()
+
+    def create_transaction(self: Any, check_error: bool = False, log_errors: bool = True,
+                           **kwargs: Any) -> Any:
+        return CommitOnly(self, self.ovsdb_connection, check_error=check_error,
+                          log_errors=log_errors)
+
+    # ovsdbapp keeps the connection in a class attribute: each NativeOvsdb gets a subclass
+    # of its own (see NativeOvsdb.api), made from this one.
+    base = type("VifplugOvsdbIdl", (impl_idl.OvsdbIdl,),
+                {"create_transaction": create_transaction})
+
+    def fresh() -> Any:
+        return type("VifplugOvsdbIdl", (base,), {"_ovsdb_connection": None})
+
+    return fresh
 
 
 #: The columns steps own, per table (all that is read to decide whether a step holds).
@@ -251,13 +386,15 @@ class VsctlOvsdb:
                             device=bridge)
         return result.returncode == 0
 
-    def commit(self, steps: Sequence[Step]) -> None:
+    def commit(self, steps: Sequence[Step]) -> int | None:
+        """ovs-vsctl waits for ovs-vswitchd itself (its own ``next_cfg``): ``None``."""
         args = self.commands(steps)
         if not args:
-            return
+            return None
         result = self._run(args)
         if result.returncode != 0:
             raise HostError(f"OVSDB transaction failed: ovs-vsctl: {result.stderr.strip()}")
+        return None
 
     def snapshot(self, steps: Sequence[Step]) -> Snapshot:
         """One ``ovs-vsctl list`` invocation for the three tables."""

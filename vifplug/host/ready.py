@@ -1,0 +1,142 @@
+"""Watch the host until plugged VIFs are ready (:mod:`vifplug.ready` says what that means).
+
+Nothing here polls: the OVSDB replica writes to a pipe on every change (:class:`OvsdbReader`),
+and a netlink socket subscribed to link changes wakes the wait when a device appears, goes up or
+joins a bridge; each wake-up re-reads only what is not ready yet. Whatever the write backend,
+readiness reads OVSDB through the native IDL (one connection, kept by the :class:`Host`).
+"""
+
+from __future__ import annotations
+
+import select
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from vifplug.host.netlink import PORT_STATES
+from vifplug.ready import Condition, LinkReady, OvsPortReady, VifReadiness
+
+if TYPE_CHECKING:
+    from vifplug.host import Host
+    from vifplug.host.ovsdb import OvsdbReader
+
+__all__ = ["check", "wait_ready"]
+
+#: What one VIF waits for: its id and its conditions.
+Wanted = tuple[str, tuple[Condition, ...]]
+
+
+def check(host: Host, wanted: Sequence[Wanted], *, cfg: int | None = None) -> list[VifReadiness]:
+    """Where each VIF stands now. ``cfg``: the configuration ovs-vswitchd must have applied
+    (default: the newest committed, ``next_cfg``) for a VIF with an OVS port."""
+    ovs_ports = sorted({c.port for _, conditions in wanted for c in conditions
+                        if isinstance(c, OvsPortReady)})
+    reader = host.ovsdb_reader if ovs_ports else None
+    switch = reader.switch_state() if reader is not None else None
+    interfaces = reader.interface_states(ovs_ports) if reader is not None else {}
+    results = []
+    for vif_id, conditions in wanted:
+        reasons: list[str] = []
+        details: dict[str, dict[str, Any]] = {}
+        for condition in conditions:
+            if isinstance(condition, OvsPortReady):
+                reasons += _ovs_port(condition.port, interfaces.get(condition.port), switch,
+                                     details)
+            else:
+                reasons += _link(host, condition, details)
+        if any(isinstance(c, OvsPortReady) for c in conditions) and switch is not None:
+            target = switch.next_cfg if cfg is None else cfg
+            if switch.cur_cfg < target:
+                reasons.append(f"ovs-vswitchd has not applied configuration {target} yet (it "
+                               f"is at {switch.cur_cfg}): is ovs-vswitchd running?")
+        results.append(VifReadiness(vif_id, conditions, tuple(reasons), details))
+    return results
+
+
+def wait_ready(host: Host, wanted: Sequence[Wanted], *, timeout: float,
+               cfg: int | None = None) -> list[VifReadiness]:
+    """Wait until every VIF is ready or ``timeout`` seconds pass; where each stands then."""
+    deadline = time.monotonic() + timeout
+    pending = list(wanted)
+    done: dict[str, VifReadiness] = {}
+    target = cfg
+    needs_ovs = any(isinstance(c, OvsPortReady) for _, cs in wanted for c in cs)
+    reader: OvsdbReader | None = host.ovsdb_reader if needs_ovs else None
+    if reader is not None and target is None:
+        switch = reader.switch_state()  # what was committed before the wait began
+        target = switch.next_cfg if switch is not None else None
+    links = host.netlink.events() if any(isinstance(c, LinkReady)
+                                          for _, cs in wanted for c in cs) else None
+    try:
+        while True:
+            if reader is not None:
+                reader.drain()  # what happened before this look is seen by it
+            if links is not None:
+                _drain(links)
+            for state in check(host, pending, cfg=target):
+                done[state.vif_id] = state
+            pending = [item for item in pending if not done[item[0]].ready]
+            remaining = deadline - time.monotonic()
+            if not pending or remaining <= 0:
+                break
+            fds = [fd for fd in (reader.changes() if reader else None,
+                                 links.fileno() if links else None) if fd is not None]
+            if not fds:
+                break  # nothing can change what was read
+            select.select(fds, [], [], remaining)
+    finally:
+        if links is not None:
+            links.close()
+    return [done[vif_id] for vif_id, _ in wanted]
+
+
+def _drain(sock: Any) -> None:
+    try:
+        while sock.recv(65536):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _ovs_port(port: str, iface: Any, switch: Any, details: dict[str, dict[str, Any]]
+              ) -> list[str]:
+    if iface is None:
+        details[port] = {"exists": False}
+        return [f"OVS port {port} does not exist"]
+    details[port] = {"exists": True, "ofport": iface.ofport, "error": iface.error,
+                     "ovn_installed": iface.ovn_installed}
+    if iface.error:
+        return [f"OVS port {port}: ovs-vswitchd cannot use it (ofport {iface.ofport}): "
+                f"{iface.error}"]
+    if iface.ofport is None or iface.ofport < 1:
+        return [f"OVS port {port} has no OpenFlow port yet (ofport "
+                f"{'unset' if iface.ofport is None else iface.ofport})"]
+    if switch is not None and switch.ovn and not iface.ovn_installed:
+        return [f"OVS port {port}: ovn-controller has not installed its flows "
+                "(no external_ids:ovn-installed)"]
+    return []
+
+
+def _link(host: Host, condition: LinkReady, details: dict[str, dict[str, Any]]) -> list[str]:
+    netlink = host.netlink
+    link = netlink.get(condition.name)
+    if link is None:
+        details[condition.name] = {"exists": False}
+        return [f"{condition.name} does not exist"]
+    entry: dict[str, Any] = {"exists": True, "up": link.up}
+    details[condition.name] = entry
+    if not link.up:
+        return [f"{condition.name} is down"]
+    if condition.bridge is None:
+        return []
+    master = netlink.name_of(link.master) if link.master is not None else None
+    entry["master"] = master
+    if master != condition.bridge:
+        return [f"{condition.name} is not a port of {condition.bridge}"
+                + (f" (it is on {master})" if master else "")]
+    state = netlink.port_state(condition.name)
+    entry["port_state"] = PORT_STATES.get(state, state) if state is not None else None
+    if state != 3:
+        return [f"{condition.name} is not forwarding on {condition.bridge} (state "
+                f"{entry['port_state']})"]
+    return []
