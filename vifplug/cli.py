@@ -20,6 +20,7 @@ from vifplug.errors import VifError, VifplugError
 
 if TYPE_CHECKING:
     from vifplug.driver import GenericVIFDriver
+    from vifplug.host import Host
     from vifplug.model import Vif
 
 __all__ = ["main"]
@@ -89,23 +90,51 @@ def _build_parser() -> argparse.ArgumentParser:
         sub = vif_command(name, verb, description)
         sub.add_argument("--dry-run", action="store_true",
                          help="print the plan and touch nothing")
-        sub.add_argument("--netns", metavar="NAME",
-                         help="work in this network namespace (ip netns) instead of the host's")
-        sub.add_argument("--ovsdb", metavar="URL", default=None,
-                         help="the OVSDB server (default: unix:/run/openvswitch/db.sock)")
-        sub.add_argument("--ovsdb-backend", choices=("native", "vsctl"), default="native",
-                         help="native: ovsdbapp's IDL (default); vsctl: one ovs-vsctl per apply")
+        _host_options(sub)
         if name == "plug":
             sub.add_argument("--instance-uuid", metavar="UUID",
                              help="the VM's UUID: external_ids:vm-uuid on the OVS ports")
             sub.add_argument("--create-ovs-bridge", action="store_true",
                              help="create a missing OVS bridge instead of refusing")
+            sub.add_argument("--no-wait", dest="wait", action="store_false",
+                             help="return once the changes are committed, without waiting "
+                             "until the VIFs are ready (see `vifplug wait`)")
+            _timeout_option(sub)
         sub.set_defaults(handler=_plug if name == "plug" else _unplug)
+    wait = vif_command(
+        "wait", "wait until each VIF plugged earlier is ready",
+        "Wait until each VIF's host side is ready: its devices exist and are up (a Linux "
+        "bridge port forwarding), its OVS ports have an OpenFlow port and no error (on an OVN "
+        "chassis: ovn-controller's flows installed), and ovs-vswitchd has applied what was "
+        "committed. Exit 0 when all are, 1 after the timeout naming each VIF that is not and "
+        "why.")
+    _host_options(wait)
+    _timeout_option(wait)
+    wait.add_argument("--started", action="store_true",
+                      help="the guest runs: also wait for what libvirt adds when it starts it "
+                      "(its TAP on a Linux bridge, the OVS port of a virtualport)")
+    wait.add_argument("--json", action="store_true",
+                      help="print each VIF's state as JSON (also when not ready)")
+    wait.set_defaults(handler=_wait)
     _add_hook_commands(commands)
     schema = commands.add_parser("schema", help="print the JSON Schema of vif.json",
                                  description="Print the JSON Schema (2020-12) of vif.json.")
     schema.set_defaults(handler=_schema)
     return parser
+
+
+def _host_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--netns", metavar="NAME",
+                     help="work in this network namespace (ip netns) instead of the host's")
+    sub.add_argument("--ovsdb", metavar="URL", default=None,
+                     help="the OVSDB server (default: unix:/run/openvswitch/db.sock)")
+    sub.add_argument("--ovsdb-backend", choices=("native", "vsctl"), default="native",
+                     help="native: ovsdbapp's IDL (default); vsctl: one ovs-vsctl per apply")
+
+
+def _timeout_option(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--timeout", type=float, metavar="S", default=None,
+                     help="seconds to wait for the VIFs to be ready (default 30)")
 
 
 def _add_hook_commands(commands: Any) -> None:
@@ -345,10 +374,7 @@ def _apply(args: argparse.Namespace, out: TextIO, *, plug: bool) -> int:
     create = bool(getattr(args, "create_ovs_bridge", False))
     plans = [driver.plan(vif, instance_uuid=instance_uuid, create_ovs_bridges=create) if plug
              else driver.unplan(vif) for vif in vifs]
-    from vifplug.host import DEFAULT_OVSDB, Host
-
-    host = Host(netns=args.netns, ovsdb=args.ovsdb or DEFAULT_OVSDB,
-                ovsdb_backend=args.ovsdb_backend)  # validates the options: bad input exits 2
+    host = _host(args)
     if args.dry_run:
         for plan in plans:
             print(plan, file=out)
@@ -358,7 +384,8 @@ def _apply(args: argparse.Namespace, out: TextIO, *, plug: bool) -> int:
     with host:
         if plug:
             outcome = driver.plug_many(vifs, host, instance_uuid=instance_uuid,
-                                       create_ovs_bridges=create, progress=progress)
+                                       create_ovs_bridges=create, progress=progress,
+                                       wait=args.wait, timeout=_timeout(args))
         else:
             outcome = driver.unplug_many(vifs, host, progress=progress)
     if progress is not None:
@@ -373,6 +400,47 @@ def _apply(args: argparse.Namespace, out: TextIO, *, plug: bool) -> int:
         print(f"{verb} {noun}: {len(outcome.changed)} changes, "
               f"{len(outcome.unchanged)} steps already held", file=out)
     return EXIT_OK
+
+
+def _timeout(args: argparse.Namespace) -> float:
+    from vifplug.driver import WAIT_TIMEOUT
+
+    if args.timeout is None:
+        return WAIT_TIMEOUT
+    if not 0 <= args.timeout <= 86400:
+        raise VifError(f"--timeout: expected seconds from 0 to 86400 (got {args.timeout:g})")
+    return float(args.timeout)
+
+
+def _host(args: argparse.Namespace) -> Host:
+    from vifplug.host import DEFAULT_OVSDB, Host
+
+    return Host(netns=args.netns, ovsdb=args.ovsdb or DEFAULT_OVSDB,
+                ovsdb_backend=args.ovsdb_backend)  # validates the options: bad input exits 2
+
+
+def _wait(args: argparse.Namespace, out: TextIO) -> int:
+    from vifplug.host.errors import NotReadyError
+
+    driver, vifs, _, _ = _each(args)
+    timeout = _timeout(args)
+    with _host(args) as host:
+        try:
+            states = driver.wait(vifs, host, timeout=timeout, started=args.started)
+        except NotReadyError as exc:
+            if args.json:
+                _print_json([state.to_dict() for state in exc.states], out)
+            raise
+    if args.json:
+        _print_json([state.to_dict() for state in states], out)
+    else:
+        print(f"{'VIF' if len(vifs) == 1 else f'{len(vifs)} VIFs'} ready", file=out)
+    return EXIT_OK
+
+
+def _print_json(data: object, out: TextIO) -> None:
+    json.dump(data, out, indent=2)
+    out.write("\n")
 
 
 class _ProgressBar:

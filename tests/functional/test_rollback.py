@@ -222,7 +222,7 @@ def test_failure_of_the_ovsdb_commit_is_rolled_back(example: str, ovsdb_backend:
         raise HostError("OVSDB transaction failed: injected")
 
     commit = mocker.patch.object(type(host.ovsdb), "commit", autospec=True,
-                                 side_effect=lambda _self, steps: refuse(steps))
+                                 side_effect=lambda _self, steps, **_: refuse(steps))
 
     with pytest.raises(StepFailed) as raised:
         DRIVER.plug(vif, host, instance_uuid=INSTANCE)

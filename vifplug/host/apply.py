@@ -244,7 +244,7 @@ def apply_unplug(plans: Sequence[Plan], host: Host, *,
     links = [(step, step.deletes()) for step in steps if step.phase == "link"]
     cursor = _Cursor()
     try:
-        _ovsdb_phase(ovsdb_steps, host, outcome, cursor, progress=progress)
+        _ovsdb_phase(ovsdb_steps, host, outcome, cursor, progress=progress, wait=True)
         for step, _ in links:
             cursor.at = step
             faults.before(host, step)
@@ -272,15 +272,16 @@ class _Cursor:
 
 
 def _ovsdb_phase(steps: Sequence[Step], host: Host, outcome: Outcome, cursor: _Cursor, *,
-                 progress: Progress | None) -> None:
-    """The OVSDB steps that do not hold yet, in one transaction (all or nothing)."""
+                 progress: Progress | None, wait: bool = False) -> None:
+    """The OVSDB steps that do not hold yet, in one transaction (all or nothing); with
+    ``wait`` (unplug), until ovs-vswitchd has applied it."""
     for step in steps:
         cursor.at = step
         faults.before(host, step)
     pending = host.ovsdb_pending(steps)
     if pending:
         cursor.at = pending[0] if len(pending) == 1 else _Transaction(pending)
-        outcome.ovs_cfg = host.ovsdb.commit(pending)
+        outcome.ovs_cfg = host.ovsdb.commit(pending, wait=wait)
     outcome.changed.extend(pending)
     outcome.unchanged.extend(step for step in steps if step not in pending)
     _report(progress, steps)

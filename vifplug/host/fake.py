@@ -508,16 +508,16 @@ class FakeOvsdb:
                                                    for column in _COLUMNS[table]}))
         return snap
 
-    def commit(self, steps: Sequence[Step]) -> int | None:
+    def commit(self, steps: Sequence[Step], *, wait: bool = False) -> int | None:
         self._call("commit", ", ".join(step.device for step in steps))
         if not steps:
             return None
-        if self.backend == "native":  # like NativeOvsdb: bumps next_cfg, does not wait
-            native_commit(_Api(self), steps)
+        if self.backend == "native":  # like NativeOvsdb: bumps next_cfg, waits only if asked
+            native_commit(_Api(self), steps, wait=wait)
             self.next_cfg += 1
             if self.vswitchd_running:
                 self.apply_config()
-            return self.next_cfg
+            return None if wait else self.next_cfg
         try:
             self.transact([_vsctl(self, command)
                            for command in _split(VsctlOvsdb.commands(steps))])
@@ -610,7 +610,7 @@ class _Api:
         return _Idl(self._db.rows)
 
     @contextmanager
-    def transaction(self, check_error: bool = False) -> Iterator[_Txn]:
+    def transaction(self, check_error: bool = False, **kwargs: Any) -> Iterator[_Txn]:
         txn = _Txn()
         yield txn  # an exception in the block: nothing is sent (as ovsdbapp's)
         self._db.transact(txn.commands)

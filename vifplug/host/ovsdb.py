@@ -77,10 +77,11 @@ class Ovsdb(Protocol):
         """The rows (by name) of the bridges, ports and interfaces ``steps`` are about."""
         ...
 
-    def commit(self, steps: Sequence[Step]) -> int | None:
-        """Apply the OVSDB steps in one transaction: all or nothing. Returns the ``next_cfg``
-        the transaction set when it did not wait for ovs-vswitchd to apply it (``None``: it
-        waited, or set none)."""
+    def commit(self, steps: Sequence[Step], *, wait: bool = False) -> int | None:
+        """Apply the OVSDB steps in one transaction: all or nothing. With ``wait``, return once
+        ovs-vswitchd has applied it (unplug: the ports are gone from the switch, not only from
+        the database); else at once, returning the ``next_cfg`` it set for readiness to wait
+        on (``None``: none to wait on)."""
         ...
 
     def close(self) -> None: ...
@@ -139,13 +140,13 @@ def open_ovsdb(url: str = DEFAULT_OVSDB, backend: Backend = "native") -> Ovsdb:
     return VsctlOvsdb(url)
 
 
-def native_commit(api: Any, steps: Sequence[Step]) -> int | None:
+def native_commit(api: Any, steps: Sequence[Step], *, wait: bool = False) -> int | None:
     """``steps`` in one ovsdbapp transaction on ``api`` (each adds its commands), all or
     nothing; a failure is a :class:`HostError` (the native backend's commit, and the fake's).
-    Returns the transaction's ``next_cfg`` when ``api`` commits without waiting for
-    ovs-vswitchd (see :class:`NativeOvsdb`)."""
+    Without ``wait``, returns the transaction's ``next_cfg`` when ``api`` commits without
+    waiting for ovs-vswitchd (see :class:`NativeOvsdb`)."""
     try:
-        with api.transaction(check_error=True) as txn:
+        with api.transaction(check_error=True, wait_vswitchd=wait) as txn:
             for step in steps:
                 step.ovsdb_native(api, txn)
     except HostError:
@@ -241,8 +242,8 @@ class NativeOvsdb:
                                      for column in _COLUMNS[table]})
         return snap
 
-    def commit(self, steps: Sequence[Step]) -> int | None:
-        return native_commit(self.api, steps) if steps else None
+    def commit(self, steps: Sequence[Step], *, wait: bool = False) -> int | None:
+        return native_commit(self.api, steps, wait=wait) if steps else None
 
     def close(self) -> None:
         if self._connection is not None:
@@ -287,9 +288,10 @@ def _commit_only_api() -> Any:
             self.next_cfg = txn.get_increment_new_value()
 
     def create_transaction(self: Any, check_error: bool = False, log_errors: bool = True,
-                           **kwargs: Any) -> Any:
-        return CommitOnly(self, self.ovsdb_connection, check_error=check_error,
-                          log_errors=log_errors)
+                           wait_vswitchd: bool = False, **kwargs: Any) -> Any:
+        kind = impl_idl.OvsVsctlTransaction if wait_vswitchd else CommitOnly
+        return kind(self, self.ovsdb_connection, check_error=check_error,
+                    log_errors=log_errors)
 
     # ovsdbapp keeps the connection in a class attribute: each NativeOvsdb gets a subclass
     # of its own (see NativeOvsdb.api), made from this one.
@@ -386,8 +388,8 @@ class VsctlOvsdb:
                             device=bridge)
         return result.returncode == 0
 
-    def commit(self, steps: Sequence[Step]) -> int | None:
-        """ovs-vsctl waits for ovs-vswitchd itself (its own ``next_cfg``): ``None``."""
+    def commit(self, steps: Sequence[Step], *, wait: bool = False) -> int | None:
+        """ovs-vsctl waits for ovs-vswitchd itself, ``wait`` or not: ``None``."""
         args = self.commands(steps)
         if not args:
             return None
