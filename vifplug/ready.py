@@ -57,7 +57,9 @@ class VifReadiness:
     conditions: tuple[Condition, ...]
     #: Why it is not ready; empty when it is.
     reasons: tuple[str, ...] = ()
-    #: What was read, per condition (``ofport``, ``error``, ``state`` …), for ``--json``.
+    #: What was read, per device: ``{"link": {"up", "master", "port_state"} | None, "ovs":
+    #: {"ofport", "error", "ovn_installed"} | None}`` (each key only when a condition reads it;
+    #: ``None``: no such device or row), for ``--json``.
     details: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property

@@ -56,7 +56,8 @@ def test_plug_without_waiting_then_wait(example: str, ovsdb_backend: str, env: E
     assert [state.ready for state in states] == [True]
     port = vif.qvo_name if example == "ovs-hybrid.json" else vif.tap_name
     assert int(env.ovs.get("Interface", port, "ofport")) >= 1  # as ovs-vsctl reads it
-    assert states[0].details[port]["ofport"] == int(env.ovs.get("Interface", port, "ofport"))
+    assert states[0].details[port]["ovs"]["ofport"] == int(env.ovs.get("Interface", port,
+                                                                        "ofport"))
     DRIVER.unplug(vif, host)
 
 
@@ -102,7 +103,7 @@ def test_an_interface_vswitchd_cannot_create_is_reported_with_its_error(env: Env
     error = env.ovs.get("Interface", vif.port_name, "error").strip('"')
     assert error not in ("", "[]")
     state = raised.value.states[0]
-    assert state.details[vif.port_name]["error"] == error
+    assert state.details[vif.port_name]["ovs"]["error"] == error
     assert f"OVS port {vif.port_name}: ovs-vswitchd cannot use it" in str(raised.value)
     DRIVER.unplug(vif, host)
 
@@ -134,7 +135,7 @@ def test_linux_bridge_port_readiness_follows_the_guest_tap(env: Env) -> None:
     finally:
         guest.join()
     assert [state.ready for state in states] == [True]
-    assert states[0].details[vif.tap_name]["port_state"] == "forwarding"
+    assert states[0].details[vif.tap_name]["link"]["port_state"] == "forwarding"
 
 
 def vifplug(*args: str) -> subprocess.CompletedProcess[str]:
@@ -166,7 +167,7 @@ def test_cli_wait(env: Env, tmp_path: Path) -> None:
     [state] = json.loads(ready.stdout)
     assert (state["ready"], state["reasons"]) == (True, [])
     assert isinstance(vif, OvsVif)
-    assert state["devices"][vif.qvo_name]["ofport"] >= 1
+    assert state["devices"][vif.qvo_name]["ovs"]["ofport"] >= 1
     assert vifplug("wait", *where, str(path)).stdout == "VIF ready\n"
     assert vifplug("wait", *where, "--timeout", "-1", str(path)).returncode == 2
     assert vifplug("unplug", *where, str(path)).returncode == 0

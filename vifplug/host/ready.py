@@ -100,11 +100,12 @@ def _drain(sock: Any) -> None:
 
 def _ovs_port(port: str, iface: Any, switch: Any, details: dict[str, dict[str, Any]]
               ) -> list[str]:
+    entry = details.setdefault(port, {})
     if iface is None:
-        details[port] = {"exists": False}
+        entry["ovs"] = None
         return [f"OVS port {port} does not exist"]
-    details[port] = {"exists": True, "ofport": iface.ofport, "error": iface.error,
-                     "ovn_installed": iface.ovn_installed}
+    entry["ovs"] = {"ofport": iface.ofport, "error": iface.error,
+                    "ovn_installed": iface.ovn_installed}
     if iface.error:
         return [f"OVS port {port}: ovs-vswitchd cannot use it (ofport {iface.ofport}): "
                 f"{iface.error}"]
@@ -120,11 +121,12 @@ def _ovs_port(port: str, iface: Any, switch: Any, details: dict[str, dict[str, A
 def _link(host: Host, condition: LinkReady, details: dict[str, dict[str, Any]]) -> list[str]:
     netlink = host.netlink
     link = netlink.get(condition.name)
+    device = details.setdefault(condition.name, {})
     if link is None:
-        details[condition.name] = {"exists": False}
+        device["link"] = None
         return [f"{condition.name} does not exist"]
-    entry: dict[str, Any] = {"exists": True, "up": link.up}
-    details[condition.name] = entry
+    entry: dict[str, Any] = {"up": link.up}
+    device["link"] = entry
     if not link.up:
         return [f"{condition.name} is down"]
     if condition.bridge is None:
