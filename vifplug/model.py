@@ -472,18 +472,16 @@ class Vif(_Checked):
         drop it (as format 1 always has); given a value, it is refused as not used."""
         if not isinstance(data, Mapping):
             return data
-        foreign = [key for key, value in data.items()
-                   if key not in cls.model_fields and key in _ANY_KIND_KEYS
-                   and (value is None or value is False)]
+        others, network_others = _keys_of_other_kinds(cls)
         network = data.get("network")
-        network_fields = _network_class(cls).model_fields
+        unset = [key for key in others.intersection(data)
+                 if data[key] is None or data[key] is False]
         unset_network = [] if not isinstance(network, Mapping) else [
-            key for key, value in network.items()
-            if key not in network_fields and key in _ANY_NETWORK_KEYS
-            and (value is None or value is False)]
-        if not foreign and not unset_network:
+            key for key in network_others.intersection(network)
+            if network[key] is None or network[key] is False]
+        if not unset and not unset_network:
             return data
-        cleaned = {key: value for key, value in data.items() if key not in foreign}
+        cleaned = {key: value for key, value in data.items() if key not in unset}
         if unset_network and isinstance(network, Mapping):
             cleaned["network"] = {key: value for key, value in network.items()
                                   if key not in unset_network}
@@ -760,6 +758,13 @@ def _network_class(kind: type[Vif]) -> type[Network]:
 _ANY_KIND_KEYS = frozenset(key for kind in KINDS.values() for key in kind.model_fields)
 _ANY_NETWORK_KEYS = frozenset(key for kind in KINDS.values()
                               for key in _network_class(kind).model_fields)
+
+
+@cache
+def _keys_of_other_kinds(kind: type[Vif]) -> tuple[frozenset[str], frozenset[str]]:
+    """The keys (top level, and of ``network``) that other kinds take and ``kind`` does not."""
+    return (_ANY_KIND_KEYS - set(kind.model_fields),
+            _ANY_NETWORK_KEYS - set(_network_class(kind).model_fields))
 
 
 @cache
