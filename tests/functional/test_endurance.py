@@ -70,6 +70,9 @@ def test_every_netlink_operation_reads_its_whole_answer(env: Env) -> None:
             ("update (ENODEV)", lambda: netlink.update(f"{stem}no", mtu=1450)),
             ("update (EINVAL)", lambda: netlink.update(veth, mtu=10)),
             ("set_master", lambda: netlink.set_master(veth, index[1])),
+            ("port_state (a bridge port)", lambda: netlink.port_state(veth)),
+            ("port_state (no port)", lambda: netlink.port_state(peer)),
+            ("port_state (ENODEV)", lambda: netlink.port_state(f"{stem}no")),
             ("set_master (none)", lambda: netlink.set_master(veth, None)),
             ("set_master (a bridge into itself)", lambda: netlink.set_master(bridge, index[1])),
             ("ipv6_disabled", lambda: netlink.ipv6_disabled(bridge)),
@@ -97,6 +100,8 @@ def test_every_netlink_operation_reads_its_whole_answer(env: Env) -> None:
         # The error paths were really taken (else this test would not check them).
         assert outcomes["get (ENODEV)"] == "None"
         assert outcomes["name_of (ENODEV)"] == "None"
+        assert outcomes["port_state (no port)"] == outcomes["port_state (ENODEV)"] == "None"
+        assert outcomes["port_state (a bridge port)"] != "None"
         assert outcomes["add_bridge (EEXIST)"] == "EEXIST"
         assert outcomes["update (ENODEV)"] == "ENODEV"
         assert outcomes["delete (ENODEV)"] == "False"
