@@ -811,6 +811,9 @@ def _json_schema() -> dict[str, Any]:
     merged: dict[str, dict[str, Any]] = {"Vif": {}, "Network": {}}
     required: dict[str, set[str]] = {"Vif": set(), "Network": set()}
     conditional: list[dict[str, Any]] = []
+    # what the shared bases require, every kind does: required without a condition
+    always = {key for cls in (Vif, Network) for key, field in cls.model_fields.items()
+              if field.is_required()}
     for index, (vif_type, kind) in enumerate(KINDS.items()):
         schema = kind.model_json_schema(ref_template="#/$defs/{model}")
         kind_defs = schema.pop("$defs", {})
@@ -822,7 +825,7 @@ def _json_schema() -> dict[str, Any]:
             own = set(found.get("required", []))
             required[name] = own if index == 0 else required[name] & own
             for key, prop in found["properties"].items():
-                if key in own and key not in ("name", "id", "vif_type", "mac", "network"):
+                if key in own and key not in always:
                     locs.append(("network", key) if name == "Network"
                                 else kind.missing_reported_at.get(key, (key,)))
                     inner = {k: v for k, v in prop.items() if k != "title"}

@@ -49,8 +49,9 @@ class LinuxBridge(Connection[BridgeVif]):
             steps.append(EnsureLinuxBridge(network.bridge, mtu=vif.mtu))
         else:
             steps.append(RequireLink(network.bridge, kind="bridge", role="Linux bridge"))
-        if network.create_vlan and network.interface is not None and network.vlan is not None:
-            vlan_device = f"{network.interface}.{network.vlan}"
+        vlan_device = network.vlan_device  # set when interface and vlan are (create_vlan: both)
+        if (network.create_vlan and vlan_device is not None and network.interface is not None
+                and network.vlan is not None):
             steps += [RequireLink(network.interface, role="VLAN parent device"),
                       EnsureVlanLink(vlan_device, network.interface, network.vlan, mtu=vif.mtu),
                       EnsureMaster(vlan_device, network.bridge)]
@@ -71,7 +72,7 @@ class LinuxBridge(Connection[BridgeVif]):
     def topology(self, vif: BridgeVif) -> list[str]:
         network = vif.network
         bridge = f"{network.bridge} (Linux bridge)"
-        if network.create_vlan:
-            return [guest_hop(vif), vif.tap_name, bridge, f"{network.interface}.{network.vlan}",
+        if network.create_vlan and network.vlan_device is not None:
+            return [guest_hop(vif), vif.tap_name, bridge, network.vlan_device,
                     str(network.interface)]
         return [guest_hop(vif), vif.tap_name, bridge]
