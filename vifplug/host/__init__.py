@@ -6,6 +6,8 @@
 
 A Host opens its netlink socket and OVSDB connection lazily, on the first step that needs them,
 and keeps them for its lifetime (one socket and one connection however many VIFs it plugs).
+Many threads may use one Host at once: their OVSDB steps share transactions, and netlink stays
+on two sockets however many threads come and go (:mod:`vifplug.host.threads`).
 Both sit behind small protocols (:class:`~vifplug.host.netlink.Netlink`,
 :class:`~vifplug.host.ovsdb.Ovsdb`); :meth:`Host.using` builds a Host over other
 implementations, such as the in-memory fakes of :mod:`vifplug.host.fake` the unit tests use.
@@ -13,6 +15,7 @@ implementations, such as the in-memory fakes of :mod:`vifplug.host.fake` the uni
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +32,7 @@ from vifplug.host.ovsdb import (
     check_ovsdb_url,
     open_ovsdb,
 )
+from vifplug.host.threads import GroupCommit, NetlinkThread
 from vifplug.plan import Step
 
 __all__ = ["DEFAULT_OVSDB", "PCI_DEVICES", "Host", "HostError", "MissingDeviceError",
@@ -51,9 +55,17 @@ class Host:
         self.lock_dir = lock_dir
         #: Where PCI devices are looked for (checks of hostdev VIFs).
         self.pci_devices = PCI_DEVICES
+        self._opening = threading.Lock()
         self._netlink: Netlink | None = None
+        #: The thread that uses the Host's own netlink socket: the one that made the Host
+        #: (which closes it, too: pyroute2 frees a thread's event loop only on that thread).
+        self._netlink_owner = threading.current_thread()
+        self._netlink_thread: NetlinkThread | None = None
+        self._others: Netlink | None = None
         self._ovsdb: Ovsdb | None = None
         self._reader: OvsdbReader | None = None
+        #: OVSDB transactions, shared by the plugs and unplugs of concurrent threads.
+        self.transactions = GroupCommit(lambda steps, wait: self.ovsdb.commit(steps, wait=wait))
         self._open_netlink: Callable[[], Netlink] = lambda: Pyroute2Netlink(self.netns)
         self._open_ovsdb: Callable[[], Ovsdb] = lambda: open_ovsdb(self.ovsdb_url,
                                                                    self.ovsdb_backend)
@@ -74,25 +86,41 @@ class Host:
 
     @property
     def netlink(self) -> Netlink:
-        if self._netlink is None:
-            self._netlink = self._open_netlink()
-        return self._netlink
+        """The netlink socket for the calling thread: the Host's own for the thread that made
+        the Host, the Host's netlink thread for every other."""
+        with self._opening:
+            if self._netlink_owner is threading.current_thread():
+                if self._netlink is None:
+                    self._netlink = self._open_netlink()
+                return self._netlink
+            if self._others is None:
+                self._netlink_thread = NetlinkThread(self._open_netlink)
+                self._others = self._netlink_thread.proxy()
+            return self._others
 
     @property
     def ovsdb(self) -> Ovsdb:
-        if self._ovsdb is None:
-            self._ovsdb = self._open_ovsdb()
-        return self._ovsdb
+        with self._opening:
+            if self._ovsdb is None:
+                self._ovsdb = self._open_ovsdb()
+            return self._ovsdb
 
     @property
     def ovsdb_reader(self) -> OvsdbReader:
         """OVSDB as readiness reads it: the write backend when it can (the native IDL, the
         fake), else a native IDL connection of its own (ovs-vsctl cannot wait on changes)."""
-        if self._reader is None:
-            ovsdb = self.ovsdb
-            self._reader = (ovsdb if isinstance(ovsdb, OvsdbReader)
-                            else NativeOvsdb(self.ovsdb_url))
-        return self._reader
+        ovsdb = self.ovsdb
+        with self._opening:
+            if self._reader is None:
+                self._reader = (ovsdb if isinstance(ovsdb, OvsdbReader)
+                                else NativeOvsdb(self.ovsdb_url))
+            return self._reader
+
+    def commit(self, steps: Sequence[Step], *, wait: bool = False) -> int | None:
+        """Commit OVSDB steps in one transaction — shared with the steps of other threads
+        committing at the same time (:class:`~vifplug.host.threads.GroupCommit`); with
+        ``wait``, until ovs-vswitchd has applied it. The transaction's ``next_cfg``."""
+        return self.transactions.commit(steps, wait=wait)
 
     def ovsdb_pending(self, steps: Sequence[Step]) -> list[Step]:
         """The OVSDB steps whose state does not hold yet (one read for all of them)."""
@@ -107,6 +135,12 @@ class Host:
         return f"netns-{self.netns}" if self.netns else "host"
 
     def close(self) -> None:
+        """Close the sockets and the connection (the Host opens them again if used again).
+        Call it from the thread that made the Host: pyroute2 frees the event loop of the
+        thread that used a socket only on that thread."""
+        if self._netlink_thread is not None:
+            self._netlink_thread.close()
+            self._netlink_thread = self._others = None
         if self._netlink is not None:
             self._netlink.close()
             self._netlink = None

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vifplug.host import faults
-from vifplug.host.errors import HostError, MissingDeviceError, StepFailed
+from vifplug.host.errors import CommitTimeout, HostError, MissingDeviceError, StepFailed
 from vifplug.plan import Plan, Step
 
 if TYPE_CHECKING:
@@ -226,8 +226,10 @@ def apply_plug(plans: Sequence[Plan], host: Host, *,
     except BaseException as exc:
         errors = _rollback(journal)
         failed = cursor.at if cursor.at is not None else "plug"
+        remains = ("OVSDB may have committed the transaction after all, and then holds its "
+                   "ports: unplug removes them") if isinstance(exc, CommitTimeout) else None
         raise StepFailed(failed, exc, device=getattr(failed, "device", None),
-                         rolled_back=not errors, undo_errors=errors) from exc
+                         rolled_back=not errors, undo_errors=errors, remains=remains) from exc
     return outcome
 
 
@@ -273,15 +275,16 @@ class _Cursor:
 
 def _ovsdb_phase(steps: Sequence[Step], host: Host, outcome: Outcome, cursor: _Cursor, *,
                  progress: Progress | None, wait: bool = False) -> None:
-    """The OVSDB steps that do not hold yet, in one transaction (all or nothing); with
-    ``wait`` (unplug), until ovs-vswitchd has applied it."""
+    """The OVSDB steps that do not hold yet, in one transaction (all or nothing; shared with
+    concurrent callers' steps, :meth:`Host.commit`); with ``wait`` (unplug), until ovs-vswitchd
+    has applied it."""
     for step in steps:
         cursor.at = step
         faults.before(host, step)
     pending = host.ovsdb_pending(steps)
     if pending:
         cursor.at = pending[0] if len(pending) == 1 else _Transaction(pending)
-        outcome.ovs_cfg = host.ovsdb.commit(pending, wait=wait)
+        outcome.ovs_cfg = host.commit(pending, wait=wait)
     outcome.changed.extend(pending)
     outcome.unchanged.extend(step for step in steps if step not in pending)
     _report(progress, steps)

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
     from vifplug.ready import VifReadiness
 
-__all__ = ["HostError", "MissingDeviceError", "NotReadyError", "StepFailed"]
+__all__ = ["CommitTimeout", "HostError", "MissingDeviceError", "NotReadyError", "StepFailed"]
 
 
 class HostError(VifplugError, RuntimeError):
@@ -22,19 +22,31 @@ class HostError(VifplugError, RuntimeError):
         self.device = device
 
 
+class CommitTimeout(HostError, TimeoutError):
+    """OVSDB did not answer a transaction in time: it may or may not have been committed."""
+
+
 class StepFailed(HostError):
     """A step of a plan failed; the steps already done were undone (see ``rolled_back``)."""
 
     def __init__(self, step: object, cause: BaseException, *, device: str | None,
-                 rolled_back: bool, undo_errors: tuple[str, ...] = ()) -> None:
-        state = "the host is as before" if rolled_back and not undo_errors else (
-            "rollback was incomplete: " + "; ".join(undo_errors) if undo_errors
-            else "nothing was undone")
+                 rolled_back: bool, undo_errors: tuple[str, ...] = (),
+                 remains: str | None = None) -> None:
+        if undo_errors:
+            state = "rollback was incomplete: " + "; ".join(undo_errors)
+        elif not rolled_back:
+            state = "nothing was undone"
+        elif remains:
+            state = f"what it changed was undone; {remains}"
+        else:
+            state = "the host is as before"
         super().__init__(f"{step}: failed: {cause} ({state})", device=device)
         self.step = step
         self.cause = cause
         self.rolled_back = rolled_back
         self.undo_errors = undo_errors
+        #: What may stay on the host although the plug was rolled back.
+        self.remains = remains
 
 
 class MissingDeviceError(HostError, LookupError):

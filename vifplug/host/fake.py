@@ -550,12 +550,9 @@ class FakeOvsdb:
                     self.ofports.get(name), self.errors.get(name), name in self.ovn_installed)
                 for name in names}
 
-    def changes(self) -> None:
+    def watch(self) -> None:
         """No notifications: the fake changes only when the test changes it."""
         return
-
-    def drain(self) -> None:
-        pass
 
     def close(self) -> None:
         self.closed = True

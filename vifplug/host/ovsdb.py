@@ -19,12 +19,14 @@ import functools
 import json
 import os
 import shutil
+import signal
 import subprocess
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from vifplug.errors import VifError
-from vifplug.host.errors import HostError
+from vifplug.host.errors import CommitTimeout, HostError
 from vifplug.plan import Step
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "Ovsdb",
     "Snapshot",
     "VsctlOvsdb",
+    "Watch",
+    "Watchers",
     "check_ovsdb_backend",
     "check_ovsdb_url",
     "native_commit",
@@ -121,16 +125,68 @@ class OvsdbReader(Protocol):
         """Each Interface of ``names`` as the replica has it (``None``: no such row)."""
         ...
 
-    def changes(self) -> int | None:
-        """A file descriptor that becomes readable when the replica changes (drain it with
-        :meth:`drain`); ``None`` when there is nothing to wait on (it cannot change)."""
-        ...
-
-    def drain(self) -> None:
-        """Consume what made :meth:`changes` readable."""
+    def watch(self) -> Watch | None:
+        """A new subscription to the replica's changes (close it when done); ``None`` when
+        there is nothing to wait on (the replica cannot change)."""
         ...
 
     def close(self) -> None: ...
+
+
+class Watch:
+    """One waiter's subscription to the replica's changes: a pipe that becomes readable when the
+    replica changes (select on :meth:`fileno`, then :meth:`drain` it). Each waiter has a pipe of
+    its own, so one thread draining never hides a change from another."""
+
+    def __init__(self, watchers: Watchers) -> None:
+        self._watchers = watchers
+        self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def fileno(self) -> int:
+        return self._read
+
+    def drain(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._read, 4096):
+                pass
+
+    def close(self) -> None:
+        self._watchers.forget(self)
+        os.close(self._read)
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Watchers:
+    """The :class:`Watch`-es of one replica; :meth:`notify` wakes them all."""
+
+    def __init__(self) -> None:
+        # Held while writing to the pipes and while one is closed, so a write never goes to a
+        # descriptor number that was closed (and perhaps reused) meanwhile.
+        self._lock = threading.Lock()
+        self._pipes: dict[Watch, int] = {}
+
+    def watch(self) -> Watch:
+        watch = Watch(self)
+        with self._lock:
+            self._pipes[watch] = watch._write
+        return watch
+
+    def forget(self, watch: Watch) -> None:
+        with self._lock:
+            fd = self._pipes.pop(watch, None)
+            if fd is not None:
+                os.close(fd)
+
+    def notify(self) -> None:
+        with self._lock:
+            for fd in self._pipes.values():
+                with contextlib.suppress(BlockingIOError):  # a full pipe wakes its waiter already
+                    os.write(fd, b"!")
 
 
 def open_ovsdb(url: str = DEFAULT_OVSDB, backend: Backend = "native") -> Ovsdb:
@@ -152,6 +208,11 @@ def native_commit(api: Any, steps: Sequence[Step], *, wait: bool = False) -> int
     except HostError:
         raise
     except Exception as exc:
+        from ovsdbapp.exceptions import TimeoutException
+
+        if isinstance(exc, TimeoutException):
+            raise CommitTimeout(f"OVSDB did not confirm the transaction within {TIMEOUT} s "
+                                "(it may or may not have been committed)") from exc
         raise HostError(f"OVSDB transaction failed: {exc}") from exc
     next_cfg: int | None = getattr(txn, "next_cfg", None)
     return next_cfg
@@ -166,9 +227,12 @@ class NativeOvsdb:
         self.url = url
         self._api: Any = None
         self._connection: Any = None
-        #: A pipe the IDL writes a byte to on every change of the replica (readiness waits on
-        #: it); opened with the connection.
-        self._changed: tuple[int, int] | None = None
+        #: Woken whenever the IDL has applied changes to the replica (readiness waits on them).
+        self._watchers = Watchers()
+        #: Held while the IDL applies changes to the replica, and while another thread reads it
+        #: (ovsdbapp updates the replica in its connection thread; plugs and waits read it in
+        #: theirs).
+        self._replica = threading.Lock()
 
     @property
     def api(self) -> Any:
@@ -179,8 +243,7 @@ class NativeOvsdb:
                 helper = idlutils.get_schema_helper(self.url, "Open_vSwitch")
             except Exception as exc:
                 raise HostError(f"cannot reach OVSDB at {self.url}: {exc}") from exc
-            self._changed = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-            idl = _notifying_idl(self._changed[1]).from_server(
+            idl = _replica_idl(self._watchers, self._replica).from_server(
                 self.url, "Open_vSwitch", helper=helper, helper_tables=self.TABLES)
             self._connection = connection.Connection(idl=idl, timeout=TIMEOUT)
             # ovsdbapp keeps the connection in a class attribute, set once per process: a
@@ -191,34 +254,36 @@ class NativeOvsdb:
 
     # --- readiness (OvsdbReader): the replica, and its change notifications ---
 
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[Any]:
+        """The IDL, held still for the caller to read."""
+        idl = self.api.idl
+        with self._replica:
+            yield idl
+
     def switch_state(self) -> SwitchState | None:
-        rows = list(self.api.idl.tables["Open_vSwitch"].rows.values())
-        if not rows:
-            return None
-        row = rows[0]
-        return SwitchState(row.cur_cfg, row.next_cfg, "ovn-remote" in row.external_ids)
+        with self._reading() as idl:
+            rows = list(idl.tables["Open_vSwitch"].rows.values())
+            if not rows:
+                return None
+            row = rows[0]
+            return SwitchState(row.cur_cfg, row.next_cfg, "ovn-remote" in row.external_ids)
 
     def interface_states(self, names: Sequence[str]) -> dict[str, InterfaceState | None]:
         from ovsdbapp.backend.ovs_idl import idlutils
 
-        idl = self.api.idl
         found: dict[str, InterfaceState | None] = {}
-        for name in names:
-            row = idlutils.row_by_value(idl, "Interface", "name", name, None)
-            found[name] = None if row is None else InterfaceState(
-                row.ofport[0] if row.ofport else None, row.error[0] if row.error else None,
-                row.external_ids.get("ovn-installed") == "true")
+        with self._reading() as idl:
+            for name in names:
+                row = idlutils.row_by_value(idl, "Interface", "name", name, None)
+                found[name] = None if row is None else InterfaceState(
+                    row.ofport[0] if row.ofport else None, row.error[0] if row.error else None,
+                    row.external_ids.get("ovn-installed") == "true")
         return found
 
-    def changes(self) -> int | None:
-        self.api  # noqa: B018 - connect first: the pipe comes with the connection
-        return None if self._changed is None else self._changed[0]
-
-    def drain(self) -> None:
-        if self._changed is not None:
-            with contextlib.suppress(BlockingIOError):
-                while os.read(self._changed[0], 4096):
-                    pass
+    def watch(self) -> Watch:
+        self.api  # noqa: B018 - connect first: changes come through the connection
+        return self._watchers.watch()
 
     def bridge_exists(self, bridge: str) -> bool:
         # From the replica, not api.br_exists(): ovsdbapp runs every command, reads included,
@@ -226,20 +291,21 @@ class NativeOvsdb:
         # port — the no-op "ensure br-int" that doubles os-vif's cost per plug.
         from ovsdbapp.backend.ovs_idl import idlutils
 
-        return idlutils.row_by_value(self.api.idl, "Bridge", "name", bridge, None) is not None
+        with self._reading() as idl:
+            return idlutils.row_by_value(idl, "Bridge", "name", bridge, None) is not None
 
     def snapshot(self, steps: Sequence[Step]) -> Snapshot:
         """From the IDL's in-memory replica: no round trip."""
         from ovsdbapp.backend.ovs_idl import idlutils
 
-        idl = self.api.idl
         snap = Snapshot()
-        for table, names in snapshot_names(steps).items():
-            for name in names:
-                row = idlutils.row_by_value(idl, table, "name", name, None)
-                if row is not None:
-                    snap.add(table, {column: _idl_value(getattr(row, column))
-                                     for column in _COLUMNS[table]})
+        with self._reading() as idl:
+            for table, names in snapshot_names(steps).items():
+                for name in names:
+                    row = idlutils.row_by_value(idl, table, "name", name, None)
+                    if row is not None:
+                        snap.add(table, {column: _idl_value(getattr(row, column))
+                                         for column in _COLUMNS[table]})
         return snap
 
     def commit(self, steps: Sequence[Step], *, wait: bool = False) -> int | None:
@@ -253,22 +319,23 @@ class NativeOvsdb:
             # descriptors are closed (its queue's wake-up pipe, the IDL's session).
             connection.txns.close()
             connection.idl.close()
-        if self._changed is not None:
-            for fd in self._changed:
-                os.close(fd)
-            self._changed = None
 
 
-def _notifying_idl(wake_fd: int) -> Any:
-    """ovsdbapp's IDL class, writing a byte to ``wake_fd`` whenever a row of the replica
-    changes (python-ovs calls ``notify`` for each change it applies)."""
+def _replica_idl(watchers: Watchers, replica: threading.Lock) -> Any:
+    """ovsdbapp's IDL class, applying changes to the replica under ``replica`` (readers in
+    other threads hold it too) and waking ``watchers`` after each run that changed it."""
     from ovsdbapp.backend.ovs_idl import connection
 
-    def notify(self: Any, event: Any, row: Any, updates: Any = None) -> None:
-        with contextlib.suppress(BlockingIOError):  # a full pipe wakes the waiter already
-            os.write(wake_fd, b"!")
+    def run(self: Any) -> Any:
+        with replica:
+            before = self.change_seqno
+            result = connection.OvsdbIdl.run(self)
+            changed = self.change_seqno != before
+        if changed:
+            watchers.notify()
+        return result
 
-    return type("VifplugNotifyingIdl", (connection.OvsdbIdl,), {"notify": notify})
+    return type("VifplugReplicaIdl", (connection.OvsdbIdl,), {"run": run})
 
 
 @functools.cache
@@ -378,8 +445,15 @@ class VsctlOvsdb:
 
     def _run(self, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
         argv = [self.binary, f"--db={self.url}", f"--timeout={TIMEOUT}", *args]
-        return subprocess.run(argv, capture_output=True, text=True, check=False,
-                              timeout=TIMEOUT + 5)
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, check=False,
+                                    timeout=TIMEOUT + 5)
+        except subprocess.TimeoutExpired as exc:
+            result = subprocess.CompletedProcess(argv, -signal.SIGALRM, "", str(exc))
+        if result.returncode == -signal.SIGALRM:  # ovs-vsctl's own --timeout
+            raise CommitTimeout(f"ovs-vsctl did not finish within {TIMEOUT} s (its "
+                                f"transaction may or may not have been committed)")
+        return result
 
     def bridge_exists(self, bridge: str) -> bool:
         result = self._run(["br-exists", bridge])

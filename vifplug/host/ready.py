@@ -1,8 +1,9 @@
 """Watch the host until plugged VIFs are ready (:mod:`vifplug.ready` says what that means).
 
-Nothing here polls: the OVSDB replica writes to a pipe on every change (:class:`OvsdbReader`),
-and a netlink socket subscribed to link changes wakes the wait when a device appears, goes up or
-joins a bridge; each wake-up re-reads only what is not ready yet. Whatever the write backend,
+Nothing here polls: each wait subscribes to the OVSDB replica's changes (a pipe of its own,
+:meth:`OvsdbReader.watch`: waits in many threads never steal each other's wake-ups) and to netlink
+link events, which wake it when a device appears, goes up or joins a bridge; each wake-up re-reads
+only what is not ready yet. Whatever the write backend,
 readiness reads OVSDB through the native IDL (one connection, kept by the :class:`Host`).
 """
 
@@ -12,6 +13,7 @@ import errno
 import select
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from vifplug.host.netlink import PORT_STATES
@@ -66,12 +68,18 @@ def wait_ready(host: Host, wanted: Sequence[Wanted], *, timeout: float,
     if reader is not None and target is None:
         switch = reader.switch_state()  # what was committed before the wait began
         target = switch.next_cfg if switch is not None else None
-    links = host.netlink.events() if any(isinstance(c, LinkReady)
-                                          for _, cs in wanted for c in cs) else None
-    try:
+    with ExitStack() as stack:
+        # Subscribed before the first look, so no change between a look and the wait is missed.
+        watch = reader.watch() if reader is not None else None
+        if watch is not None:
+            stack.enter_context(watch)
+        links = host.netlink.events() if any(isinstance(c, LinkReady)
+                                              for _, cs in wanted for c in cs) else None
+        if links is not None:
+            stack.callback(links.close)
         while True:
-            if reader is not None:
-                reader.drain()  # what happened before this look is seen by it
+            if watch is not None:
+                watch.drain()  # what happened before this look is seen by it
             if links is not None:
                 _drain(links)
             for state in check(host, pending, cfg=target):
@@ -80,14 +88,10 @@ def wait_ready(host: Host, wanted: Sequence[Wanted], *, timeout: float,
             remaining = deadline - time.monotonic()
             if not pending or remaining <= 0:
                 break
-            fds = [fd for fd in (reader.changes() if reader else None,
-                                 links.fileno() if links else None) if fd is not None]
+            fds = [source.fileno() for source in (watch, links) if source is not None]
             if not fds:
                 break  # nothing can change what was read
             select.select(fds, [], [], remaining)
-    finally:
-        if links is not None:
-            links.close()
     return [done[vif_id] for vif_id, _ in wanted]
 
 
