@@ -28,8 +28,12 @@ Scenarios (``--only`` picks one; N in brackets is ``--quick``'s):
 * ``manual``: OVS VIFs without the hybrid bridge (a TAP vifplug creates, and its port), 500 [50]
   batched, vifplug vs the floor; shown beside the hybrid figures.
 
-Not here: ``parallel`` (issue 9: many plugs at once, each waiting, sharing one ovs-vswitchd
-reconfiguration) needs concurrent plugs to be coalesced, which vifplug does not do yet.
+* ``parallel``: a bridge already holding 450 [45] hybrid ports (plugged untimed, by vifplug's
+  ``plug_many``, on both sides alike); then 50 [10] threads each plug one hybrid VIF and wait
+  until it is ready — vifplug: ``plug(vif, host)`` (``wait=True``) through one shared ``Host``;
+  os-vif: ``os_vif.plug`` in 50 threads of its worker. Time from the threads' release until all
+  50 returned, and how many OVSDB transactions vifplug's 50 plugs sent. Goal (issue 9):
+  vifplug <= 0.25x os-vif's time.
 
 Other load on the machine must hit every side alike: one VIF per call, vifplug and os-vif run on
 two private OVS side by side, VIF by VIF alternately; in ``batch`` and ``manual``, vifplug and
@@ -62,6 +66,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -91,14 +96,16 @@ GOAL_BATCH_VS_FLOOR = 1.2
 GOAL_SINGLE_ISSUE9 = 2.0
 GOAL_BURST = 0.2
 GOAL_GROWTH = 1.5
+GOAL_PARALLEL = 0.25
 
 #: Seconds vifplug's ``wait()`` in ``burst`` gives the last VIF (far above what it takes).
 BURST_TIMEOUT = 600.0
 
-SCENARIOS = ("single", "burst", "growth", "batch", "manual")
+SCENARIOS = ("single", "burst", "growth", "parallel", "batch", "manual")
 SIZES = {
-    False: {"single": 100, "batch": (100, 500), "burst": 500, "manual": 500},
-    True: {"single": 20, "batch": (20, 50), "burst": 50, "manual": 50},
+    False: {"single": 100, "batch": (100, 500), "burst": 500, "manual": 500,
+            "parallel": (450, 50)},
+    True: {"single": 20, "batch": (20, 50), "burst": 50, "manual": 50, "parallel": (45, 10)},
 }
 
 # --- measurements --------------------------------------------------------------------------------
@@ -146,6 +153,15 @@ class Burst:
 
 
 @dataclass
+class Parallel:
+    """Many plugs at once: seconds from their release until all returned (each waited until
+    its VIF was ready), and the OVSDB transactions they sent (vifplug; ``None``: not known)."""
+
+    seconds: float
+    transactions: int | None = None
+
+
+@dataclass
 class Bench:
     backend: str
     profile: cProfile.Profile | None
@@ -154,6 +170,8 @@ class Bench:
     os_vif_version: str = "?"
     singles: dict[int, tuple[Run, Run]] = field(default_factory=dict)
     bursts: dict[int, tuple[list[Burst], list[Burst]]] = field(default_factory=dict)
+    parallels: dict[tuple[int, int], tuple[list[Parallel], list[Parallel]]] = field(
+        default_factory=dict)
     enobufs: int = 0  # vifplug waits in burst that died of ENOBUFS and were retried
     checked: set[str] = field(default_factory=set)
 
@@ -283,7 +301,77 @@ class Bench:
             _check_ready(ovs, specs, "vifplug")
         return Burst(calls, committed - start, ready - start)
 
+    def prefill(self, netns: Any, ovs: Any, specs: list[dict[str, Any]]) -> None:
+        """The bridge's existing ports, plugged by vifplug in one batch (untimed)."""
+        from vifplug import GenericVIFDriver, load_vifs
+
+        with self.vifplug_host(netns, ovs) as host:
+            GenericVIFDriver(firewall=True).plug_many(
+                load_vifs([vif_json(spec) for spec in specs]), host,
+                instance_uuid=INSTANCE_UUID)
+
+    def vifplug_parallel(self, present: int, count: int, salt: int) -> Parallel:
+        """``count`` threads each ``plug()`` (waiting until ready) one VIF through one Host."""
+        from vifplug import GenericVIFDriver, load_vifs
+
+        specs = vif_specs(present + count, salt)
+        vifs = load_vifs([vif_json(spec) for spec in specs[present:]])
+        driver = GenericVIFDriver(firewall=True)
+        start = threading.Barrier(count + 1)
+        errors: list[BaseException] = []
+
+        def plug(vif: Any) -> None:
+            start.wait()
+            try:
+                driver.plug(vif, host, instance_uuid=INSTANCE_UUID)
+            except BaseException as exc:
+                errors.append(exc)
+
+        with private_ovs() as (netns, ovs):
+            self.prefill(netns, ovs, specs[:present])
+            with self.vifplug_host(netns, ovs) as host:
+                threads = [threading.Thread(target=plug, args=(vif,)) for vif in vifs]
+                for thread in threads:
+                    thread.start()
+                with self.profiled():
+                    start.wait()
+                    began = time.perf_counter()
+                    for thread in threads:
+                        thread.join()
+                    seconds = time.perf_counter() - began
+                if errors:
+                    raise errors[0]
+                transactions = host.transactions.stats.transactions
+            _check_ports(ovs, present + count)
+            _check_ready(ovs, specs[present:], "vifplug")
+        return Parallel(seconds, transactions)
+
     # --- os-vif ---
+
+    def os_vif_parallel(self, present: int, count: int, salt: int) -> Parallel:
+        """``count`` threads of os-vif's worker each ``os_vif.plug`` one VIF."""
+        specs = vif_specs(present + count, salt)
+        with private_ovs() as (netns, ovs):
+            self.prefill(netns, ovs, specs[:present])
+            with OsVifWorker(netns, ovs) as worker:
+                self.os_vif_version = worker.version
+                seconds = worker.run_parallel("plug", specs[present:])
+            _check_ports(ovs, present + count)
+            _check_ready(ovs, specs[present:], "os-vif")
+        return Parallel(seconds)
+
+    def parallel(self, present: int, count: int) -> tuple[list[Parallel], list[Parallel]]:
+        """vifplug's and os-vif's, ``rounds`` times alternately: ``(vifplug's, os-vif's)``."""
+        key = (present, count)
+        if key not in self.parallels:
+            ours: list[Parallel] = []
+            theirs: list[Parallel] = []
+            for index in range(self.rounds):
+                order = [(ours, self.vifplug_parallel), (theirs, self.os_vif_parallel)]
+                for runs, measure in order if index % 2 == 0 else reversed(order):
+                    runs.append(measure(present, count, 0x600))
+            self.parallels[key] = (ours, theirs)
+        return self.parallels[key]
 
     def os_vif_burst(self, count: int, salt: int) -> Burst:
         """``os_vif.plug`` one VIF per call; each returns once ovs-vswitchd has applied it, so
@@ -444,6 +532,20 @@ def scenario_burst(bench: Bench, sizes: dict[str, Any]) -> list[Row]:
     ]
 
 
+def scenario_parallel(bench: Bench, sizes: dict[str, Any]) -> list[Row]:
+    present, n = sizes["parallel"]
+    ours, theirs = bench.parallel(present, n)
+    transactions = [run.transactions for run in ours if run.transactions is not None]
+    return [
+        {"label": f"parallel: {n} threads plug one VIF each onto {present} ports, until all "
+                  f"ready (vifplug: {min(transactions)}-{max(transactions)} OVSDB "
+                  "transactions)", "n": n,
+         "os-vif": _median(theirs, lambda p: 1000 * p.seconds / n),
+         "vifplug": _median(ours, lambda p: 1000 * p.seconds / n),
+         "goal": ("vifplug/os-vif", "<=", GOAL_PARALLEL)},
+    ]
+
+
 def scenario_batch(bench: Bench, sizes: dict[str, Any]) -> list[Row]:
     bench.check_once("hybrid")
     rows = []
@@ -497,7 +599,8 @@ def scenario_manual(bench: Bench, sizes: dict[str, Any]) -> list[Row]:
 
 
 SCENARIO_FUNCS = {"single": scenario_single, "burst": scenario_burst,
-                  "growth": scenario_growth, "batch": scenario_batch, "manual": scenario_manual}
+                  "growth": scenario_growth, "parallel": scenario_parallel,
+                  "batch": scenario_batch, "manual": scenario_manual}
 
 # --- report --------------------------------------------------------------------------------------
 
