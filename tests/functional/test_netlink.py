@@ -6,10 +6,12 @@ sockets) runs on one thread kept there, which ends with the socket."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
 
+from tests.fixtures import Netns
 from tests.functional.conftest import Env
 from vifplug.host.netlink import Pyroute2Netlink, _link
 
@@ -86,3 +88,26 @@ def test_work_in_the_namespace_runs_on_one_thread_ended_by_close(env: Env) -> No
     netlink.get("lo")  # a closed Pyroute2Netlink opens again
     netlink.close()
     assert threading.active_count() == before
+
+
+def test_a_namespace_that_went_away_fails_the_work_and_leaves_no_thread() -> None:
+    before = threading.active_count()
+    with Netns() as netns:
+        netlink = Pyroute2Netlink(netns.name)
+    try:
+        with pytest.raises(OSError, match="No such file"):
+            netlink.disable_ipv6("lo")
+        _settle(before)  # the thread that failed to enter it ends right after saying so
+        assert threading.active_count() == before
+        with pytest.raises(OSError, match="No such file"):  # tried again, failing again
+            netlink.get("lo")
+    finally:
+        netlink.close()
+    assert threading.active_count() == before
+
+
+def _settle(count: int) -> None:
+    for _ in range(200):
+        if threading.active_count() == count:
+            return
+        time.sleep(0.01)

@@ -1,8 +1,10 @@
 """Net devices through netlink: the :class:`Netlink` protocol (the operations plans need, each a
-single request) and :class:`Pyroute2Netlink`, its implementation over one pyroute2 socket in the
-host's or a named netns.
+single request) and :class:`Pyroute2Netlink`, its implementation in the host's or a named netns:
+look-ups and the commonest changes over a raw rtnetlink socket encoded and decoded here
+(:class:`_Rtnl`), creating and deleting devices over a pyroute2 socket, and what must run inside
+the namespace (TAPs, sysctls, opening sockets) on one thread kept there.
 
-pyroute2 is imported here and only here (it costs ~0.2 s), when the first request is made.
+pyroute2 is imported here and only here (it costs ~0.2 s), when the first request needs it.
 """
 
 from __future__ import annotations
@@ -373,10 +375,13 @@ class _NetnsThread:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._pid = os.getpid()
 
     def run(self, work: Callable[[], _T]) -> _T:
         job = _Job(work)
         with self._lock:
+            if self._pid != os.getpid():  # a forked child has no copy of the thread
+                self._thread, self._jobs, self._pid = None, queue.SimpleQueue(), os.getpid()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, args=(self._jobs,),
                                                 name=f"vifplug-netns-{self.netns}", daemon=True)
