@@ -263,22 +263,27 @@ class NativeOvsdb:
 
     def switch_state(self) -> SwitchState | None:
         with self._reading() as idl:
-            rows = list(idl.tables["Open_vSwitch"].rows.values())
+            rows = [row for row in idl.tables["Open_vSwitch"].rows.values()
+                    if row._data is not None]
             if not rows:
                 return None
-            row = rows[0]
-            return SwitchState(row.cur_cfg, row.next_cfg, "ovn-remote" in row.external_ids)
+            cur_cfg, next_cfg, external_ids = (_committed(rows[0], column) for column in
+                                               ("cur_cfg", "next_cfg", "external_ids"))
+            return SwitchState(cur_cfg, next_cfg, "ovn-remote" in external_ids)
 
     def interface_states(self, names: Sequence[str]) -> dict[str, InterfaceState | None]:
-        from ovsdbapp.backend.ovs_idl import idlutils
-
         found: dict[str, InterfaceState | None] = {}
         with self._reading() as idl:
             for name in names:
-                row = idlutils.row_by_value(idl, "Interface", "name", name, None)
-                found[name] = None if row is None else InterfaceState(
-                    row.ofport[0] if row.ofport else None, row.error[0] if row.error else None,
-                    row.external_ids.get("ovn-installed") == "true")
+                row = _committed_row(idl, "Interface", name)
+                if row is None:
+                    found[name] = None
+                    continue
+                ofport, error, external_ids = (_committed(row, column) for column in
+                                               ("ofport", "error", "external_ids"))
+                found[name] = InterfaceState(ofport[0] if ofport else None,
+                                             error[0] if error else None,
+                                             external_ids.get("ovn-installed") == "true")
         return found
 
     def watch(self) -> Watch:
@@ -289,22 +294,18 @@ class NativeOvsdb:
         # From the replica, not api.br_exists(): ovsdbapp runs every command, reads included,
         # in a transaction that bumps next_cfg and waits for ovs-vswitchd to reconfigure every
         # port — the no-op "ensure br-int" that doubles os-vif's cost per plug.
-        from ovsdbapp.backend.ovs_idl import idlutils
-
         with self._reading() as idl:
-            return idlutils.row_by_value(idl, "Bridge", "name", bridge, None) is not None
+            return _committed_row(idl, "Bridge", bridge) is not None
 
     def snapshot(self, steps: Sequence[Step]) -> Snapshot:
         """From the IDL's in-memory replica: no round trip."""
-        from ovsdbapp.backend.ovs_idl import idlutils
-
         snap = Snapshot()
         with self._reading() as idl:
             for table, names in snapshot_names(steps).items():
                 for name in names:
-                    row = idlutils.row_by_value(idl, table, "name", name, None)
+                    row = _committed_row(idl, table, name)
                     if row is not None:
-                        snap.add(table, {column: _idl_value(getattr(row, column))
+                        snap.add(table, {column: _idl_value(_committed(row, column))
                                          for column in _COLUMNS[table]})
         return snap
 
@@ -405,6 +406,26 @@ class Snapshot:
     def holds(self, step: Step) -> bool:
         """Whether ``step``'s state already holds in these rows (the step decides)."""
         return step.holds(self)
+
+
+# python-ovs shows a transaction this process is building (in ovsdbapp's connection thread) in
+# the replica at once: the rows it inserts (with no committed data yet) and the values it sets.
+# Plugs and waits in other threads read what ovsdb-server has committed instead.
+
+
+def _committed_row(idl: Any, table: str, name: str) -> Any | None:
+    """The committed row of ``table`` named ``name``, or ``None``."""
+    from ovsdbapp.backend.ovs_idl import idlutils
+
+    for row in idlutils.rows_by_value(idl, table, "name", name):
+        if row._data is not None and _committed(row, "name") == name:
+            return row
+    return None
+
+
+def _committed(row: Any, column: str) -> Any:
+    """``column`` of ``row`` as ovsdb-server last sent it (references as rows)."""
+    return row._data[column].to_python(row._uuid_to_row)
 
 
 def _idl_value(value: Any) -> Any:
