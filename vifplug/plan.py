@@ -131,8 +131,9 @@ class Step:
 
     def ovsdb_native(self, api: Any, txn: Any) -> None:
         """Add this step's commands to an ovsdbapp transaction (``api``: ovsdbapp's
-        ``OvsdbIdl``; read ``api.idl`` for the replica). Raise
-        :class:`~vifplug.host.HostError` to refuse: the transaction is then not sent."""
+        ``OvsdbIdl`` with vifplug's ``refuse_port_elsewhere`` and ``remove_port``). Commands run
+        in ovsdbapp's connection thread when the transaction is sent; one that raises
+        :class:`~vifplug.host.HostError` fails the whole transaction, which changes nothing."""
         raise self._not_a("ovsdb")
 
     def vsctl_commands(self) -> list[list[str]]:
@@ -566,11 +567,7 @@ class EnsureOvsPort(OvsdbStep):
     def ovsdb_native(self, api: Any, txn: Any) -> None:
         # ovsdbapp's add_port(may_exist) takes a port of that name on any bridge as done (and
         # db_set would then rewrite it there); ovs-vsctl refuses. Refuse too.
-        for bridge in api.idl.tables["Bridge"].rows.values():
-            if bridge.name != self.bridge and any(port.name == self.port
-                                                  for port in bridge.ports):
-                raise _host_error(f"OVS port {self.port} is already on bridge {bridge.name}, "
-                                  f"not {self.bridge}: delete it there first", self.port)
+        txn.add(api.refuse_port_elsewhere(self.bridge, self.port))
         txn.add(api.add_port(self.bridge, self.port, may_exist=True))
         txn.add(api.db_set("Interface", self.port, *self.interface_columns().items()))
         txn.add(api.db_set("Port", self.port, *self.port_columns().items()))
@@ -609,7 +606,7 @@ class DeleteOvsPort(OvsdbStep):
         return snapshot.row("Port", self.port) is None
 
     def ovsdb_native(self, api: Any, txn: Any) -> None:
-        txn.add(api.del_port(self.port, if_exists=True))
+        txn.add(api.remove_port(self.port))
 
     def vsctl_commands(self) -> list[list[str]]:
         return [["--if-exists", "del-port", self.port]]

@@ -396,6 +396,7 @@ INSIDE = [param for backend in BACKENDS for param in case_params(_calls(backend)
 
 #: The OVSDB calls made once the whole OVSDB phase is in one transaction.
 TRANSACTION = frozenset({"commit", "add_br", "add_port", "db_set", "del_port", "add-br",
+                         "refuse_port_elsewhere",
                          "add-port", "set", "del-port"})
 
 

@@ -286,7 +286,8 @@ def _ovsdb_phase(steps: Sequence[Step], host: Host, outcome: Outcome, cursor: _C
         cursor.at = pending[0] if len(pending) == 1 else _Transaction(pending)
         outcome.ovs_cfg = host.commit(pending, wait=wait)
     outcome.changed.extend(pending)
-    outcome.unchanged.extend(step for step in steps if step not in pending)
+    sent = {id(step) for step in pending}
+    outcome.unchanged.extend(step for step in steps if id(step) not in sent)
     _report(progress, steps)
 
 

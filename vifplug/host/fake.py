@@ -20,9 +20,10 @@ deletes every device in it at once.
 
 :class:`FakeOvsdb` keeps Bridge, Port and Interface rows (the columns plans touch) and commits
 all or nothing, through either backend's real code: ``backend="native"`` runs the steps'
-:meth:`~vifplug.plan.Step.ovsdb_native` against a small ovsdbapp look-alike (``add_br``,
-``add_port``, ``db_set``, ``del_port``, a transaction, ``idl.tables``), ``backend="vsctl"``
-interprets the ``ovs-vsctl`` arguments :class:`~vifplug.host.ovsdb.VsctlOvsdb` would run.
+:meth:`~vifplug.plan.Step.ovsdb_native` against a small look-alike of vifplug's ovsdbapp API
+(``add_br``, ``add_port``, ``db_set``, ``refuse_port_elsewhere``, ``remove_port``, a
+transaction), ``backend="vsctl"`` interprets the ``ovs-vsctl`` arguments
+:class:`~vifplug.host.ovsdb.VsctlOvsdb` would run.
 
 Both log every call (``calls``; ``listen`` to follow them as they happen) and fail on demand:
 :meth:`FakeNetlink.fail` / :meth:`FakeOvsdb.fail` make the next call of an operation (for a
@@ -596,15 +597,11 @@ def _del_port(rows: Rows, port: str) -> None:
 
 
 class _Api:
-    """What steps' ``ovsdb_native`` use of ovsdbapp's ``OvsdbIdl``: commands that act on the
-    rows in a transaction, and ``idl``, the replica of the committed rows."""
+    """What steps' ``ovsdb_native`` use of vifplug's ovsdbapp API: commands that act on the rows
+    in a transaction."""
 
     def __init__(self, db: FakeOvsdb) -> None:
         self._db = db
-
-    @property
-    def idl(self) -> _Idl:
-        return _Idl(self._db.rows)
 
     @contextmanager
     def transaction(self, check_error: bool = False, **kwargs: Any) -> Iterator[_Txn]:
@@ -660,14 +657,18 @@ class _Api:
                     row[column] = copy.deepcopy(value)
         return self._command("db_set", record, run)
 
-    def del_port(self, port: str, bridge: str | None = None,
-                 if_exists: bool = True) -> Callable[[Rows], None]:
+    def refuse_port_elsewhere(self, bridge: str, port: str) -> Callable[[Rows], None]:
         def run(rows: Rows) -> None:
-            if port not in rows["Port"]:
-                if if_exists:
-                    return
-                raise RuntimeError(f"Port {port} does not exist")
-            _del_port(rows, port)
+            holder = _bridge_of(rows, port)
+            if holder is not None and holder != bridge:
+                raise HostError(f"OVS port {port} is already on bridge {holder}, not {bridge}: "
+                                "delete it there first", device=port)
+        return self._command("refuse_port_elsewhere", port, run)
+
+    def remove_port(self, port: str) -> Callable[[Rows], None]:
+        def run(rows: Rows) -> None:
+            if port in rows["Port"]:
+                _del_port(rows, port)
         return self._command("del_port", port, run)
 
 
@@ -677,27 +678,6 @@ class _Txn:
 
     def add(self, command: Callable[[Rows], None]) -> None:
         self.commands.append(command)
-
-
-@dataclass
-class _IdlRow:
-    name: str
-    ports: list[_IdlRow] = field(default_factory=list)
-
-
-class _IdlTable:
-    def __init__(self, rows: dict[str, _IdlRow]) -> None:
-        self.rows = rows
-
-
-class _Idl:
-    """The IDL replica as steps read it: ``tables["Bridge"].rows.values()``, each row with its
-    ``name`` and ``ports`` (rows with a ``name``)."""
-
-    def __init__(self, rows: Rows) -> None:
-        bridges = {name: _IdlRow(name, [_IdlRow(port) for port in row["ports"]])
-                   for name, row in rows["Bridge"].items()}
-        self.tables = {"Bridge": _IdlTable(bridges)}
 
 
 # --- the vsctl backend's view: ovs-vsctl's commands, interpreted --------------------------------

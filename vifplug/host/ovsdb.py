@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
@@ -361,15 +362,77 @@ def _commit_only_api() -> Any:
         return kind(self, self.ovsdb_connection, check_error=check_error,
                     log_errors=log_errors)
 
+    refuse, remove = _port_commands()
+
+    def refuse_port_elsewhere(self: Any, bridge: str, port: str) -> Any:
+        return refuse(self, bridge, port)
+
+    def remove_port(self: Any, port: str) -> Any:
+        return remove(self, port)
+
     # ovsdbapp keeps the connection in a class attribute: each NativeOvsdb gets a subclass
     # of its own (see NativeOvsdb.api), made from this one.
-    base = type("VifplugOvsdbIdl", (impl_idl.OvsdbIdl,),
-                {"create_transaction": create_transaction})
+    base = type("VifplugOvsdbIdl", (impl_idl.OvsdbIdl,), {
+        "create_transaction": create_transaction,
+        "refuse_port_elsewhere": refuse_port_elsewhere,
+        "remove_port": remove_port,
+    })
 
     def fresh() -> Any:
         return type("VifplugOvsdbIdl", (base,), {"_ovsdb_connection": None})
 
     return fresh
+
+
+def _port_commands() -> tuple[Any, Any]:
+    """Two ovsdbapp commands of vifplug's, run (like every command) in ovsdbapp's connection
+    thread when the transaction is sent:
+
+    * ``refuse_port_elsewhere(bridge, port)``: fail the transaction if a port of that name is on
+      another bridge (ovsdbapp's ``add_port(may_exist=True)`` would take it as done there);
+    * ``remove_port(port)``: remove the port from whichever bridge holds it (ovsdb-server then
+      drops the unreferenced Port and Interface rows), if it exists.
+
+    Both look the port's bridge up in one map of every bridge's ports, read once per
+    transaction: ovsdbapp's ``del_port`` reads every bridge's port list for each port, which is
+    quadratic in a batch (seconds at 500 ports)."""
+    from ovsdbapp.backend.ovs_idl import command, idlutils
+
+    holders_by_txn: weakref.WeakKeyDictionary[Any, dict[str, Any]] = (
+        weakref.WeakKeyDictionary())
+
+    def holders(api: Any, txn: Any) -> dict[str, Any]:
+        """Port name → the Bridge row holding it, as this transaction sees them."""
+        found = holders_by_txn.get(txn)
+        if found is None:
+            found = {port.name: bridge for bridge in api.idl.tables["Bridge"].rows.values()
+                     for port in bridge.ports}
+            holders_by_txn[txn] = found
+        return found
+
+    class RefusePortElsewhere(command.BaseCommand):  # type: ignore[misc]
+        def __init__(self, api: Any, bridge: str, port: str) -> None:
+            super().__init__(api)
+            self.bridge, self.port = bridge, port
+
+        def run_idl(self, txn: Any) -> None:
+            holder = holders(self.api, txn).get(self.port)
+            if holder is not None and holder.name != self.bridge:
+                raise HostError(f"OVS port {self.port} is already on bridge {holder.name}, not "
+                                f"{self.bridge}: delete it there first", device=self.port)
+
+    class RemovePort(command.BaseCommand):  # type: ignore[misc]
+        def __init__(self, api: Any, port: str) -> None:
+            super().__init__(api)
+            self.port = port
+
+        def run_idl(self, txn: Any) -> None:
+            holder = holders(self.api, txn).pop(self.port, None)
+            if holder is not None:
+                port = idlutils.row_by_value(self.api.idl, "Port", "name", self.port)
+                holder.delvalue("ports", port)
+
+    return RefusePortElsewhere, RemovePort
 
 
 #: The columns steps own, per table (all that is read to decide whether a step holds).
