@@ -71,12 +71,12 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _ovs import (
@@ -102,6 +102,8 @@ GOAL_SINGLE_ISSUE9 = 2.0
 GOAL_BURST = 0.2
 GOAL_GROWTH = 1.5
 GOAL_PARALLEL = 0.25
+
+_M = TypeVar("_M")
 
 #: Seconds vifplug's ``wait()`` in ``burst`` gives the last VIF (far above what it takes).
 BURST_TIMEOUT = 600.0
@@ -388,13 +390,8 @@ class Bench:
         """vifplug's and os-vif's, ``rounds`` times alternately: ``(vifplug's, os-vif's)``."""
         key = (present, count)
         if key not in self.parallels:
-            ours: list[Parallel] = []
-            theirs: list[Parallel] = []
-            for index in range(self.rounds):
-                order = [(ours, self.vifplug_parallel), (theirs, self.os_vif_parallel)]
-                for runs, measure in order if index % 2 == 0 else reversed(order):
-                    runs.append(measure(present, count, 0x600))
-            self.parallels[key] = (ours, theirs)
+            self.parallels[key] = self.alternate(self.vifplug_parallel, self.os_vif_parallel,
+                                                 present, count, 0x600)
         return self.parallels[key]
 
     def os_vif_burst(self, count: int, salt: int) -> Burst:
@@ -413,14 +410,20 @@ class Bench:
         first), each on a fresh OVS: ``(vifplug's, os-vif's)``; ``burst`` and ``growth`` share
         them."""
         if count not in self.bursts:
-            ours: list[Burst] = []
-            theirs: list[Burst] = []
-            for index in range(self.rounds):
-                order = [(ours, self.vifplug_burst), (theirs, self.os_vif_burst)]
-                for runs, measure in order if index % 2 == 0 else reversed(order):
-                    runs.append(measure(count, 0x500))
-            self.bursts[count] = (ours, theirs)
+            self.bursts[count] = self.alternate(self.vifplug_burst, self.os_vif_burst, count,
+                                                0x500)
         return self.bursts[count]
+
+    def alternate(self, ours: Callable[..., _M], theirs: Callable[..., _M], *args: Any
+                  ) -> tuple[list[_M], list[_M]]:
+        """``ours(*args)`` and ``theirs(*args)``, ``rounds`` times, alternating who goes first
+        (other load on the machine hits both alike): both lists of measurements."""
+        measured: tuple[list[_M], list[_M]] = ([], [])
+        for index in range(self.rounds):
+            order = [(measured[0], ours), (measured[1], theirs)]
+            for runs, measure in order if index % 2 == 0 else reversed(order):
+                runs.append(measure(*args))
+        return measured
 
     # --- the floor ---
 
@@ -446,11 +449,7 @@ class Bench:
     def batch_pair(self, count: int, kind: str, salt: int) -> tuple[Run, Run]:
         """vifplug's and the floor's batch, ``rounds`` times, alternating (and alternating who
         goes first): other load on the machine hits both alike. Each: the median round."""
-        ours, floors = [], []
-        for index in range(self.rounds):
-            order = [("vifplug", self.vifplug_batch), ("floor", self.floor_batch)]
-            for who, measure in order if index % 2 == 0 else reversed(order):
-                (ours if who == "vifplug" else floors).append(measure(count, salt, kind))
+        ours, floors = self.alternate(self.vifplug_batch, self.floor_batch, count, salt, kind)
         return _median_run(ours), _median_run(floors)
 
     def same_end_state(self, kind: str) -> None:

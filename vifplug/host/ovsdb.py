@@ -1,7 +1,8 @@
 """Open vSwitch's database through one small interface with two backends.
 
 - ``native`` (default): ovsdbapp's IDL over one connection; all of an apply's OVSDB steps in one
-  transaction, which (like ovs-vsctl) waits until ovs-vswitchd has applied it.
+  transaction, committed without waiting for ovs-vswitchd (readiness waits, on the replica's
+  change notifications) except for unplug, which waits as ovs-vsctl does.
 - ``vsctl``: one ``ovs-vsctl`` invocation per apply, its commands chained with ``--``.
 
 Both write exactly the same columns for the same steps, so they leave identical rows (the
@@ -22,9 +23,8 @@ import shutil
 import signal
 import subprocess
 import threading
-import weakref
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, NamedTuple, Protocol, runtime_checkable
 
 from vifplug.errors import VifError
 from vifplug.host.errors import CommitTimeout, HostError
@@ -222,7 +222,18 @@ def native_commit(api: Any, steps: Sequence[Step], *, wait: bool = False) -> int
 class NativeOvsdb:
     """ovsdbapp's native IDL: connect once (lazily), one transaction per :meth:`commit`."""
 
-    TABLES = ("Open_vSwitch", "Bridge", "Port", "Interface")
+    #: The columns the replica holds: what vifplug's steps, readiness and ovsdbapp's commands
+    #: they use (``add_br``, ``add_port``, ``db_set``, the wait for ``cur_cfg``) read or write.
+    #: Not whole tables: ovs-vswitchd rewrites every Interface's ``statistics`` and ``status``
+    #: every few seconds, and a replica of those spends its connection thread (and the GIL)
+    #: decoding updates for every port of the host.
+    COLUMNS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "Open_vSwitch": ("bridges", "cur_cfg", "next_cfg", "external_ids"),
+        "Bridge": ("name", "ports", "datapath_type"),
+        "Port": ("name", "interfaces", "tag", "trunks"),
+        "Interface": ("name", "type", "options", "external_ids", "mtu_request", "ofport",
+                      "error"),
+    }
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -244,8 +255,9 @@ class NativeOvsdb:
                 helper = idlutils.get_schema_helper(self.url, "Open_vSwitch")
             except Exception as exc:
                 raise HostError(f"cannot reach OVSDB at {self.url}: {exc}") from exc
-            idl = _replica_idl(self._watchers, self._replica).from_server(
-                self.url, "Open_vSwitch", helper=helper, helper_tables=self.TABLES)
+            for table, columns in self.COLUMNS.items():
+                helper.register_columns(table, list(columns))
+            idl = _replica_idl(self._watchers, self._replica)(self.url, helper)
             self._connection = connection.Connection(idl=idl, timeout=TIMEOUT)
             # ovsdbapp keeps the connection in a class attribute, set once per process: a
             # class of our own per instance, or a second Host (another OVSDB) would use the
@@ -299,15 +311,24 @@ class NativeOvsdb:
             return _committed_row(idl, "Bridge", bridge) is not None
 
     def snapshot(self, steps: Sequence[Step]) -> Snapshot:
-        """From the IDL's in-memory replica: no round trip."""
+        """From the IDL's in-memory replica: no round trip. A Bridge's ``ports`` lists the
+        ports the steps name that it holds (a bridge of 500 ports is not listed per plug)."""
         snap = Snapshot()
+        wanted = snapshot_names(steps)
         with self._reading() as idl:
-            for table, names in snapshot_names(steps).items():
+            ports = [row for name in wanted.get("Port", ())
+                     if (row := _committed_row(idl, "Port", name)) is not None]
+            for table, names in wanted.items():
                 for name in names:
                     row = _committed_row(idl, table, name)
-                    if row is not None:
-                        snap.add(table, {column: _idl_value(_committed(row, column))
-                                         for column in _COLUMNS[table]})
+                    if row is None:
+                        continue
+                    values = {column: _idl_value(_committed(row, column))
+                              for column in _COLUMNS[table] if column != "ports"}
+                    if table == "Bridge":  # of its ports, those the steps name (not all)
+                        values["ports"] = [_committed(port, "name") for port in ports
+                                           if _holds(row, port)]
+                    snap.add(table, values)
         return snap
 
     def commit(self, steps: Sequence[Step], *, wait: bool = False) -> int | None:
@@ -393,22 +414,10 @@ def _port_commands() -> tuple[Any, Any]:
     * ``remove_port(port)``: remove the port from whichever bridge holds it (ovsdb-server then
       drops the unreferenced Port and Interface rows), if it exists.
 
-    Both look the port's bridge up in one map of every bridge's ports, read once per
-    transaction: ovsdbapp's ``del_port`` reads every bridge's port list for each port, which is
-    quadratic in a batch (seconds at 500 ports)."""
-    from ovsdbapp.backend.ovs_idl import command, idlutils
-
-    holders_by_txn: weakref.WeakKeyDictionary[Any, dict[str, Any]] = (
-        weakref.WeakKeyDictionary())
-
-    def holders(api: Any, txn: Any) -> dict[str, Any]:
-        """Port name → the Bridge row holding it, as this transaction sees them."""
-        found = holders_by_txn.get(txn)
-        if found is None:
-            found = {port.name: bridge for bridge in api.idl.tables["Bridge"].rows.values()
-                     for port in bridge.ports}
-            holders_by_txn[txn] = found
-        return found
+    Both find the port's row by its name (an index) and ask each bridge whether it holds it (a
+    set look-up): ovsdbapp's ``del_port`` reads every bridge's whole port list for each port
+    (quadratic in a batch: seconds at 500 ports)."""
+    from ovsdbapp.backend.ovs_idl import command
 
     class RefusePortElsewhere(command.BaseCommand):  # type: ignore[misc]
         def __init__(self, api: Any, bridge: str, port: str) -> None:
@@ -416,7 +425,7 @@ def _port_commands() -> tuple[Any, Any]:
             self.bridge, self.port = bridge, port
 
         def run_idl(self, txn: Any) -> None:
-            holder = holders(self.api, txn).get(self.port)
+            holder, _ = _holder(self.api.idl, self.port)
             if holder is not None and holder.name != self.bridge:
                 raise HostError(f"OVS port {self.port} is already on bridge {holder.name}, not "
                                 f"{self.bridge}: delete it there first", device=self.port)
@@ -427,12 +436,30 @@ def _port_commands() -> tuple[Any, Any]:
             self.port = port
 
         def run_idl(self, txn: Any) -> None:
-            holder = holders(self.api, txn).pop(self.port, None)
+            holder, port = _holder(self.api.idl, self.port)
             if holder is not None:
-                port = idlutils.row_by_value(self.api.idl, "Port", "name", self.port)
                 holder.delvalue("ports", port)
 
     return RefusePortElsewhere, RemovePort
+
+
+def _holder(idl: Any, name: str) -> tuple[Any | None, Any | None]:
+    """The committed Bridge row holding the port ``name``, and the Port row (``None``s: no
+    such port on any bridge)."""
+    port = _committed_row(idl, "Port", name)
+    if port is not None:
+        for bridge in idl.tables["Bridge"].rows.values():
+            if bridge._data is not None and _holds(bridge, port):
+                return bridge, port
+    return None, port
+
+
+def _holds(bridge: Any, port: Any) -> bool:
+    """Whether the committed ``ports`` of the Bridge row ``bridge`` has the Port row ``port``
+    (one set look-up: no list of the bridge's ports is made)."""
+    from ovs.db import data, types
+
+    return data.Atom(types.UuidType, port.uuid) in bridge._data["ports"].values
 
 
 #: The columns steps own, per table (all that is read to decide whether a step holds).
