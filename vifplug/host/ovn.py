@@ -28,6 +28,8 @@ __all__ = [
     "ChassisConfig",
     "ControllerStatus",
     "Southbound",
+    "SouthboundError",
+    "chassis_registered",
     "controller_status",
     "diagnose",
     "ovn_rundirs",
