@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
     libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 libvirt-clients libvirt-dev
-    pkg-config libxml2-utils openvswitch-switch iproute2 gcc
+    pkg-config libxml2-utils openvswitch-switch ovn-central ovn-host iproute2 gcc
 )
 
 if [ "$(id -u)" -ne 0 ]; then

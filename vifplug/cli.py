@@ -183,7 +183,9 @@ def _add_hook_commands(commands: Any) -> None:
     show = host_commands.add_parser(
         "show", help="print the map and whether each network's device exists now",
         description="Print each network of the map and whether its Linux bridge, OVS bridge "
-        "or NIC exists on this host now.")
+        "or NIC exists on this host now; with an OVN network, whether this host is a "
+        "registered OVN chassis (the Open_vSwitch row's system-id, ovn-remote, ovn-encap-*) "
+        "and its ovn-remote reachable.")
     show.add_argument("--networks", metavar="FILE")
     show.add_argument("--netns", metavar="NAME", help="look in this network namespace")
     show.add_argument("--ovsdb", metavar="URL", default=None,
@@ -525,7 +527,39 @@ def _host_show(args: argparse.Namespace, out: TextIO) -> int:
         for name, network in sorted(host_map.networks.items()):
             print(f"  {name:<16} {network.switch:<7} {network.describe()}  "
                   f"[{_present(host, network)}]", file=out)
+        if any(network.switch == "ovn" for network in host_map.networks.values()):
+            for line in _chassis_lines(host):
+                print(line, file=out)
     return EXIT_OK
+
+
+def _chassis_lines(host: Any) -> list[str]:
+    """This host as an OVN chassis, for ``host show``: the Open_vSwitch row's external_ids,
+    whether ovn-remote accepts connections, whether the southbound database has the chassis."""
+    from vifplug.host import HostError
+    from vifplug.host.ovn import chassis_registered, reachable
+
+    try:
+        switch = host.ovsdb_reader.switch_state()
+    except (HostError, OSError) as exc:
+        return [f"OVN chassis: unknown: {exc}"]
+    chassis = switch.chassis if switch is not None else None
+    if chassis is None:
+        return ["OVN chassis: unknown: the OVSDB has no Open_vSwitch row"]
+    lines = [f"OVN chassis: system-id {chassis.system_id or '(unset)'}, ovn-remote "
+             f"{chassis.remote or '(unset)'}, encap {chassis.encap_type or '(unset)'} "
+             f"{chassis.encap_ip or '(unset)'}, bridge {chassis.bridge}"]
+    if not chassis.configured:
+        lines.append("  NOT a chassis: the Open_vSwitch row lacks "
+                     + ", ".join(chassis.missing()))
+    if chassis.remote:
+        ok, said = reachable(chassis.remote, netns=host.netns)
+        lines.append(f"  ovn-remote: {'reachable' if ok else 'UNREACHABLE'} ({said})")
+        if ok and chassis.system_id:
+            registered, said = chassis_registered(chassis, netns=host.netns)
+            state = {True: "registered", False: "NOT registered", None: "unknown"}[registered]
+            lines.append(f"  chassis: {state} ({said})")
+    return lines
 
 
 def _present(host: Any, network: Any) -> str:
@@ -533,7 +567,7 @@ def _present(host: Any, network: Any) -> str:
     from vifplug.host import HostError
 
     try:
-        if network.switch == "ovs":
+        if network.switch in ("ovs", "ovn"):
             return "present" if host.ovsdb.bridge_exists(network.bridge) else "MISSING"
         device = network.bridge if network.switch == "legacy" else network.interface
         link = host.netlink.get(device)

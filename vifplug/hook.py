@@ -35,6 +35,7 @@ from vifplug.netmap import (
     MappedNetwork,
     NetworkMap,
     NetworkMapError,
+    OvnNetwork,
     OvsNetwork,
     load_network_map,
 )
@@ -168,6 +169,11 @@ def rewrite(domain_xml: str | bytes, host_map: NetworkMap, *,
             raise HookError(f"interface {mac}: network {name!r} is not defined on this host "
                             f"({host_map.path})")
         arrived = _identity(iface, entry)
+        if isinstance(network, OvnNetwork) and "interfaceid" not in arrived:
+            raise HookError(f"interface {mac}: network {name!r} is OVN logical switch "
+                            f"{network.logical_switch!r} on this host, and the interface "
+                            "carries no port identity (no OVS interfaceid in its virtualport "
+                            "or vifplug metadata) to bind to a logical switch port; refused")
         detail = _REWRITERS[network.switch](iface, network, arrived)
         # Remember every identity the interface arrived with (libvirt may have generated one on
         # the last host: an OVS interfaceid, an 802.1Qbg instanceid), then what it carries now
@@ -314,6 +320,22 @@ def _to_ovs(iface: Element, network: MappedNetwork, identity: dict[str, str]) ->
     return f"OVS bridge {network.bridge}{what}"
 
 
+def _to_ovn(iface: Element, network: MappedNetwork, identity: dict[str, str]) -> str:
+    """The integration bridge with the guest's interfaceid (the logical switch port's name, which
+    ovn-controller binds); never a ``<vlan>``: OVN, not the local port, carries the network.
+    :func:`rewrite` has refused an interface without an interfaceid."""
+    assert isinstance(network, OvnNetwork)  # noqa: S101 - dispatched by switch
+    iface.set("type", "bridge")
+    _set_source(iface, bridge=network.bridge)
+    _drop(iface, "virtualport", "vlan")
+    _unmanaged_target_only_for_ethernet(iface)
+    port = ET.Element("virtualport", type="openvswitch")
+    ET.SubElement(port, "parameters", interfaceid=identity["interfaceid"])
+    _after_source(iface, port)
+    return (f"OVN logical switch {network.logical_switch} on {network.bridge}, port "
+            f"{identity['interfaceid']}")
+
+
 def _to_direct(iface: Element, network: MappedNetwork, identity: dict[str, str]) -> str:
     """The port profile: the map's when it gives one (this host knows its switch), else the one
     the interface carries; 802.1Qbg's instanceid is always the interface's."""
@@ -348,6 +370,7 @@ def _to_direct(iface: Element, network: MappedNetwork, identity: dict[str, str])
 _REWRITERS: dict[str, Callable[[Element, MappedNetwork, dict[str, str]], str]] = {
     "legacy": _to_legacy,
     "ovs": _to_ovs,
+    "ovn": _to_ovn,
     "direct": _to_direct,
 }
 

@@ -6,6 +6,10 @@
     bridge = "br-int"
     vlan = 100
 
+    [networks.blue-ovn]       # an OVN logical switch, reached through the integration bridge
+    switch = "ovn"
+    logical_switch = "blue"   # defaults to the network name; bridge defaults to br-int
+
     [networks.green]          # macvtap on a NIC, optionally with shared 802.1Qbg/Qbh parameters
     interface = "eth2"
     mode = "vepa"
@@ -38,6 +42,7 @@ __all__ = [
     "MappedNetwork",
     "NetworkMap",
     "NetworkMapError",
+    "OvnNetwork",
     "OvsNetwork",
     "QbgShared",
     "load_network_map",
@@ -49,6 +54,11 @@ __all__ = [
 #: and pathlib and dataclasses would each cost it more than the rewrite itself.)
 DEFAULT_PATH = "/etc/vifplug/networks.toml"
 DIRECT_MODES = ("vepa", "bridge", "private", "passthrough")
+#: The integration bridge an OVN network uses unless its table says otherwise.
+DEFAULT_OVN_BRIDGE = "br-int"
+#: A logical switch name: what ``ovn-nbctl ls-add`` accepts without quoting troubles (OVN
+#: itself takes any string; the map keeps to names a shell, a log line and a path can carry).
+_LOGICAL_SWITCH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,252}$")
 
 
 class NetworkMapError(VifError):
@@ -87,6 +97,23 @@ class OvsNetwork(NamedTuple):
         return f"OVS bridge {self.bridge}{tags}"
 
 
+class OvnNetwork(NamedTuple):
+    """An OVN logical switch, reached through this host's integration bridge. A guest's port on
+    it is an OVS port whose ``external_ids:iface-id`` (the libvirt ``interfaceid``) is the name
+    of its logical switch port; ovn-controller binds it, so no VLAN is ever set locally."""
+
+    name: str
+    logical_switch: str
+    bridge: str = DEFAULT_OVN_BRIDGE
+
+    @property
+    def switch(self) -> str:
+        return "ovn"
+
+    def describe(self) -> str:
+        return f"OVN logical switch {self.logical_switch} on {self.bridge}"
+
+
 class QbgShared(NamedTuple):
     """802.1Qbg parameters shared by every guest on the network (instanceid is per guest)."""
 
@@ -114,7 +141,7 @@ class DirectNetwork(NamedTuple):
         return f"macvtap on {self.interface} ({self.mode}){profile}"
 
 
-MappedNetwork = LegacyNetwork | OvsNetwork | DirectNetwork
+MappedNetwork = LegacyNetwork | OvsNetwork | OvnNetwork | DirectNetwork
 
 
 class NetworkMap(NamedTuple):
@@ -198,6 +225,7 @@ def _dotted(text: str) -> tuple[str, ...]:
 _KEYS: dict[str, frozenset[str]] = {
     "legacy": frozenset({"switch", "bridge"}),
     "ovs": frozenset({"switch", "bridge", "vlan", "trunk"}),
+    "ovn": frozenset({"switch", "bridge", "logical_switch"}),
     "direct": frozenset({"switch", "interface", "mode", "qbg", "qbh"}),
 }
 
@@ -220,7 +248,7 @@ def _networks(data: dict[str, Any], at: _Locator) -> dict[str, MappedNetwork]:
             raise at.error(where, "must be a table ([networks.NAME])")
         switch = table.get("switch")
         if switch not in _KEYS:
-            raise at.error((*where, "switch"), "must be one of 'legacy', 'ovs', 'direct' "
+            raise at.error((*where, "switch"), "must be one of 'legacy', 'ovs', 'ovn', 'direct' "
                            f"(got {switch!r})")
         for key in table:
             if key not in _KEYS[switch]:
@@ -275,6 +303,19 @@ def _ovs(name: str, table: dict[str, Any], where: tuple[str, ...],
     return OvsNetwork(name, bridge, vlan, trunk)
 
 
+def _ovn(name: str, table: dict[str, Any], where: tuple[str, ...],
+         at: _Locator) -> MappedNetwork:
+    bridge = _device(table, "bridge", where, at, default=DEFAULT_OVN_BRIDGE)
+    value = table.get("logical_switch", name)
+    if not isinstance(value, str):
+        raise at.error((*where, "logical_switch"), f"must be a string (got {value!r})")
+    if not _LOGICAL_SWITCH.match(value):
+        raise at.error((*where, "logical_switch"), "must be 1-253 characters of letters, "
+                       f"digits, '_', '.', ':', '-', not starting with a punctuation mark "
+                       f"(got {value!r})")
+    return OvnNetwork(name, value, bridge)
+
+
 def _direct(name: str, table: dict[str, Any], where: tuple[str, ...],
             at: _Locator) -> MappedNetwork:
     interface = _device(table, "interface", where, at)
@@ -320,4 +361,4 @@ def _qbg(spec: object, where: tuple[str, ...], at: _Locator) -> QbgShared:
     return QbgShared(**values)
 
 
-_BUILDERS = {"legacy": _legacy, "ovs": _ovs, "direct": _direct}
+_BUILDERS = {"legacy": _legacy, "ovs": _ovs, "ovn": _ovn, "direct": _direct}

@@ -41,6 +41,10 @@ SOURCES = {
     "ovs-trunk": example("ovs-trunk"),
     "ovs-untagged": example("ovs-virtualport", network={"name": "red", "bridge": "br-int"}),
     "ovs-manual": example("ovs-manual"),
+    # from an OVN chassis: br-int, untagged, the interfaceid naming the logical switch port;
+    # through libvirt's virtualport or the hybrid qbr
+    "ovn": example("ovs-virtualport", network={"name": "red", "bridge": "br-int"}),
+    "ovn-hybrid": example("ovs-hybrid", network={"name": "red", "bridge": "br-int"}),
     "direct": example("direct", bandwidth=None),
     "qbg": example("802.1qbg"),
     "qbh": example("802.1qbh"),
@@ -51,6 +55,8 @@ MAPS = {
     "ovs-vlan": '[networks.red]\nswitch = "ovs"\nbridge = "br-int"\nvlan = 100\n',
     "ovs-trunk": '[networks.red]\nswitch = "ovs"\nbridge = "br-int"\ntrunk = [10, 20]\n',
     "ovs-untagged": '[networks.red]\nswitch = "ovs"\nbridge = "br-int"\n',
+    "ovn": '[networks.red]\nswitch = "ovn"\nlogical_switch = "ls-red"\n',
+    "ovn-bridge": '[networks.red]\nswitch = "ovn"\nlogical_switch = "ls-red"\nbridge = "br-ovn"\n',
     "direct": '[networks.red]\nswitch = "direct"\ninterface = "eth3"\nmode = "bridge"\n',
     "direct-qbg": ('[networks.red]\nswitch = "direct"\ninterface = "eth3"\n'
                    "[networks.red.qbg]\nmanager_id = 7\ntype_id = 8\ntype_id_version = 9\n"),
@@ -119,6 +125,11 @@ def interface_id(vif: Any) -> str | None:
 MATRIX = list(itertools.product(SOURCES, MAPS, (True, False)))
 
 
+def refused(source: str, local: str) -> bool:
+    """An OVN host cannot bind an interface that has no port identity (no interfaceid)."""
+    return local.startswith("ovn") and interface_id(SOURCES[source]) is None
+
+
 @pytest.mark.parametrize(("source", "local", "metadata"), MATRIX)
 def test_rewrite_matrix(source: str, local: str, metadata: bool, tmp_path: Path,
                         libvirt_check: DomainChecker) -> None:
@@ -127,6 +138,14 @@ def test_rewrite_matrix(source: str, local: str, metadata: bool, tmp_path: Path,
     text = etree.tostring(before, encoding="unicode")
     mapping = host_map(tmp_path, local)
     listed = metadata or source == "legacy"  # legacy convention: <source bridge='red'> = network
+    if listed and refused(source, local):
+        with pytest.raises(HookError) as caught:
+            rewrite(text, mapping)
+        assert str(caught.value).startswith(f"interface {MAC}: network 'red' is OVN logical "
+                                            "switch 'ls-red' on this host")
+        assert "no port identity" in str(caught.value)
+        assert "\n" not in str(caught.value)
+        return
     after = etree.fromstring(rewrite(text, mapping))
     libvirt_check.validate(after)
     libvirt_check.start(after)
@@ -176,6 +195,20 @@ def _ovs(tags: tuple[int, ...] | None, trunk: bool) -> Any:
     return check
 
 
+def _ovn(bridge: str) -> Any:
+    def check(new: etree._Element, old: etree._Element, vif: Any) -> None:
+        assert new.get("type") == "bridge"
+        assert new.find("source").attrib == {"bridge": bridge}
+        assert new.find("vlan") is None  # OVN carries the network, never a local tag
+        port = new.find("virtualport")
+        assert port is not None
+        assert port.get("type") == "openvswitch"
+        assert port.find("parameters").attrib == {"interfaceid": interface_id(vif)}
+        target = new.find("target")
+        assert target is None or "managed" not in target.attrib
+    return check
+
+
 def _direct(mode: str, profile: str | None) -> Any:
     def check(new: etree._Element, old: etree._Element, vif: Any) -> None:
         assert new.get("type") == "direct"
@@ -205,6 +238,8 @@ EXPECT = {
     "ovs-vlan": _ovs((100,), trunk=False),
     "ovs-trunk": _ovs((10, 20), trunk=True),
     "ovs-untagged": _ovs(None, trunk=False),
+    "ovn": _ovn("br-int"),
+    "ovn-bridge": _ovn("br-ovn"),
     "direct": _direct("bridge", None),
     "direct-qbg": _direct("vepa", "802.1Qbg"),
     "direct-qbh": _direct("passthrough", "802.1Qbh"),
@@ -274,6 +309,8 @@ def test_choice_depends_only_on_the_receiving_host_and_the_interface(
 
 def test_rewrite_is_idempotent_on_every_map(tmp_path: Path) -> None:
     for source, local in itertools.product(SOURCES, MAPS):
+        if refused(source, local):
+            continue
         once = rewrite(etree.tostring(domain_with(SOURCES[source], metadata=True)),
                        host_map(tmp_path, local))
         assert tree(etree.fromstring(rewrite(once, host_map(tmp_path, local)))) == tree(
@@ -308,7 +345,7 @@ def port_parameters(domain: str) -> tuple[str | None, dict[str, str]]:
     return port.get("type"), dict(params.attrib) if params is not None else {}
 
 
-@pytest.mark.parametrize("back", ["ovs-vlan", "ovs-untagged"])
+@pytest.mark.parametrize("back", ["ovs-vlan", "ovs-untagged", "ovn"])
 @pytest.mark.parametrize("hop", ["legacy", "direct", "direct-qbh"])
 def test_interfaceid_libvirt_generated_survives_later_hops(
         hop: str, back: str, tmp_path: Path, libvirt_check: DomainChecker) -> None:
@@ -409,3 +446,54 @@ def test_an_ovs_profileid_is_not_an_802_1qbh_profile(tmp_path: Path) -> None:
         assert port_parameters(after)[0] is None  # plain macvtap / a Linux bridge
         assert "profileid" not in remembered(after)
         assert remembered(after)["interfaceid"] == ID
+
+
+# --- OVN ------------------------------------------------------------------------------------------
+
+
+def test_an_ovn_host_refuses_an_interface_without_a_port_identity(tmp_path: Path) -> None:
+    """The hook program: nothing on stdout, one line naming the interface, exit 1 (libvirt
+    refuses the incoming migration; the guest keeps running on the source)."""
+    import io
+
+    from vifplug.hook import main
+
+    path = tmp_path / "ovn.toml"
+    path.write_text(MAPS["ovn"])
+    domain = etree.tostring(domain_with(SOURCES["legacy"], metadata=True))
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["gæst", "migrate", "begin", "-"], io.BytesIO(domain), out, err,
+                networks=str(path))
+    assert code == 1
+    assert out.getvalue() == ""
+    lines = err.getvalue().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"vifplug: interface {MAC}: network 'red' is OVN")
+
+
+@pytest.mark.parametrize("local", ["ovs-vlan", "ovs-trunk", "legacy", "direct"])
+def test_ovn_and_back_keeps_the_port_identity(local: str, tmp_path: Path,
+                                              libvirt_check: DomainChecker) -> None:
+    """ovn → another switch → ovn: the logical switch port's name survives the hop (the metadata
+    keeps it where the other switch drops the virtualport), and the OVN host drops the VLAN the
+    OVS host set."""
+    start = etree.tostring(domain_with(SOURCES["ovn"], metadata=True))
+    elsewhere = visit(start, local, tmp_path, libvirt_check)
+    back = visit(elsewhere, "ovn", tmp_path, libvirt_check)
+    assert port_parameters(back) == ("openvswitch", {"interfaceid": ID})
+    assert ours(etree.fromstring(back)).find("vlan") is None
+    assert ours(etree.fromstring(back)).find("source").attrib == {"bridge": "br-int"}
+
+
+def test_a_legacy_guest_reaches_ovn_through_an_ovs_host(
+        tmp_path: Path, libvirt_check: DomainChecker) -> None:
+    """Born on a Linux bridge, it has no identity: refused by an OVN host directly, accepted
+    once an OVS host's libvirt generated an interfaceid (which the CMS must then have made a
+    logical switch port of)."""
+    start = etree.tostring(domain_with(SOURCES["legacy"], metadata=False))
+    with pytest.raises(HookError, match="no port identity"):
+        rewrite(start, host_map(tmp_path, "ovn"))
+    on_ovs = visit(start, "ovs-untagged", tmp_path, libvirt_check)
+    generated = port_parameters(on_ovs)[1]["interfaceid"]
+    on_ovn = visit(on_ovs, "ovn", tmp_path, libvirt_check)
+    assert port_parameters(on_ovn) == ("openvswitch", {"interfaceid": generated})

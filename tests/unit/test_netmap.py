@@ -10,6 +10,7 @@ from vifplug.netmap import (
     DirectNetwork,
     LegacyNetwork,
     NetworkMapError,
+    OvnNetwork,
     OvsNetwork,
     QbgShared,
     load_network_map,
@@ -29,6 +30,14 @@ vlan = 100
 switch = "ovs"
 bridge = "br-int"
 trunk = [10, 20]
+
+[networks.overlay]
+switch = "ovn"
+logical_switch = "ls-overlay"
+
+[networks.tenant]
+switch = "ovn"
+bridge = "br-ovn"
 
 [networks.green]
 switch = "direct"
@@ -60,6 +69,8 @@ def test_the_contracts_example(tmp_path: Path) -> None:
         "red": LegacyNetwork("red", "red"),
         "blue": OvsNetwork("blue", "br-int", vlan=100),
         "trunked": OvsNetwork("trunked", "br-int", trunk=(10, 20)),
+        "overlay": OvnNetwork("overlay", "ls-overlay", "br-int"),
+        "tenant": OvnNetwork("tenant", "tenant", "br-ovn"),
         "green": DirectNetwork("green", "eth2", "vepa", qbg=QbgShared(11, 1193047, 2)),
         "finance": DirectNetwork("finance", "eth3", "passthrough", qbh_profile_id="finance"),
     }
@@ -106,6 +117,18 @@ BAD = [
      'profile_id = "<evil>"\n', ":5: networks.green.qbh.profile_id: must be 1 to 39"),
     ('[networks.green]\nswitch = "legacy"\ninterface = "eth2"\n',
      ":3: networks.green.interface: unknown key for switch 'legacy'"),
+    ('[networks.o]\nswitch = "ovn"\nvlan = 100\n',
+     ":3: networks.o.vlan: unknown key for switch 'ovn' (known: bridge, logical_switch, switch)"),
+    ('[networks.o]\nswitch = "ovn"\nlogical_switch = 7\n',
+     ":3: networks.o.logical_switch: must be a string (got 7)"),
+    ('[networks.o]\nswitch = "ovn"\nlogical_switch = "blue; rm -rf /"\n',
+     ":3: networks.o.logical_switch: must be 1-253 characters"),
+    ('[networks.o]\nswitch = "ovn"\nlogical_switch = ""\n',
+     ":3: networks.o.logical_switch: must be 1-253 characters"),
+    ('[networks.o]\nswitch = "ovn"\nbridge = "br int"\n',
+     ":3: networks.o.bridge: must be a device name of only letters"),
+    ('[networks.o]\nswitch = "ovm"\n',
+     ":2: networks.o.switch: must be one of 'legacy', 'ovs', 'ovn', 'direct' (got 'ovm')"),
     ("[vifplug]\nx = 1\n", ":1: vifplug: unknown key"),
     ("networks = 3\n", ": networks: must be a table"),
     ("[networks.red\n", ": not valid TOML"),

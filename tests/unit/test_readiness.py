@@ -88,7 +88,8 @@ def test_a_plugged_ovs_vif_is_ready_once_vswitchd_applied_it(
                                         "port_state": "forwarding"}},
             "qvo0f6d3c1e-5b": {"link": {"up": True},
                                "ovs": {"ofport": ovsdb.ofports["qvo0f6d3c1e-5b"],
-                                       "error": None, "ovn_installed": False}},
+                                       "error": None, "ovn_installed": False,
+                                       "iface_id": "0f6d3c1e-5b7a-4c1e-9d2e-6a1b2c3d4e5f"}},
         }}
 
 

@@ -548,7 +548,8 @@ class FakeOvsdb:
     def interface_states(self, names: Sequence[str]) -> dict[str, InterfaceState | None]:
         self._call("interface_states", ", ".join(names))
         return {name: None if name not in self.rows["Interface"] else InterfaceState(
-                    self.ofports.get(name), self.errors.get(name), name in self.ovn_installed)
+                    self.ofports.get(name), self.errors.get(name), name in self.ovn_installed,
+                    self.rows["Interface"][name].get("external_ids", {}).get("iface-id"))
                 for name in names}
 
     def watch(self) -> None:

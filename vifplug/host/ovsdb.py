@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Literal, NamedTuple, Protocol, runtime_checkab
 
 from vifplug.errors import VifError
 from vifplug.host.errors import CommitTimeout, HostError
+from vifplug.host.ovn import ChassisConfig
 from vifplug.plan import Step
 
 __all__ = [
@@ -100,6 +101,9 @@ class SwitchState(NamedTuple):
     next_cfg: int
     #: This host is an OVN chassis (``external_ids:ovn-remote`` is set).
     ovn: bool
+    #: What ``external_ids`` say about the chassis (system-id, ovn-remote, ovn-encap-*), for
+    #: naming why a port is not installed (``None``: not read).
+    chassis: ChassisConfig | None = None
 
 
 class InterfaceState(NamedTuple):
@@ -111,6 +115,8 @@ class InterfaceState(NamedTuple):
     error: str | None
     #: ``external_ids:ovn-installed`` is ``"true"``.
     ovn_installed: bool
+    #: ``external_ids:iface-id``: the logical switch port ovn-controller binds to it.
+    iface_id: str | None = None
 
 
 @runtime_checkable
@@ -282,7 +288,8 @@ class NativeOvsdb:
                 return None
             cur_cfg, next_cfg, external_ids = (_committed(rows[0], column) for column in
                                                ("cur_cfg", "next_cfg", "external_ids"))
-            return SwitchState(cur_cfg, next_cfg, "ovn-remote" in external_ids)
+            return SwitchState(cur_cfg, next_cfg, "ovn-remote" in external_ids,
+                               ChassisConfig.from_external_ids(external_ids))
 
     def interface_states(self, names: Sequence[str]) -> dict[str, InterfaceState | None]:
         found: dict[str, InterfaceState | None] = {}
@@ -296,7 +303,8 @@ class NativeOvsdb:
                                                ("ofport", "error", "external_ids"))
                 found[name] = InterfaceState(ofport[0] if ofport else None,
                                              error[0] if error else None,
-                                             external_ids.get("ovn-installed") == "true")
+                                             external_ids.get("ovn-installed") == "true",
+                                             external_ids.get("iface-id"))
         return found
 
     def watch(self) -> Watch:

@@ -29,9 +29,12 @@ __all__ = ["check", "wait_ready"]
 Wanted = tuple[str, tuple[Condition, ...]]
 
 
-def check(host: Host, wanted: Sequence[Wanted], *, cfg: int | None = None) -> list[VifReadiness]:
+def check(host: Host, wanted: Sequence[Wanted], *, cfg: int | None = None,
+          diagnose: bool = False) -> list[VifReadiness]:
     """Where each VIF stands now. ``cfg``: the configuration ovs-vswitchd must have applied
-    (default: the newest committed, ``next_cfg``) for a VIF with an OVS port."""
+    (default: the newest committed, ``next_cfg``) for a VIF with an OVS port. ``diagnose``:
+    for a port an OVN chassis has not installed, find out why (ovn-controller, the southbound
+    database: a few connections, so only for a final report, never per wake-up)."""
     ovs_ports = sorted({c.port for _, conditions in wanted for c in conditions
                         if isinstance(c, OvsPortReady)})
     reader = host.ovsdb_reader if ovs_ports else None
@@ -44,7 +47,7 @@ def check(host: Host, wanted: Sequence[Wanted], *, cfg: int | None = None) -> li
         for condition in conditions:
             if isinstance(condition, OvsPortReady):
                 reasons += _ovs_port(condition.port, interfaces.get(condition.port), switch,
-                                     details)
+                                     details, host if diagnose else None)
             else:
                 reasons += _link(host, condition, details)
         if any(isinstance(c, OvsPortReady) for c in conditions) and switch is not None:
@@ -86,7 +89,12 @@ def wait_ready(host: Host, wanted: Sequence[Wanted], *, timeout: float,
                 done[state.vif_id] = state
             pending = [item for item in pending if not done[item[0]].ready]
             remaining = deadline - time.monotonic()
-            if not pending or remaining <= 0:
+            if not pending:
+                break
+            if remaining <= 0:
+                # the final report: say precisely why each OVN port is not installed
+                for state in check(host, pending, cfg=target, diagnose=True):
+                    done[state.vif_id] = state
                 break
             fds = [source.fileno() for source in (watch, links) if source is not None]
             if not fds:
@@ -109,14 +117,14 @@ def _drain(sock: Any) -> None:
             raise
 
 
-def _ovs_port(port: str, iface: Any, switch: Any, details: dict[str, dict[str, Any]]
-              ) -> list[str]:
+def _ovs_port(port: str, iface: Any, switch: Any, details: dict[str, dict[str, Any]],
+              diagnosing: Host | None = None) -> list[str]:
     entry = details.setdefault(port, {})
     if iface is None:
         entry["ovs"] = None
         return [f"OVS port {port} does not exist"]
     entry["ovs"] = {"ofport": iface.ofport, "error": iface.error,
-                    "ovn_installed": iface.ovn_installed}
+                    "ovn_installed": iface.ovn_installed, "iface_id": iface.iface_id}
     if iface.error:
         return [f"OVS port {port}: ovs-vswitchd cannot use it (ofport {iface.ofport}): "
                 f"{iface.error}"]
@@ -124,6 +132,11 @@ def _ovs_port(port: str, iface: Any, switch: Any, details: dict[str, dict[str, A
         return [f"OVS port {port} has no OpenFlow port yet (ofport "
                 f"{'unset' if iface.ofport is None else iface.ofport})"]
     if switch is not None and switch.ovn and not iface.ovn_installed:
+        if diagnosing is not None and switch.chassis is not None:
+            from vifplug.host.ovn import diagnose, ovn_rundirs
+
+            return [diagnose(port, iface.iface_id, switch.chassis, netns=diagnosing.netns,
+                             rundirs=ovn_rundirs(diagnosing.ovsdb_url))]
         return [f"OVS port {port}: ovn-controller has not installed its flows "
                 "(no external_ids:ovn-installed)"]
     return []
