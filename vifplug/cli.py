@@ -85,7 +85,8 @@ def _build_parser() -> argparse.ArgumentParser:
          "Many VIFs in one file plug as one batch."),
         ("unplug", "remove what plug made for each VIF",
          "Delete each VIF's OVS ports (one OVSDB transaction) and devices (one netlink "
-         "request). What is already gone is skipped, so a half-plugged VIF finishes cleanly."),
+         "request), and wait until ovs-vswitchd has applied the removal. What is already gone "
+         "is skipped, so a half-plugged VIF finishes cleanly."),
     ):
         sub = vif_command(name, verb, description)
         sub.add_argument("--dry-run", action="store_true",
@@ -100,6 +101,9 @@ def _build_parser() -> argparse.ArgumentParser:
                              help="return once the changes are committed, without waiting "
                              "until the VIFs are ready (see `vifplug wait`)")
             _timeout_option(sub)
+        else:
+            _timeout_option(sub, "seconds to wait for ovs-vswitchd to apply the removal of the "
+                                 "OVS ports (default 30)")
         sub.set_defaults(handler=_plug if name == "plug" else _unplug)
     wait = vif_command(
         "wait", "wait until each VIF plugged earlier is ready",
@@ -132,9 +136,10 @@ def _host_options(sub: argparse.ArgumentParser) -> None:
                      help="native: ovsdbapp's IDL (default); vsctl: one ovs-vsctl per apply")
 
 
-def _timeout_option(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--timeout", type=float, metavar="S", default=None,
-                     help="seconds to wait for the VIFs to be ready (default 30)")
+def _timeout_option(sub: argparse.ArgumentParser,
+                    meaning: str = "seconds to wait for the VIFs to be ready (default 30)"
+                    ) -> None:
+    sub.add_argument("--timeout", type=float, metavar="S", default=None, help=meaning)
 
 
 def _add_hook_commands(commands: Any) -> None:
@@ -389,7 +394,8 @@ def _apply(args: argparse.Namespace, out: TextIO, *, plug: bool) -> int:
                                        create_ovs_bridges=create, progress=progress,
                                        wait=args.wait, timeout=_timeout(args))
         else:
-            outcome = driver.unplug_many(vifs, host, progress=progress)
+            outcome = driver.unplug_many(vifs, host, progress=progress,
+                                         timeout=_timeout(args))
     if progress is not None:
         progress.done()
     verb = "plugged" if plug else "unplugged"

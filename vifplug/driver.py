@@ -178,18 +178,22 @@ class GenericVIFDriver:
     def _wanted(self, vifs: Sequence[Vif], started: bool) -> list[tuple[str, tuple[Any, ...]]]:
         return [(vif.id, self.select(vif).ready(vif, started=started)) for vif in vifs]
 
-    def unplug(self, vif: Vif, host: Host) -> Outcome:
+    def unplug(self, vif: Vif, host: Host, *, timeout: float = WAIT_TIMEOUT) -> Outcome:
         """Remove ``vif``'s host side; what is already gone is skipped."""
-        return self.unplug_many([vif], host)
+        return self.unplug_many([vif], host, timeout=timeout)
 
     def unplug_many(self, vifs: Sequence[Vif], host: Host, *,
-                    progress: Progress | None = None) -> Outcome:
-        """Unplug many VIFs: one OVSDB transaction and one netlink request for all devices."""
+                    progress: Progress | None = None,
+                    timeout: float = WAIT_TIMEOUT) -> Outcome:
+        """Unplug many VIFs: one OVSDB transaction and one netlink request for all devices;
+        returns once ovs-vswitchd has applied the transaction too (the ports are gone from the
+        switch, not only from the database), or raises
+        :class:`~vifplug.host.errors.NotAppliedError` after ``timeout`` seconds."""
         from vifplug.host.apply import apply_unplug, vif_locks
 
         plans = [self.unplan(vif) for vif in vifs]
         with vif_locks([vif.id for vif in vifs], host.scope, *_lock_dir(host), remove=True):
-            return apply_unplug(plans, host, progress=progress)
+            return apply_unplug(plans, host, progress=progress, timeout=timeout)
 
     def metadata_xml(self, vifs: Iterable[Vif]) -> etree._Element:
         """The domain's single ``<vifplug:interfaces>`` metadata element (HOOK_CONTRACT.md):

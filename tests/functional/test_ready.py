@@ -23,7 +23,7 @@ from tests.fixtures._proc import read_pidfile
 from tests.fixtures.ovs import PrivateOvs
 from tests.functional.conftest import Env, example_data
 from vifplug.driver import GenericVIFDriver
-from vifplug.host.errors import NotReadyError
+from vifplug.host.errors import NotAppliedError, NotReadyError
 from vifplug.loading import vifs_from_data
 from vifplug.model import BridgeVif, OvsVif, VhostUserVif
 
@@ -89,6 +89,24 @@ def test_plug_that_is_not_ready_says_what_stays(env: Env) -> None:
     assert vif.tap_name in env.ovs.ports(env.br_int)
     DRIVER.wait([vif], host)
     DRIVER.unplug(vif, host)
+
+
+def test_unplug_waits_for_ovs_vswitchd_after_deleting_the_devices(env: Env) -> None:
+    """Unplug commits the ports' removal, deletes the devices while ovs-vswitchd applies it,
+    then waits for it: with ovs-vswitchd stopped, everything is removed and the error says
+    that ovs-vswitchd has not applied it."""
+    vif = env.vif("ovs-hybrid.json")
+    assert isinstance(vif, OvsVif)
+    host = env.host("native")
+    DRIVER.plug(vif, host)
+    with vswitchd_stopped(env.ovs), pytest.raises(NotAppliedError) as raised:
+        DRIVER.unplug(vif, host, timeout=1)
+    assert "the ports are out of OVSDB and the devices deleted" in str(raised.value)
+    assert f"has not applied configuration {raised.value.cfg}" in str(raised.value)
+    assert vif.qvo_name not in env.ovs.ports(env.br_int)
+    for name in (vif.qbr_name, vif.qvb_name, vif.qvo_name):
+        assert env.netns.link(name) is None
+    DRIVER.unplug(vif, host)  # nothing left: a no-op, and nothing to wait for
 
 
 def test_an_interface_vswitchd_cannot_create_is_reported_with_its_error(env: Env) -> None:

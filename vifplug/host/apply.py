@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vifplug.host import faults
-from vifplug.host.errors import CommitTimeout, HostError, MissingDeviceError, StepFailed
+from vifplug.host.errors import (
+    CommitTimeout,
+    HostError,
+    MissingDeviceError,
+    NotAppliedError,
+    StepFailed,
+)
 from vifplug.plan import Plan, Step
 
 if TYPE_CHECKING:
@@ -233,20 +239,23 @@ def apply_plug(plans: Sequence[Plan], host: Host, *,
     return outcome
 
 
-def apply_unplug(plans: Sequence[Plan], host: Host, *,
-                 progress: Progress | None = None) -> Outcome:
+def apply_unplug(plans: Sequence[Plan], host: Host, *, progress: Progress | None = None,
+                 timeout: float = 30.0) -> Outcome:
     """Remove what the plans name: OVSDB ports in one transaction, then every device in one
-    netlink request. Whatever is already gone is skipped, so a half-plugged or already-unplugged
-    VIF finishes cleanly; a failure is reported, and running unplug again finishes the job.
-    (Checks are skipped: unplug never refuses. A link step that deletes nothing is a
-    ``TypeError``, raised before anything changes.)"""
+    netlink request, then wait (up to ``timeout`` seconds) until ovs-vswitchd has applied the
+    transaction — while the kernel deletes the devices, not before. Whatever is already gone is
+    skipped, so a half-plugged or already-unplugged VIF finishes cleanly; a failure is
+    reported, and running unplug again finishes the job; ovs-vswitchd not applying it in time
+    is a :class:`NotAppliedError` (the unplug itself is done). (Checks are skipped: unplug
+    never refuses. A link step that deletes nothing is a ``TypeError``, raised before anything
+    changes.)"""
     steps = [step for plan in plans for step in plan.steps]
     outcome = Outcome()
     ovsdb_steps = [step for step in steps if step.phase == "ovsdb"]
     links = [(step, step.deletes()) for step in steps if step.phase == "link"]
     cursor = _Cursor()
     try:
-        _ovsdb_phase(ovsdb_steps, host, outcome, cursor, progress=progress, wait=True)
+        _ovsdb_phase(ovsdb_steps, host, outcome, cursor, progress=progress)
         for step, _ in links:
             cursor.at = step
             faults.before(host, step)
@@ -264,6 +273,12 @@ def apply_unplug(plans: Sequence[Plan], host: Host, *,
                          rolled_back=False,
                          undo_errors=("unplug does not roll back; run it again to finish",)
                          ) from exc
+    if outcome.ovs_cfg is not None:
+        from vifplug.host.ready import wait_applied
+
+        cur_cfg = wait_applied(host, outcome.ovs_cfg, timeout=timeout)
+        if cur_cfg is not None and cur_cfg < outcome.ovs_cfg:
+            raise NotAppliedError(outcome.ovs_cfg, cur_cfg, timeout)
     return outcome
 
 
@@ -274,7 +289,7 @@ class _Cursor:
 
 
 def _ovsdb_phase(steps: Sequence[Step], host: Host, outcome: Outcome, cursor: _Cursor, *,
-                 progress: Progress | None, wait: bool = False) -> None:
+                 progress: Progress | None) -> None:
     """The OVSDB steps that do not hold yet, in one transaction (all or nothing; shared with
     concurrent callers' steps, :meth:`Host.commit`); with ``wait`` (unplug), until ovs-vswitchd
     has applied it."""
@@ -284,7 +299,7 @@ def _ovsdb_phase(steps: Sequence[Step], host: Host, outcome: Outcome, cursor: _C
     pending = host.ovsdb_pending(steps)
     if pending:
         cursor.at = pending[0] if len(pending) == 1 else _Transaction(pending)
-        outcome.ovs_cfg = host.commit(pending, wait=wait)
+        outcome.ovs_cfg = host.commit(pending)
     outcome.changed.extend(pending)
     sent = {id(step) for step in pending}
     outcome.unchanged.extend(step for step in steps if id(step) not in sent)

@@ -11,7 +11,8 @@ if TYPE_CHECKING:
 
     from vifplug.ready import VifReadiness
 
-__all__ = ["CommitTimeout", "HostError", "MissingDeviceError", "NotReadyError", "StepFailed"]
+__all__ = ["CommitTimeout", "HostError", "MissingDeviceError", "NotAppliedError", "NotReadyError",
+           "StepFailed"]
 
 
 class HostError(VifplugError, RuntimeError):
@@ -24,6 +25,19 @@ class HostError(VifplugError, RuntimeError):
 
 class CommitTimeout(HostError, TimeoutError):
     """OVSDB did not answer a transaction in time: it may or may not have been committed."""
+
+
+class NotAppliedError(HostError, TimeoutError):
+    """An unplug that is done — its ports out of OVSDB, its devices deleted — but that
+    ovs-vswitchd did not apply in time (it may be stopped): nothing is left to undo or redo."""
+
+    def __init__(self, cfg: int, cur_cfg: int | None, timeout: float) -> None:
+        at = f" (it is at {cur_cfg})" if cur_cfg is not None else ""
+        super().__init__(f"unplugged: the ports are out of OVSDB and the devices deleted, but "
+                         f"ovs-vswitchd has not applied configuration {cfg} within {timeout:g} s"
+                         f"{at}: is ovs-vswitchd running?")
+        self.cfg = cfg
+        self.cur_cfg = cur_cfg
 
 
 class StepFailed(HostError):

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from vifplug.host import Host
     from vifplug.host.ovsdb import OvsdbReader
 
-__all__ = ["check", "wait_ready"]
+__all__ = ["check", "wait_applied", "wait_ready"]
 
 #: What one VIF waits for: its id and its conditions.
 Wanted = tuple[str, tuple[Condition, ...]]
@@ -101,6 +101,27 @@ def wait_ready(host: Host, wanted: Sequence[Wanted], *, timeout: float,
                 break  # nothing can change what was read
             select.select(fds, [], [], remaining)
     return [done[vif_id] for vif_id, _ in wanted]
+
+
+def wait_applied(host: Host, cfg: int, *, timeout: float) -> int | None:
+    """Wait until ovs-vswitchd has applied configuration ``cfg`` (``cur_cfg`` >= ``cfg``) or
+    ``timeout`` seconds pass; the ``cur_cfg`` last read (``None``: no Open_vSwitch row)."""
+    reader = host.ovsdb_reader
+    deadline = time.monotonic() + timeout
+    with ExitStack() as stack:
+        watch = reader.watch()
+        if watch is not None:
+            stack.enter_context(watch)
+        while True:
+            if watch is not None:
+                watch.drain()
+            switch = reader.switch_state()
+            if switch is None or switch.cur_cfg >= cfg:
+                return None if switch is None else switch.cur_cfg
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or watch is None:
+                return switch.cur_cfg
+            select.select([watch.fileno()], [], [], remaining)
 
 
 def _drain(sock: Any) -> None:
