@@ -428,6 +428,18 @@ class _NetnsThread:
                 thread.join()
 
 
+def run_in_netns(netns: str | None, work: Callable[[], _T]) -> _T:
+    """``work()`` once, in ``netns`` (by a thread that enters it and ends), or here when
+    ``None``."""
+    if netns is None:
+        return work()
+    thread = _NetnsThread(netns)
+    try:
+        return thread.run(work)
+    finally:
+        thread.close()
+
+
 class _Job:
     def __init__(self, work: Callable[[], Any]) -> None:
         self.work = work

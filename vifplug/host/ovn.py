@@ -18,10 +18,11 @@ import re
 import shutil
 import socket
 import subprocess
-import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
+
+from vifplug.host.netlink import run_in_netns
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -43,7 +44,6 @@ DEFAULT_RUNDIRS = ("/run/ovn", "/var/run/ovn")
 #: A logical port / chassis name as vifplug passes it on (to a query, to a message).
 _NAME = re.compile(r"^[\w.:@/+\-]{1,255}$")
 
-_T = TypeVar("_T")
 
 
 class ChassisConfig(NamedTuple):
@@ -94,31 +94,6 @@ def _address(remote: str) -> tuple[int, Any]:
     raise ValueError(f"not a unix:, tcp: or ssl: OVSDB remote: {remote!r}")
 
 
-def _in_netns(netns: str | None, work: Callable[[], _T]) -> _T:
-    """``work()`` run in ``netns`` (by a thread of its own that enters it: setns(2) moves only
-    the calling thread), or here without one."""
-    if netns is None:
-        return work()
-    result: list[_T] = []
-    failure: list[BaseException] = []
-
-    def serve() -> None:
-        try:
-            from vifplug.host.netlink import _enter_netns
-
-            _enter_netns(netns)
-            result.append(work())
-        except BaseException as exc:  # handed to the caller
-            failure.append(exc)
-
-    thread = threading.Thread(target=serve, name=f"vifplug-ovn-{netns}", daemon=True)
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-    return result[0]
-
-
 def _connect(remote: str, timeout: float, netns: str | None) -> socket.socket:
     family, address = _address(remote)
 
@@ -133,7 +108,7 @@ def _connect(remote: str, timeout: float, netns: str | None) -> socket.socket:
         return sock
 
     # a unix socket is a path (the same in every netns); a TCP address is the namespace's own
-    return connect() if family == socket.AF_UNIX else _in_netns(netns, connect)
+    return connect() if family == socket.AF_UNIX else run_in_netns(netns, connect)
 
 
 def reachable(remote: str, *, timeout: float = DEFAULT_TIMEOUT,
