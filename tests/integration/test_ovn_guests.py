@@ -3,9 +3,11 @@
 An OVN deployment with two chassis (tests/fixtures/ovn.py), a private libvirtd in each
 chassis's netns bound to that chassis's OVS. The test plays the CMS: logical switch ``blue``
 with two logical ports (``lsp-set-addresses "MAC IP"``). vifplug plugs one ``ovs`` VIF per
-chassis with the ``manual`` method (it pre-creates the TAP and its br-int port with
-``iface-id`` = the logical port; libvirt gets ``type='ethernet' managed='no'``) and
-``GenericVIFDriver.wait`` returns once ovn-controller has installed the port. A real guest
+chassis, once per plug method: ``manual`` (vifplug pre-creates the TAP and its br-int port with
+``iface-id`` = the logical port; libvirt gets ``type='ethernet' managed='no'``), ``hybrid``
+(qbr + veth, the qvo end on br-int) and ``virtualport`` (libvirt adds the port itself as the
+guest starts). ``GenericVIFDriver.wait`` returns once ovn-controller has set ``ovn-installed``
+(before the guest starts; for virtualport after, with ``started=True``). A real guest
 (tests/fixtures/guest.py) boots on each chassis with the ``<interface>`` vifplug rendered and
 pings the other; each guest's serial console must show ``PING-OK <peer>``: a reply came back
 through both chassis's br-int and the Geneve tunnel between them.
@@ -69,21 +71,33 @@ def ovn2(_no_leaks: None) -> Iterator[OvnDeployment]:
         deployment.__exit__(None, None, None)
 
 
-def manual_vif(index: int) -> OvsVif:
-    """An ``ovs`` VIF plugged ``manual`` on br-int, no VLAN (OVN carries the network), one
+#: vif.json "plug" per method (virtualport: none, libvirt adds the OVS port itself).
+METHODS = {"ovs-manual": "manual", "ovs-hybrid": "hybrid", "ovs-virtualport": None}
+
+
+def ovn_vif(method: str, index: int) -> OvsVif:
+    """An ``ovs`` VIF on br-int plugged by ``method``, no VLAN (OVN carries the network), one
     queue; its interface_id (a UUID, as vifplug requires) is the logical switch port's name."""
-    vif_id = str(uuid.uuid4())
-    mac = f"fa:16:3e:00:01:{index + 10:02x}"
-    data = {"id": vif_id, "vif_type": "ovs", "mac": mac, "mtu": MTU, "plug": "manual",
-            "network": {"name": SWITCH, "bridge": "br-int"},
-            "ovs": {"interface_id": str(uuid.uuid4())}}  # the LSP's name, a UUID as Neutron's
+    mac = f"fa:16:3e:00:{list(METHODS).index(method) + 1:02x}:{index + 10:02x}"
+    data: dict[str, Any] = {
+        "id": str(uuid.uuid4()), "vif_type": "ovs", "mac": mac, "mtu": MTU,
+        "network": {"name": SWITCH, "bridge": "br-int"},
+        "ovs": {"interface_id": str(uuid.uuid4())}}  # the LSP's name, a UUID as Neutron's
+    if METHODS[method] is not None:
+        data["plug"] = METHODS[method]
     (vif,) = load_vifs(data)
     assert isinstance(vif, OvsVif)
     return vif
 
 
+def ovs_port(method: str, vif: OvsVif) -> str:
+    """The br-int port that carries the guest: the veth end for hybrid, else the TAP."""
+    return vif.qvo_name if method == "ovs-hybrid" else vif.tap_name
+
+
+@pytest.mark.parametrize("method", list(METHODS))
 def test_two_guests_on_two_chassis_ping_across_geneve(
-        ovn2: OvnDeployment, image: GuestImage, tmp_path: Path) -> None:
+        method: str, ovn2: OvnDeployment, image: GuestImage, tmp_path: Path) -> None:
     import libvirt
 
     ovn = ovn2
@@ -92,15 +106,17 @@ def test_two_guests_on_two_chassis_ping_across_geneve(
     a.netns.run("ping", "-c1", "-W2", b.encap_ip)
     b.netns.run("ping", "-c1", "-W2", a.encap_ip)
 
-    vifs = [manual_vif(0), manual_vif(1)]
+    vifs = [ovn_vif(method, 0), ovn_vif(method, 1)]
     ips = [f"{SUBNET}.{i + 1}" for i in range(2)]
-    ovn.nbctl("ls-add", SWITCH)
-    for vif, ip in zip(vifs, ips, strict=True):
-        port = vif.ovs.interface_id
-        ovn.nbctl("lsp-add", SWITCH, port, "--", "lsp-set-addresses", port, f"{vif.mac} {ip}")
-    ovn.nbctl("--wait=sb", "sync")  # northd made the Port_Bindings
-
+    ovn.nbctl("--may-exist", "ls-add", SWITCH)
     with contextlib.ExitStack() as stack:
+        for vif, ip in zip(vifs, ips, strict=True):
+            port = vif.ovs.interface_id
+            ovn.nbctl("lsp-add", SWITCH, port, "--", "lsp-set-addresses", port,
+                      f"{vif.mac} {ip}")
+            stack.callback(ovn.nbctl, "--if-exists", "lsp-del", port)
+        ovn.nbctl("--wait=sb", "sync")  # northd made the Port_Bindings
+
         hosts: list[Host] = []
         conns: list[Any] = []
         for chassis in (a, b):
@@ -116,19 +132,23 @@ def test_two_guests_on_two_chassis_ping_across_geneve(
         doms = []
         consoles = [tmp_path / f"guest-{i}.console" for i in range(2)]
         for i, (vif, host, driver) in enumerate(zip(vifs, hosts, drivers, strict=True)):
-            assert driver.select(vif).name == "ovs-manual"
+            assert driver.select(vif).name == method
             instance = str(uuid.uuid4())
             driver.plug(vif, host, instance_uuid=instance, wait=False)
             stack.callback(driver.unplug, vif, host)  # after the guest is destroyed (LIFO)
-            states = driver.wait([vif], host)  # ovn-controller installed the port
-            assert [state.ready for state in states] == [True]
-            assert (ovn.chassis[i].ovs.get("Interface", vif.tap_name,
-                                           "external_ids:ovn-installed") == "true")
+            if method != "ovs-virtualport":  # the port exists before the guest: wait now
+                states = driver.wait([vif], host)
             xml = guest_domain(f"vp-ovn-guest-{i}", image, driver.interface_xml(vif),
                                ip=f"{ips[i]}/24", peer=ips[1 - i], serial=consoles[i])
             dom = conns[i].createXML(xml, libvirt.VIR_DOMAIN_START_AUTODESTROY)
             stack.callback(lambda d=dom: d.isActive() and d.destroy())
             doms.append(dom)
+            if method == "ovs-virtualport":  # libvirt added the port as it started the guest
+                states = driver.wait([vif], host, started=True)
+            # wait returned: ovn-controller has installed the port
+            assert [state.ready for state in states] == [True]
+            assert (ovn.chassis[i].ovs.get("Interface", ovs_port(method, vif),
+                                           "external_ids:ovn-installed") == "true")
 
         # each guest's port is bound to its own chassis, so the pings cross the tunnel
         for vif, chassis in zip(vifs, (a, b), strict=True):
