@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
     libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 libvirt-clients libvirt-dev
     pkg-config libxml2-utils openvswitch-switch ovn-central ovn-host iproute2 gcc
+    # the real Linux guest (tests/fixtures/guest.py): a kernel and a busybox initramfs
+    linux-image-cloud-amd64 busybox-static cpio
 )
 
 if [ "$(id -u)" -ne 0 ]; then
