@@ -1,0 +1,222 @@
+"""A real guest live-migrates between two OVN chassis and back while another real guest pings it.
+
+An OVN deployment with two chassis (tests/fixtures/ovn.py); on each chassis's netns and OVS a
+private libvirtd with vifplug's hook installed by ``vifplug hook install``
+(tests/fixtures/migration.py, ``two_hosts(places=...)``), both maps saying network ``blue`` is
+``switch = "ovn"``. The test plays the CMS with ``ovn-nbctl``: logical switch ``blue`` with two
+logical ports.
+
+- the *peer* guest runs on chassis B and pings the mover forever;
+- the *mover* starts on chassis A with ``<virtualport type='openvswitch'>`` (interfaceid = its
+  logical switch port; vifplug's ``virtualport`` method: libvirt adds and removes the OVS port
+  itself as the guest arrives and leaves) and vifplug's metadata (network ``blue``).
+
+Each migration (A → B, then B → A) is the CMS sequence of docs/src/ovn.md: before it,
+``requested-chassis="<source>,<destination>"`` and ``activation-strategy=rarp``; the live
+migration (the destination's hook rewrites the incoming XML for its ``ovn`` network); after it,
+``requested-chassis="<destination>"``. Then: the SB Port_Binding's chassis is the destination,
+the peer's console shows a new ``PING-OK`` (connectivity only, never a time), and nothing of the
+mover is left on the source (no domain, no TAP in the kernel, no OVS port with its iface-id).
+
+The guest's /init prints only the pings that got a reply, so the number lost is not countable
+from its output. No timed assertion: every wait is bounded only so a failure ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+
+from tests.fixtures._proc import Unavailable
+from tests.fixtures.guest import GuestImage, guest_domain, guest_image, wait_for_line
+from tests.fixtures.migration import MigrationHost, migrate, two_hosts
+from tests.fixtures.ovn import OvnChassis, OvnDeployment
+from tests.fixtures.plugin import entered, unavailable
+from vifplug import GenericVIFDriver, load_vifs
+from vifplug.model import OvsVif
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.filterwarnings("ignore:\\s*Eventlet is deprecated"),
+    pytest.mark.filterwarnings("ignore:Using fork\\(\\) is a bad idea:DeprecationWarning"),
+]
+
+SWITCH = "blue"
+NETWORKS = f"""\
+[networks.{SWITCH}]
+switch = "ovn"
+"""
+SUBNET = "198.51.100"
+MOVER_IP, PEER_IP = f"{SUBNET}.21", f"{SUBNET}.22"
+MTU = 1400  # Geneve's 58 bytes on the 1500-byte underlay
+#: Boot (~2-4 s under TCG) plus the first replies; only bounds a failure.
+GUEST_DEADLINE = 40.0
+#: A migration, OVN moving the binding and the first reply through the new path.
+RESUME_DEADLINE = 30.0
+
+
+@pytest.fixture(scope="module")
+def image() -> GuestImage:
+    try:
+        return guest_image()
+    except Unavailable as error:
+        unavailable(str(error))
+        raise
+
+
+@pytest.fixture(scope="module")
+def ovn2(_no_leaks: None) -> Iterator[OvnDeployment]:
+    yield from entered(OvnDeployment(chassis=2))
+
+
+def ovn_vif(index: int) -> OvsVif:
+    """An ``ovs`` VIF on br-int plugged by libvirt (``virtualport``); its interface_id is the
+    logical switch port's name."""
+    (vif,) = load_vifs({
+        "id": str(uuid.uuid4()), "vif_type": "ovs", "mac": f"fa:16:3e:00:0a:{index + 10:02x}",
+        "mtu": MTU, "network": {"name": SWITCH, "bridge": "br-int"},
+        "ovs": {"interface_id": str(uuid.uuid4())}})
+    assert isinstance(vif, OvsVif)
+    return vif
+
+
+def domain_xml(name: str, image: GuestImage, vif: OvsVif, *, ip: str, peer: str,
+               serial: Path) -> str:
+    """A real guest with the ``<interface>`` vifplug renders for ``vif`` and vifplug's
+    ``<metadata>`` (network and interfaceid: what the destination's hook maps)."""
+    driver = GenericVIFDriver()
+    assert driver.select(vif).name == "ovs-virtualport"
+    domain = etree.fromstring(guest_domain(name, image, driver.interface_xml(vif),
+                                           ip=f"{ip}/24", peer=peer, serial=serial))
+    metadata = etree.Element("metadata")
+    metadata.append(driver.metadata_xml([vif]))
+    domain.find("name").addnext(metadata)
+    return etree.tostring(domain, encoding="unicode")
+
+
+def ping_oks(console: Path, peer: str) -> int:
+    return sum(line.strip() == f"PING-OK {peer}"
+               for line in console.read_text(errors="replace").splitlines())
+
+
+def wait_for_more_pings(console: Path, peer: str, seen: int, *, alive: Any) -> int:
+    """Until ``console`` holds more than ``seen`` ``PING-OK <peer>`` lines; their number.
+    Bounded by RESUME_DEADLINE only so a failure ends (polled: nothing signals a console
+    write)."""
+    deadline = time.monotonic() + RESUME_DEADLINE
+    while True:
+        count = ping_oks(console, peer)
+        if count > seen:
+            return count
+        if not alive() or time.monotonic() > deadline:
+            tail = "\n".join(console.read_text(errors="replace").splitlines()[-15:])
+            raise TimeoutError(f"{console}: no new 'PING-OK {peer}' after {seen} "
+                               f"(guest alive: {bool(alive())}); console:\n{tail}")
+        time.sleep(0.05)
+
+
+def bound_chassis(ovn: OvnDeployment, port: str) -> str:
+    """The name of the chassis the SB Port_Binding of ``port`` is bound to ("" when none)."""
+    row = ovn.sbctl("--bare", "--columns=chassis", "find", "Port_Binding",
+                    f"logical_port={port}")
+    return ovn.sbctl("--bare", "--columns=name", "list", "Chassis", row) if row else ""
+
+
+def chassis_uuid(ovn: OvnDeployment, chassis: OvnChassis) -> str:
+    return ovn.sbctl("--bare", "--columns=_uuid", "find", "Chassis", f"name={chassis.name}")
+
+
+def assert_nothing_left(host: MigrationHost, chassis: OvnChassis, name: str,
+                        vif: OvsVif) -> None:
+    """No domain, no TAP in the kernel, no OVS port (nor any Interface with the iface-id)."""
+    assert host.domain(name) is None
+    assert chassis.netns.link(vif.tap_name) is None
+    assert vif.tap_name not in chassis.ovs.ports("br-int")
+    assert chassis.ovs.vsctl("--bare", "--columns=name", "find", "Interface",
+                             f"external_ids:iface-id={vif.ovs.interface_id}") == ""
+
+
+def test_live_migration_between_chassis_keeps_the_peer_pinging(
+        ovn2: OvnDeployment, image: GuestImage, tmp_path: Path) -> None:
+    import libvirt
+
+    ovn = ovn2
+    ca, cb = ovn.chassis
+    # the underlay's ARP for the tunnel peer: else the first tunnelled packets are lost
+    ca.netns.run("ping", "-c1", "-W2", cb.encap_ip)
+    cb.netns.run("ping", "-c1", "-W2", ca.encap_ip)
+
+    mover, peer = ovn_vif(0), ovn_vif(1)
+    lsp = mover.ovs.interface_id
+    ovn.nbctl("--may-exist", "ls-add", SWITCH)
+    with contextlib.ExitStack() as stack:
+        for vif, ip in ((mover, MOVER_IP), (peer, PEER_IP)):
+            port = vif.ovs.interface_id
+            ovn.nbctl("lsp-add", SWITCH, port, "--", "lsp-set-addresses", port,
+                      f"{vif.mac} {ip}")
+            stack.callback(ovn.nbctl, "--if-exists", "lsp-del", port)
+        ovn.nbctl("--wait=sb", "sync")
+
+        a, b = stack.enter_context(two_hosts(
+            NETWORKS, NETWORKS, places=[(ca.netns, ca.ovs), (cb.netns, cb.ovs)]))
+        where = {a.name: ca, b.name: cb}
+
+        mover_console, peer_console = tmp_path / "mover.console", tmp_path / "peer.console"
+        peer_dom = b.conn.createXML(domain_xml("vp-ovnmig-peer", image, peer, ip=PEER_IP,
+                                               peer=MOVER_IP, serial=peer_console), 0)
+        stack.callback(lambda: peer_dom.isActive() and peer_dom.destroy())
+        name = "vp-ovnmig-mover"
+        dom = a.conn.createXML(domain_xml(name, image, mover, ip=MOVER_IP, peer=PEER_IP,
+                                          serial=mover_console), 0)  # not AUTODESTROY
+
+        def destroy_mover() -> None:
+            for host in (a, b):
+                found = host.domain(name)
+                if found is not None and found.isActive():
+                    found.destroy()
+        stack.callback(destroy_mover)
+
+        assert bound_chassis(ovn, lsp) == ca.name
+        wait_for_line(peer_console, f"PING-OK {MOVER_IP}", timeout=GUEST_DEADLINE,
+                      alive=peer_dom.isActive)
+
+        for source, destination in ((a, b), (b, a)):
+            src, dst = where[source.name], where[destination.name]
+            # the CMS, before: both chassis may bind the port; the destination's binding
+            # is activated by the guest's RARP once it runs there
+            ovn.nbctl("set", "Logical_Switch_Port", lsp,
+                      f'options:requested-chassis="{src.name},{dst.name}"',
+                      "options:activation-strategy=rarp")
+
+            dom = migrate(dom, source, destination)
+            assert dom.isActive()
+            state, _reason = dom.state()
+            assert state == libvirt.VIR_DOMAIN_RUNNING
+            (iface,) = etree.fromstring(dom.XMLDesc()).iterfind("devices/interface")
+            assert iface.find("source").get("bridge") == "br-int"
+            assert iface.find("virtualport/parameters").get("interfaceid") == lsp
+            assert dst.ovs.get("Interface", mover.tap_name, "external_ids:iface-id") == lsp
+
+            # the guest's RARP (QEMU announces it once it runs on the destination) activated
+            # the destination's binding: ovn-controller there recorded it in the SB
+            ovn.sbctl("wait-until", "Port_Binding", lsp,
+                      f"options:additional-chassis-activated={dst.name}")
+
+            # the CMS, after: the destination only
+            ovn.nbctl("set", "Logical_Switch_Port", lsp,
+                      f'options:requested-chassis="{dst.name}"')
+            ovn.sbctl("wait-until", "Port_Binding", lsp,
+                      f"chassis={chassis_uuid(ovn, dst)}")  # bounded by --timeout=20
+            assert bound_chassis(ovn, lsp) == dst.name
+
+            # ping resumes: a reply the peer gets from now on took the new path
+            seen = ping_oks(peer_console, MOVER_IP)
+            wait_for_more_pings(peer_console, MOVER_IP, seen, alive=peer_dom.isActive)
+            assert_nothing_left(source, src, name, mover)
