@@ -20,17 +20,15 @@ from __future__ import annotations
 import contextlib
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.fixtures._proc import Unavailable, run
-from tests.fixtures.guest import GuestImage, guest_domain, guest_image, wait_for_line
+from tests.fixtures._proc import run
+from tests.fixtures.guest import GuestImage, guest_domain, wait_for_line
 from tests.fixtures.libvirtd import PrivateLibvirtd
 from tests.fixtures.ovn import OvnDeployment
-from tests.fixtures.plugin import unavailable
 from vifplug import GenericVIFDriver, load_vifs
 from vifplug.host import Host
 from vifplug.model import OvsVif
@@ -47,28 +45,6 @@ SUBNET = "198.51.100"
 MTU = 1400
 #: Boot (~2-4 s under TCG) plus the first replies; only bounds a failure.
 GUEST_DEADLINE = 40.0
-
-
-@pytest.fixture(scope="module")
-def image() -> GuestImage:
-    try:
-        return guest_image()
-    except Unavailable as error:
-        unavailable(str(error))
-        raise
-
-
-@pytest.fixture(scope="module")
-def ovn2(_no_leaks: None) -> Iterator[OvnDeployment]:
-    try:
-        deployment = OvnDeployment(chassis=2).__enter__()
-    except Unavailable as error:
-        unavailable(str(error))
-        raise
-    try:
-        yield deployment
-    finally:
-        deployment.__exit__(None, None, None)
 
 
 #: vif.json "plug" per method (virtualport: none, libvirt adds the OVS port itself).

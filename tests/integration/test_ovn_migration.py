@@ -27,18 +27,15 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from lxml import etree
 
-from tests.fixtures._proc import Unavailable
-from tests.fixtures.guest import GuestImage, guest_domain, guest_image, wait_for_line
+from tests.fixtures.guest import GuestImage, guest_domain, wait_for_line
 from tests.fixtures.migration import MigrationHost, migrate, two_hosts
 from tests.fixtures.ovn import OvnChassis, OvnDeployment
-from tests.fixtures.plugin import entered, unavailable
 from vifplug import GenericVIFDriver, load_vifs
 from vifplug.model import OvsVif
 
@@ -60,20 +57,6 @@ MTU = 1400  # Geneve's 58 bytes on the 1500-byte underlay
 GUEST_DEADLINE = 40.0
 #: A migration, OVN moving the binding and the first reply through the new path.
 RESUME_DEADLINE = 30.0
-
-
-@pytest.fixture(scope="module")
-def image() -> GuestImage:
-    try:
-        return guest_image()
-    except Unavailable as error:
-        unavailable(str(error))
-        raise
-
-
-@pytest.fixture(scope="module")
-def ovn2(_no_leaks: None) -> Iterator[OvnDeployment]:
-    yield from entered(OvnDeployment(chassis=2))
 
 
 def ovn_vif(index: int) -> OvsVif:
