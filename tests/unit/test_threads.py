@@ -36,7 +36,7 @@ class Recorder:
         self.bad: set[Step] = set()
         self.timeout = False
 
-    def __call__(self, steps: Sequence[Step], wait: bool) -> int | None:
+    def __call__(self, steps: Sequence[Step]) -> int | None:
         self.sent.append(list(steps))
         assert self.hold.wait(TIMEOUT)
         if self.timeout:

@@ -65,7 +65,7 @@ class Host:
         self._ovsdb: Ovsdb | None = None
         self._reader: OvsdbReader | None = None
         #: OVSDB transactions, shared by the plugs and unplugs of concurrent threads.
-        self.transactions = GroupCommit(lambda steps, wait: self.ovsdb.commit(steps, wait=wait))
+        self.transactions = GroupCommit(self._send)
         self._open_netlink: Callable[[], Netlink] = lambda: Pyroute2Netlink(self.netns)
         self._open_ovsdb: Callable[[], Ovsdb] = lambda: open_ovsdb(self.ovsdb_url,
                                                                    self.ovsdb_backend)
@@ -116,11 +116,14 @@ class Host:
                                 else NativeOvsdb(self.ovsdb_url))
             return self._reader
 
-    def commit(self, steps: Sequence[Step], *, wait: bool = False) -> int | None:
+    def commit(self, steps: Sequence[Step]) -> int | None:
         """Commit OVSDB steps in one transaction — shared with the steps of other threads
-        committing at the same time (:class:`~vifplug.host.threads.GroupCommit`); with
-        ``wait``, until ovs-vswitchd has applied it. The transaction's ``next_cfg``."""
-        return self.transactions.commit(steps, wait=wait)
+        committing at the same time (:class:`~vifplug.host.threads.GroupCommit`), without
+        waiting for ovs-vswitchd. The transaction's ``next_cfg``."""
+        return self.transactions.commit(steps)
+
+    def _send(self, steps: Sequence[Step]) -> int | None:
+        return self.ovsdb.commit(steps)  # the connection opened on first use
 
     def ovsdb_pending(self, steps: Sequence[Step]) -> list[Step]:
         """The OVSDB steps whose state does not hold yet (one read for all of them)."""

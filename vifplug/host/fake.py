@@ -509,16 +509,16 @@ class FakeOvsdb:
                                                    for column in _COLUMNS[table]}))
         return snap
 
-    def commit(self, steps: Sequence[Step], *, wait: bool = False) -> int | None:
+    def commit(self, steps: Sequence[Step]) -> int | None:
         self._call("commit", ", ".join(step.device for step in steps))
         if not steps:
             return None
-        if self.backend == "native":  # like NativeOvsdb: bumps next_cfg, waits only if asked
-            native_commit(_Api(self), steps, wait=wait)
+        if self.backend == "native":  # like NativeOvsdb: bumps next_cfg, does not wait
+            native_commit(_Api(self), steps)
             self.next_cfg += 1
             if self.vswitchd_running:
                 self.apply_config()
-            return None if wait else self.next_cfg
+            return self.next_cfg
         try:
             self.transact([_vsctl(self, command)
                            for command in _split(VsctlOvsdb.commands(steps))])

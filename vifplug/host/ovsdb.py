@@ -83,11 +83,10 @@ class Ovsdb(Protocol):
         """The rows (by name) of the bridges, ports and interfaces ``steps`` are about."""
         ...
 
-    def commit(self, steps: Sequence[Step], *, wait: bool = False) -> int | None:
-        """Apply the OVSDB steps in one transaction: all or nothing. With ``wait``, return once
-        ovs-vswitchd has applied it (unplug: the ports are gone from the switch, not only from
-        the database); else at once, returning the ``next_cfg`` it set for readiness to wait
-        on (``None``: none to wait on)."""
+    def commit(self, steps: Sequence[Step]) -> int | None:
+        """Apply the OVSDB steps in one transaction: all or nothing. Returns once OVSDB has
+        committed it, with the ``next_cfg`` it set for readiness (and unplug) to wait on
+        (``None``: none to wait on)."""
         ...
 
     def close(self) -> None: ...
@@ -203,13 +202,13 @@ def open_ovsdb(url: str = DEFAULT_OVSDB, backend: Backend = "native") -> Ovsdb:
     return VsctlOvsdb(url)
 
 
-def native_commit(api: Any, steps: Sequence[Step], *, wait: bool = False) -> int | None:
+def native_commit(api: Any, steps: Sequence[Step]) -> int | None:
     """``steps`` in one ovsdbapp transaction on ``api`` (each adds its commands), all or
     nothing; a failure is a :class:`HostError` (the native backend's commit, and the fake's).
-    Without ``wait``, returns the transaction's ``next_cfg`` when ``api`` commits without
-    waiting for ovs-vswitchd (see :class:`NativeOvsdb`)."""
+    Returns the transaction's ``next_cfg`` when ``api`` records it (see
+    :class:`NativeOvsdb`)."""
     try:
-        with api.transaction(check_error=True, wait_vswitchd=wait) as txn:
+        with api.transaction(check_error=True) as txn:
             for step in steps:
                 step.ovsdb_native(api, txn)
     except HostError:
@@ -339,8 +338,8 @@ class NativeOvsdb:
                     snap.add(table, values)
         return snap
 
-    def commit(self, steps: Sequence[Step], *, wait: bool = False) -> int | None:
-        return native_commit(self.api, steps, wait=wait) if steps else None
+    def commit(self, steps: Sequence[Step]) -> int | None:
+        return native_commit(self.api, steps) if steps else None
 
     def close(self) -> None:
         if self._connection is not None:
@@ -386,10 +385,9 @@ def _commit_only_api() -> Any:
             self.next_cfg = txn.get_increment_new_value()
 
     def create_transaction(self: Any, check_error: bool = False, log_errors: bool = True,
-                           wait_vswitchd: bool = False, **kwargs: Any) -> Any:
-        kind = impl_idl.OvsVsctlTransaction if wait_vswitchd else CommitOnly
-        return kind(self, self.ovsdb_connection, check_error=check_error,
-                    log_errors=log_errors)
+                           **kwargs: Any) -> Any:
+        return CommitOnly(self, self.ovsdb_connection, check_error=check_error,
+                          log_errors=log_errors)
 
     refuse, remove = _port_commands()
 
@@ -581,8 +579,8 @@ class VsctlOvsdb:
                             device=bridge)
         return result.returncode == 0
 
-    def commit(self, steps: Sequence[Step], *, wait: bool = False) -> int | None:
-        """ovs-vsctl waits for ovs-vswitchd itself, ``wait`` or not: ``None``."""
+    def commit(self, steps: Sequence[Step]) -> int | None:
+        """ovs-vsctl waits for ovs-vswitchd itself: ``None`` (nothing left to wait on)."""
         args = self.commands(steps)
         if not args:
             return None

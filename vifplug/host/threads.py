@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CommitStats", "GroupCommit", "NetlinkThread"]
 
-#: Sends one transaction: ``(steps, wait)`` → the ``next_cfg`` it committed (or ``None``).
-Send = Callable[["Sequence[Step]", bool], "int | None"]
+#: Sends one transaction: ``steps`` → the ``next_cfg`` it committed (or ``None``).
+Send = Callable[["Sequence[Step]"], "int | None"]
 
 
 @dataclass
@@ -50,7 +50,6 @@ class CommitStats:
 @dataclass(eq=False)
 class _Request:
     steps: Sequence[Step]
-    wait: bool
     done: bool = False
     result: int | None = None
     error: BaseException | None = None
@@ -73,11 +72,10 @@ class GroupCommit:
         self._queue: list[_Request] = []
         self._busy = False
 
-    def commit(self, steps: Sequence[Step], *, wait: bool = False) -> int | None:
-        """Commit ``steps`` (in one transaction, alone or with other callers' steps); with
-        ``wait``, until ovs-vswitchd has applied it. Returns the transaction's ``next_cfg``; a
-        failure of these steps raises here, and only here."""
-        request = _Request(steps, wait)
+    def commit(self, steps: Sequence[Step]) -> int | None:
+        """Commit ``steps`` (in one transaction, alone or with other callers' steps). Returns
+        the transaction's ``next_cfg``; a failure of these steps raises here, and only here."""
+        request = _Request(steps)
         with self._changed:
             self._queue.append(request)
             self._changed.notify_all()  # for wait_for: one more caller queued
@@ -123,13 +121,13 @@ class GroupCommit:
         steps = list(dict.fromkeys(step for request in batch for step in request.steps))
         try:
             self.stats.transactions += 1
-            result = self.send(steps, any(request.wait for request in batch))
+            result = self.send(steps)
         except BaseException as exc:
             if len(batch) > 1 and isinstance(exc, Exception) and not isinstance(
                     exc, TimeoutError):
                 for request in batch:
                     self._send_alone(request)
-            else:  # one caller's; or unanswered (sent again, it would only wait again)
+            else:  # one caller's; or unanswered (sent again, it would only time out again)
                 for request in batch:
                     request.error = exc
         else:
@@ -144,7 +142,7 @@ class GroupCommit:
     def _send_alone(self, request: _Request) -> None:
         try:
             self.stats.transactions += 1
-            request.result = self.send(request.steps, request.wait)
+            request.result = self.send(request.steps)
         except BaseException as exc:
             request.error = exc
 
