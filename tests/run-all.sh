@@ -10,6 +10,8 @@ APT_PACKAGES=(
     pkg-config libxml2-utils openvswitch-switch ovn-central ovn-host iproute2 gcc
     # the real Linux guest (tests/fixtures/guest.py): a kernel and a busybox initramfs
     linux-image-cloud-amd64 busybox-static cpio
+    # the peers that ping guests (tests/fixtures/pinger.py, segment.py)
+    iputils-ping ethtool
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -100,12 +100,8 @@ def domain_xml(name: str, vif: Vif, identity: Vif | None) -> str:
     is all that makes the NIC vifplug's)."""
     driver = GenericVIFDriver()
     interface = etree.fromstring(driver.render(vif))
-    domain = etree.fromstring(minimal_domain(name, [interface]))  # type='qemu' (TCG)
-    if identity is not None:
-        metadata = etree.Element("metadata")
-        metadata.append(driver.metadata_xml([identity]))
-        domain.find("name").addnext(metadata)
-    return etree.tostring(domain, encoding="unicode")
+    metadata = None if identity is None else driver.metadata_xml([identity])
+    return minimal_domain(name, [interface], metadata=metadata)  # type='qemu' (TCG)
 
 
 @contextlib.contextmanager
