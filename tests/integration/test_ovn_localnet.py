@@ -1,6 +1,6 @@
 """Into OVN from a Linux-bridge host, and back: a real guest keeps its MAC and its peer.
 
-The site (built once for the module):
+The site (tests/fixtures/sites.py, ``bridge_to_ovn``; built once for the module):
 
 - a "physical" segment (tests/fixtures/segment.py): a netns with a Linux bridge and the *peer*,
   198.51.100.1, on it;
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +43,11 @@ from lxml import etree
 
 from tests.fixtures.guest import GuestImage, count_lines, guest_domain, wait_for_line
 from tests.fixtures.libvirtd import minimal_domain
-from tests.fixtures.migration import MigrationHost, migrate, two_hosts
-from tests.fixtures.netns import Netns
+from tests.fixtures.migration import migrate
 from tests.fixtures.ovn import OvnChassis, OvnDeployment
-from tests.fixtures.ovs import PrivateOvs
 from tests.fixtures.pinger import Pinger
 from tests.fixtures.plugin import entered
-from tests.fixtures.segment import Segment
+from tests.fixtures.sites import Site, add_guest_port, bridge_to_ovn
 from vifplug import GenericVIFDriver, Vif, load_vifs
 
 pytestmark = [
@@ -59,18 +56,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Using fork\\(\\) is a bad idea:DeprecationWarning"),
 ]
 
-NETWORK = PHYSNET_SWITCH = "red"
-PHYSNET = "physnet"
-A_MAP = f"""\
-[networks.{NETWORK}]
-switch = "legacy"
-bridge = "red"
-"""
-B_MAP = f"""\
-[networks.{NETWORK}]
-switch = "ovn"
-logical_switch = "{PHYSNET_SWITCH}"
-"""
+NETWORK = "red"
 GUEST_IP = "198.51.100.31"
 #: Boot (~2-4 s under TCG) plus the first replies; only bounds a failure.
 GUEST_DEADLINE = 40.0
@@ -89,15 +75,6 @@ IDENTITY = load_vifs({**PORT, "vif_type": "ovs",
                       "ovs": {"interface_id": LSP}})[0]
 
 
-@dataclass
-class Site:
-    ovn: OvnDeployment
-    b_chassis: OvnChassis
-    segment: Segment
-    a: MigrationHost
-    b: MigrationHost
-
-
 @pytest.fixture(scope="module")
 def deployment(_no_leaks: None) -> Iterator[OvnDeployment]:
     """OVN with one chassis (B), for this module alone: its provider bridge and mappings
@@ -107,25 +84,8 @@ def deployment(_no_leaks: None) -> Iterator[OvnDeployment]:
 
 @pytest.fixture(scope="module")
 def site(deployment: OvnDeployment, image: GuestImage) -> Iterator[Site]:
-    ovn = deployment
-    (cb,) = ovn.chassis
-    with contextlib.ExitStack() as stack:
-        segment = stack.enter_context(Segment())
-        # B: a provider bridge on the segment, mapped to physnet
-        cb.add_provider(PHYSNET, "br-prov", segment.attach(cb.netns, "prov-up"))
-        ovn.nbctl("ls-add", PHYSNET_SWITCH, "--", "lsp-add", PHYSNET_SWITCH, "ln-red",
-                  "--", "lsp-set-type", "ln-red", "localnet",
-                  "--", "lsp-set-addresses", "ln-red", "unknown",
-                  "--", "lsp-set-options", "ln-red", f"network_name={PHYSNET}")
-        # A: the Linux bridge red on the segment (and an OVS of its own, unused: two_hosts
-        # gives every host one)
-        a_netns = stack.enter_context(Netns())
-        a_ovs = stack.enter_context(PrivateOvs(a_netns))
-        a_netns.add_bridge("red")
-        a_netns.ip("link", "set", "dev", segment.attach(a_netns, "red-up"), "master", "red")
-        a, b = stack.enter_context(two_hosts(A_MAP, B_MAP,
-                                             places=[(a_netns, a_ovs), (cb.netns, cb.ovs)]))
-        yield Site(ovn, cb, segment, a, b)
+    with bridge_to_ovn(deployment) as built:
+        yield built
 
 
 def domain_xml(name: str, image: GuestImage, identity: Vif, console: Path) -> str:
@@ -159,9 +119,10 @@ def iface_rows(chassis: OvnChassis) -> str:
 
 def test_guest_moves_from_linux_bridge_into_ovn_and_back(
         site: Site, image: GuestImage, tmp_path: Path, report: Callable[[str], None]) -> None:
-    ovn, cb, segment, a, b = site.ovn, site.b_chassis, site.segment, site.a, site.b
-    ovn.nbctl("lsp-add", PHYSNET_SWITCH, LSP, "--", "lsp-set-addresses", LSP,
-              f"{ON_A.mac} {GUEST_IP}")
+    ovn, a, b = site.ovn, site.a, site.b
+    assert ovn is not None
+    (cb,) = ovn.chassis
+    add_guest_port(ovn, LSP, ON_A.mac, GUEST_IP)
     name, console = "vp-lnet-guest", tmp_path / "guest.console"
     with contextlib.ExitStack() as stack:
         stack.callback(ovn.nbctl, "--if-exists", "lsp-del", LSP)
@@ -173,17 +134,16 @@ def test_guest_moves_from_linux_bridge_into_ovn_and_back(
                 if found is not None and found.isActive():
                     found.destroy()
         stack.callback(destroy)
-        segment.flush_neighbours()
-        pinger = stack.enter_context(Pinger(segment.netns, GUEST_IP, interval=0.02))
+        pinger = stack.enter_context(Pinger(site.peer, GUEST_IP, interval=0.02))
         pinger.wait_reply(timeout=GUEST_DEADLINE)
-        wait_for_line(console, f"PING-OK {segment.ip}", timeout=GUEST_DEADLINE,
+        wait_for_line(console, f"PING-OK {site.peer_ip}", timeout=GUEST_DEADLINE,
                       alive=dom.isActive)
         assert ovn.bound_chassis(LSP) == ""
 
         # A -> B. The CMS names the chassis that may bind the port (no other may claim it
         # meanwhile); nothing to activate: no chassis holds it now.
         ovn.nbctl("set", "Logical_Switch_Port", LSP, f'options:requested-chassis="{cb.name}"')
-        mark, heard = pinger.mark(), ping_oks(console, segment.ip)
+        mark, heard = pinger.mark(), ping_oks(console, site.peer_ip)
         dom = migrate(dom, a, b)
         iface = interface(dom)
         assert iface.get("type") == "bridge"
@@ -193,14 +153,14 @@ def test_guest_moves_from_linux_bridge_into_ovn_and_back(
         assert iface_rows(cb) == ON_A.tap_name
         ovn.sbctl("wait-until", "Port_Binding", LSP, f"chassis={ovn.chassis_uuid(cb)}")
         pinger.wait_reply(after=pinger.mark(), timeout=RESUME_DEADLINE)
-        wait_for_more(console, segment.ip, heard, alive=dom.isActive)
+        wait_for_more(console, site.peer_ip, heard, alive=dom.isActive)
         into_ovn = pinger.since(mark)
         assert a.domain(name) is None
         assert a.netns.link(ON_A.tap_name) is None
 
         # B -> A: A's hook puts it back on red; B's libvirt removes the OVS port and
         # ovn-controller releases the binding.
-        mark, heard = pinger.mark(), ping_oks(console, segment.ip)
+        mark, heard = pinger.mark(), ping_oks(console, site.peer_ip)
         dom = migrate(dom, b, a)
         iface = interface(dom)
         assert iface.get("type") == "bridge"
@@ -210,7 +170,7 @@ def test_guest_moves_from_linux_bridge_into_ovn_and_back(
         assert a.netns.link(ON_A.tap_name)["master"] == "red"
         ovn.sbctl("wait-until", "Port_Binding", LSP, "chassis=[]")
         pinger.wait_reply(after=pinger.mark(), timeout=RESUME_DEADLINE)
-        wait_for_more(console, segment.ip, heard, alive=dom.isActive)
+        wait_for_more(console, site.peer_ip, heard, alive=dom.isActive)
         out_of_ovn = pinger.since(mark)
         assert b.domain(name) is None
         assert cb.netns.link(ON_A.tap_name) is None
@@ -224,7 +184,9 @@ def test_guest_moves_from_linux_bridge_into_ovn_and_back(
 def test_guest_without_port_identity_stays_on_the_linux_bridge_host(site: Site) -> None:
     import libvirt
 
-    a, b, cb = site.a, site.b, site.b_chassis
+    a, b = site.a, site.b
+    assert site.ovn is not None
+    (cb,) = site.ovn.chassis
     driver = GenericVIFDriver()
     # its metadata made for the bridge VIF: network red, no interfaceid anywhere
     xml = minimal_domain("vp-lnet-anon", [driver.interface_xml(ON_A)],
@@ -235,7 +197,7 @@ def test_guest_without_port_identity_stays_on_the_linux_bridge_host(site: Site) 
             migrate(dom, a, b)
         message = str(refused.value)
         assert f"interface {ON_A.mac}: network '{NETWORK}' is OVN logical switch " \
-               f"'{PHYSNET_SWITCH}' on this host" in message
+               f"'{NETWORK}' on this host" in message
         assert "carries no port identity" in message
         assert dom.isActive()
         assert a.netns.link(ON_A.tap_name)["master"] == "red"
