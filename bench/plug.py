@@ -64,6 +64,7 @@ import json
 import os
 import platform
 import pstats
+import shutil
 import statistics
 import subprocess
 import sys
@@ -728,6 +729,7 @@ def main(argv: list[str] | None = None) -> int:
         if bench.enobufs:
             print(f"[repeat {repeat + 1}/{args.repeats}] burst: vifplug's wait() raised ENOBUFS "
                   f"{bench.enobufs} time(s), waited again (inside the clock)", file=sys.stderr)
+        shutil.rmtree(bench.lock_dir, ignore_errors=True)
         repeats.append(rows)
     info = {
         "machine": f"{platform.node()} ({os.cpu_count()} CPUs, {platform.machine()}, "
