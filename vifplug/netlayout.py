@@ -308,16 +308,16 @@ def _check_derived_names(networks: Mapping[str, MappedNetwork], ovs: Mapping[str
             continue
         if name not in derived:
             continue
-        where = ("networks", name, _key(network.uplink))
-        taken = (others.get(bridge) or
-                 (f"network {named[bridge]}'s OVS bridge" if bridge in named else None) or
-                 (f"the bridge of uplink {uplink_of[bridge]}"
-                  if uplink_of.setdefault(bridge, network.uplink.name) != network.uplink.name
-                  else None))
+        uplink = network.uplink.name
+        taken = others.get(bridge)
+        if taken is None and bridge in named:
+            taken = f"network {named[bridge]}'s OVS bridge"
+        if taken is None and uplink_of.setdefault(bridge, uplink) != uplink:
+            taken = f"the bridge of uplink {uplink_of[bridge]}"
         if taken is not None:
-            raise MapRuleError(where, f"the OVS bridge vifplug names for uplink "
-                               f"{network.uplink.name}, {bridge}, is {taken} already: name "
-                               "this network's bridge with 'bridge'")
+            raise MapRuleError(("networks", name, _key(network.uplink)), f"the OVS bridge "
+                               f"vifplug names for uplink {uplink}, {bridge}, is {taken} "
+                               "already: name this network's bridge with 'bridge'")
 
 
 def _other_devices(networks: Mapping[str, MappedNetwork]) -> dict[str, str]:

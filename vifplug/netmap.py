@@ -146,10 +146,8 @@ class Bond(NamedTuple):
 Uplink = Nic | Bond
 
 
-def _uplink_text(uplink: Uplink | None, vlan: int | None, mtu: int | None) -> str:
-    text = f", uplink {uplink.describe()}" if uplink is not None else ""
-    if uplink is not None and vlan is not None:
-        text += f" VLAN {vlan}"
+def _uplink_text(uplink: Uplink | None, tagged: str, mtu: int | None) -> str:
+    text = f", uplink {uplink.describe()}{tagged}" if uplink is not None else ""
     return text + (f", MTU {mtu}" if mtu is not None else "")
 
 
@@ -179,9 +177,8 @@ class LegacyNetwork(NamedTuple):
         return vlan_device_name(self.uplink.name, self.vlan)
 
     def describe(self) -> str:
-        port = f" ({self.port})" if self.vlan is not None else ""
-        return (f"Linux bridge {self.bridge}"
-                f"{_uplink_text(self.uplink, self.vlan, self.mtu)}{port}")
+        tagged = f" VLAN {self.vlan} ({self.port})" if self.vlan is not None else ""
+        return f"Linux bridge {self.bridge}{_uplink_text(self.uplink, tagged, self.mtu)}"
 
 
 class OvsNetwork(NamedTuple):
@@ -219,7 +216,8 @@ class OvsNetwork(NamedTuple):
                 f", trunk {','.join(map(str, self.trunk))}" if self.trunk else "")
         native = (f", untagged on the uplink (vlan {self.native_vlan} inside the bridge)"
                   if self.native_vlan is not None else "")
-        return f"OVS bridge {self.bridge}{tags}{_uplink_text(self.uplink, None, self.mtu)}{native}"
+        uplink = _uplink_text(self.uplink, "", self.mtu)
+        return f"OVS bridge {self.bridge}{tags}{uplink}{native}"
 
 
 class OvnNetwork(NamedTuple):

@@ -69,7 +69,7 @@ def test_uplink_keys(tmp_path: Path) -> None:
     assert isinstance(red, LegacyNetwork)
     assert isinstance(plain, LegacyNetwork)
     assert (red.port, plain.port) == ("eth1.100", "bond1")
-    assert red.describe() == "Linux bridge red, uplink NIC eth1 VLAN 100, MTU 9000 (eth1.100)"
+    assert red.describe() == "Linux bridge red, uplink NIC eth1 VLAN 100 (eth1.100), MTU 9000"
     assert isinstance(blue, OvsNetwork)
     assert blue.describe() == ("OVS bridge br-bond0, vlan 200, uplink bond bond0 (balance-tcp: "
                                "eth2, eth3)")
