@@ -7,7 +7,9 @@ from __future__ import annotations
 import itertools
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -28,6 +30,7 @@ from vifplug.netmap import Bond, NetworkMap, Nic, OvsNetwork, load_network_map
 OVS = 'switch = "ovs"\n'
 L = 'switch = "legacy"\n'
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+Runner = Callable[..., Any]
 
 
 def load(tmp_path: Path, text: str) -> NetworkMap:
@@ -236,3 +239,32 @@ def test_the_hook_puts_a_guest_on_its_uplinks_bridge(tmp_path: Path) -> None:
                                                  iface.find("virtualport").get("type"))
     assert got == {"fa:16:3e:12:34:56": ("br-eth1", ["4094"], "openvswitch"),
                    "fa:16:3e:65:43:21": ("br-eth1", ["100"], "openvswitch")}
+
+
+def test_host_show_names_the_computed_bridges(monkeypatch: pytest.MonkeyPatch,
+                                              run_main: Runner) -> None:
+    """``vifplug host show`` on examples/host-networks.toml, on a fake host where only br-eth1
+    and br-int exist: each network's line names its bridge, computed or given."""
+    import vifplug.host
+    from vifplug.host import Host
+    from vifplug.host.fake import FakeNetlink, FakeOvsdb
+
+    def fake_host(**_: object) -> Host:
+        return Host.using(FakeNetlink(), FakeOvsdb(bridges=("br-int", "br-eth1")))
+
+    monkeypatch.setattr(vifplug.host, "Host", fake_host)
+    path = EXAMPLES / "host-networks.toml"
+    shown = run_main("host", "show", "--networks", str(path))
+    assert (shown.code, shown.stderr) == (0, "")
+    assert shown.stdout.splitlines() == [
+        f"{path}: 6 network(s)",
+        "  blue             ovs     OVS bridge br-eth1, vlan 100, uplink NIC eth1  [present]",
+        "  green            ovs     OVS bridge br-eth1, vlan 200, uplink NIC eth1  [present]",
+        "  internal         ovs     OVS bridge br-int, vlan 5  [present]",
+        "  red              ovs     OVS bridge br-eth1, uplink NIC eth1, MTU 9000, untagged on "
+        "the uplink (vlan 4094 inside the bridge)  [present]",
+        "  storage          ovs     OVS bridge br-bond0, vlan 300, uplink bond bond0 (802.3ad: "
+        "eth3, eth4)  [MISSING]",
+        "  yellow           ovs     OVS bridge br-phys2, uplink NIC eth2, untagged on the uplink "
+        "(vlan 4094 inside the bridge)  [MISSING]",
+    ]
