@@ -298,9 +298,9 @@ def _to_ovs(iface: Element, network: MappedNetwork, identity: dict[str, str]) ->
     _drop(iface, "virtualport", "vlan")
     _unmanaged_target_only_for_ethernet(iface)
     vlan: Element | None = None
-    if network.vlan is not None:
+    if network.access_tag is not None:  # the map's vlan, or the bridge's native VLAN (netlayout)
         vlan = ET.Element("vlan")
-        ET.SubElement(vlan, "tag", id=str(network.vlan))
+        ET.SubElement(vlan, "tag", id=str(network.access_tag))
     elif network.trunk is not None:
         vlan = ET.Element("vlan", trunk="yes")
         for tag in network.trunk:

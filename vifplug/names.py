@@ -5,6 +5,7 @@ migration hook and the network map use these too.
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Callable
 
 __all__ = [
@@ -22,7 +23,9 @@ __all__ = [
     "qvb_name",
     "qvo_name",
     "tap_name",
+    "uplink_bridge_name",
     "vhu_name",
+    "vlan_device_name",
 ]
 
 #: Linux's IFNAMSIZ is 16 bytes including the terminating NUL.
@@ -108,3 +111,35 @@ qvo_name = _prefixed("qvo", "The hybrid veth end on the OVS bridge")
 vhu_name = _prefixed("vhu", "A vhost-user OVS port, as os-vif names it")
 #: The Neutron Linux bridge agent's bridge for a network, from the *network* id.
 linux_bridge_name = _prefixed("brq", "The Neutron Linux bridge agent's bridge for a network")
+
+
+# --- the names vifplug derives for the host's networks (networks.toml) ---------------------------
+
+
+def _short_hash(text: str) -> str:
+    """4 hex digits of the CRC-32 of ``text``: stable across runs, Python versions and hosts."""
+    return f"{zlib.crc32(text.encode()) & 0xFFFF:04x}"
+
+
+def uplink_bridge_name(uplink: str) -> str:
+    """The OVS bridge vifplug makes for an uplink (NIC or bond) when the map names none:
+    ``br-<uplink>`` (``br-eth1``, ``br-bond0``: the convention of Neutron's bridge mappings);
+    when that passes IFNAMSIZ, ``br-`` + the uplink's first 7 characters + ``-`` + 4 hex digits
+    of a CRC-32 of the whole uplink name (``br-enp129s-1a2b``)."""
+    name = "br-" + uplink
+    if len(name.encode()) < IFNAMSIZ:
+        return name
+    return f"br-{uplink[:7]}-{_short_hash(uplink)}"
+
+
+def vlan_device_name(uplink: str, vlan: int) -> str:
+    """The 802.1Q device a Linux bridge network's VLAN gets on its uplink: ``<uplink>.<vlan>``
+    (``eth1.100``, as iproute2 and oVirt name it); when that passes IFNAMSIZ, the uplink's first
+    characters + ``-`` + 4 hex digits of a CRC-32 of the uplink name + ``.<vlan>``
+    (``enp12-1a2b.4000``)."""
+    suffix = f".{vlan}"
+    name = uplink + suffix
+    if len(name.encode()) < IFNAMSIZ:
+        return name
+    keep = IFNAMSIZ - 1 - len(suffix) - 5
+    return f"{uplink[:keep]}-{_short_hash(uplink)}{suffix}"

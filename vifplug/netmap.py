@@ -1,10 +1,18 @@
 """The host's network map: how this host switches each logical network (``networks.toml``).
 
     [networks.red]            # a legacy Linux bridge (bridge defaults to the network name)
+    nic = "eth1"              # optional uplink: a NIC, or a bond
+    vlan = 100                #   ... then an optional VLAN (a VLAN device on the uplink)
+    mtu = 9000                #   ... and MTU
 
     [networks.blue]           # an OVS bridge, with an optional access VLAN or trunk
     bridge = "br-int"
     vlan = 100
+
+    [networks.storage]        # OVS on an uplink: the bridge is the uplink's (br-bond0 unless named)
+    switch = "ovs"
+    bond = {name = "bond0", nics = ["eth2", "eth3"], mode = "balance-slb"}
+    vlan = 200
 
     [networks.blue-ovn]       # an OVN logical switch, reached through the integration bridge
     switch = "ovn"
@@ -18,9 +26,13 @@
     type_id = 1193047
     type_id_version = 2
 
-Validation is strict (unknown keys, bad names, ranges) and every error names the file and line.
-A broken file is an error, never an empty map. Light on purpose: the migration hook loads this on
-every incoming migration, so it uses tomllib and names.py only.
+Validation is strict (unknown keys, bad names, ranges, uplinks shared in conflicting ways: see
+:mod:`vifplug.netlayout`) and every error names the file and line. A broken file is an error,
+never an empty map; a map that mixes switch types loads (the hook must serve it), only
+``host apply`` refuses it (:func:`vifplug.netlayout.one_switch_type_problem`).
+
+Light on purpose: the migration hook loads this on every incoming migration, so it (and
+netlayout.py) use tomllib and names.py only.
 """
 
 from __future__ import annotations
@@ -33,18 +45,30 @@ from typing import Any, NamedTuple
 
 from vifplug import spec
 from vifplug.errors import VifError
-from vifplug.names import check_device_name, check_network_name, check_profile_id
+from vifplug.names import (
+    check_device_name,
+    check_network_name,
+    check_profile_id,
+    uplink_bridge_name,
+    vlan_device_name,
+)
 
 __all__ = [
     "DEFAULT_PATH",
+    "LEGACY_BOND_MODES",
+    "OVS_BOND_MODES",
+    "Bond",
     "DirectNetwork",
     "LegacyNetwork",
+    "MapRuleError",
     "MappedNetwork",
     "NetworkMap",
     "NetworkMapError",
+    "Nic",
     "OvnNetwork",
     "OvsNetwork",
     "QbgShared",
+    "Uplink",
     "load_network_map",
     "map_path",
 ]
@@ -59,42 +83,141 @@ DEFAULT_OVN_BRIDGE = "br-int"
 #: A logical switch name: what ``ovn-nbctl ls-add`` accepts without quoting troubles (OVN
 #: itself takes any string; the map keeps to names a shell, a log line and a path can carry).
 _LOGICAL_SWITCH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,252}$")
+#: A Linux bond's modes (the kernel bonding driver's names) a ``legacy`` network accepts.
+LEGACY_BOND_MODES = ("balance-rr", "active-backup", "balance-xor", "broadcast", "802.3ad",
+                     "balance-tlb", "balance-alb")
+#: An OVS bond's modes an ``ovs`` network accepts, each with the OVS ``bond_mode`` and ``lacp``
+#: it sets. ``802.3ad`` (the kernel's LACP mode) is accepted as balance-tcp with LACP, so a map
+#: using ``active-backup`` or ``802.3ad`` is valid on either switch; balance-tcp needs LACP.
+OVS_BOND_MODES: Mapping[str, tuple[str, str]] = {
+    "active-backup": ("active-backup", "off"),
+    "balance-slb": ("balance-slb", "off"),
+    "balance-tcp": ("balance-tcp", "active"),
+    "802.3ad": ("balance-tcp", "active"),
+}
+DEFAULT_BOND_MODE = "active-backup"
 
 
 class NetworkMapError(VifError):
     """networks.toml is missing, not TOML, or breaks a rule (the message has file and line)."""
 
 
+class MapRuleError(NetworkMapError):
+    """A rule across networks broken, found where the file is not at hand: ``where`` is the key
+    (``("networks", "blue", "vlan")``); the loader turns it into ``file:line: key: reason``."""
+
+    def __init__(self, where: tuple[str, ...], reason: str) -> None:
+        super().__init__(f"{'.'.join(where)}: {reason}")
+        self.where = where
+        self.reason = reason
+
+
+class Nic(NamedTuple):
+    """A NIC as a network's uplink (``nic = "eth1"``)."""
+
+    name: str
+
+    @property
+    def nics(self) -> tuple[str, ...]:
+        return (self.name,)
+
+    def describe(self) -> str:
+        return f"NIC {self.name}"
+
+
+class Bond(NamedTuple):
+    """A bond of NICs as a network's uplink: a kernel bond on a ``legacy`` network, an OVS bond
+    on an ``ovs`` one (``bond = {name = "bond0", nics = ["eth1", "eth2"], mode = "..."}``)."""
+
+    name: str
+    nics: tuple[str, ...]
+    mode: str = DEFAULT_BOND_MODE
+
+    @property
+    def ovs_mode(self) -> tuple[str, str]:
+        """The OVS ``bond_mode`` and ``lacp`` for :attr:`mode` (an ``ovs`` network's bond)."""
+        return OVS_BOND_MODES[self.mode]
+
+    def describe(self) -> str:
+        return f"bond {self.name} ({self.mode}: {', '.join(self.nics)})"
+
+
+#: What carries a network off the host; a network with none is host-internal.
+Uplink = Nic | Bond
+
+
+def _uplink_text(uplink: Uplink | None, tagged: str, mtu: int | None) -> str:
+    text = f", uplink {uplink.describe()}{tagged}" if uplink is not None else ""
+    return text + (f", MTU {mtu}" if mtu is not None else "")
+
+
 class LegacyNetwork(NamedTuple):
-    """A Linux bridge."""
+    """A Linux bridge; with an uplink, the bridge's port is the uplink itself, or with ``vlan``
+    a VLAN device on it (a Linux bridge is VLAN-unaware: one bridge per network)."""
 
     name: str
     bridge: str
+    uplink: Uplink | None = None
+    #: The 802.1Q tag of the network on its uplink (None: untagged); only with an uplink.
+    vlan: int | None = None
+    #: The MTU of the bridge and its port (the uplink gets the largest of its networks').
+    mtu: int | None = None
 
     @property
     def switch(self) -> str:
         return "legacy"
 
+    @property
+    def port(self) -> str | None:
+        """The device the bridge holds: the uplink, or its VLAN device; None when internal."""
+        if self.uplink is None:
+            return None
+        if self.vlan is None:
+            return self.uplink.name
+        return vlan_device_name(self.uplink.name, self.vlan)
+
     def describe(self) -> str:
-        return f"Linux bridge {self.bridge}"
+        tagged = f" VLAN {self.vlan} ({self.port})" if self.vlan is not None else ""
+        return f"Linux bridge {self.bridge}{_uplink_text(self.uplink, tagged, self.mtu)}"
 
 
 class OvsNetwork(NamedTuple):
-    """An OVS bridge, with the access VLAN or the trunk this host gives the network."""
+    """An OVS bridge, with the access VLAN or the trunk this host gives the network. With an
+    uplink, the bridge is the uplink's (one OVS bridge per uplink, its networks told apart by
+    their tags: :func:`vifplug.netlayout.ovs_bridges`); the loader fills in ``bridge`` when the
+    map names none (``bridge_given`` False) and ``native_vlan`` for an untagged network there."""
 
     name: str
     bridge: str
+    #: The guests' access tag, and the network's 802.1Q tag on the uplink.
     vlan: int | None = None
+    #: The tags a guest's port trunks (and the uplink carries), instead of ``vlan``.
     trunk: tuple[int, ...] | None = None
+    uplink: Uplink | None = None
+    #: The MTU of the bridge and its uplink (the largest of the bridge's networks').
+    mtu: int | None = None
+    #: Whether the map names the bridge (else it is the uplink's computed or named bridge).
+    bridge_given: bool = True
+    #: An untagged network on a bridge with an uplink: the bridge-internal VLAN that carries it
+    #: (its guests' access tag; the uplink sends it untagged, ``vlan_mode=native-untagged``).
+    native_vlan: int | None = None
 
     @property
     def switch(self) -> str:
         return "ovs"
 
+    @property
+    def access_tag(self) -> int | None:
+        """The tag a guest's port on this network gets (None: no tag, or a trunk)."""
+        return self.vlan if self.vlan is not None else self.native_vlan
+
     def describe(self) -> str:
         tags = (f", vlan {self.vlan}" if self.vlan is not None else
                 f", trunk {','.join(map(str, self.trunk))}" if self.trunk else "")
-        return f"OVS bridge {self.bridge}{tags}"
+        native = (f", untagged on the uplink (vlan {self.native_vlan} inside the bridge)"
+                  if self.native_vlan is not None else "")
+        uplink = _uplink_text(self.uplink, "", self.mtu)
+        return f"OVS bridge {self.bridge}{tags}{uplink}{native}"
 
 
 class OvnNetwork(NamedTuple):
@@ -149,9 +272,18 @@ class NetworkMap(NamedTuple):
 
     path: str
     networks: Mapping[str, MappedNetwork]
+    #: ``allow_mixed = true``: ``host apply`` accepts legacy and ovs networks together
+    #: (unsupported: a switch transition is then not one step).
+    allow_mixed: bool = False
+    #: The file's text, to name the line of a key in later errors (:meth:`error`).
+    text: str = ""
 
     def get(self, name: str) -> MappedNetwork | None:
         return self.networks.get(name)
+
+    def error(self, where: tuple[str, ...], message: str) -> NetworkMapError:
+        """``file:line: networks.X.key: message`` for a rule checked after loading."""
+        return _Locator(self.path, self.text).error(where, message)
 
 
 def map_path(path: str | os.PathLike[str] | None = None) -> str:
@@ -181,7 +313,15 @@ def load_network_map(path: str | os.PathLike[str] | None = None) -> NetworkMap:
             raise NetworkMapError(f"{where}:{found.group(2)}: not valid TOML: "
                                   f"{found.group(1)}") from None
         raise NetworkMapError(f"{where}: not valid TOML: {exc}") from None
-    return NetworkMap(where, _networks(data, _Locator(where, text)))
+    at = _Locator(where, text)
+    networks = _networks(data, at)
+    from vifplug import netlayout  # here: it builds on this module's types
+
+    try:
+        networks = netlayout.resolve(networks)
+    except MapRuleError as exc:
+        raise at.error(exc.where, exc.reason) from None
+    return NetworkMap(where, networks, _allow_mixed(data, at), text)
 
 
 class _Locator:
@@ -213,8 +353,11 @@ class _Locator:
                     best, depth = number, len(table)
                 continue
             key = self._KEY.match(text)
-            if key and (*table, *_dotted(key.group(1))) == where:
+            path = (*table, *_dotted(key.group(1))) if key else ()
+            if path == where:
                 return number
+            if path and path == where[:len(path)] and len(path) > depth:
+                best, depth = number, len(path)  # an inline table's key: the line holding it
         return best
 
 
@@ -222,9 +365,10 @@ def _dotted(text: str) -> tuple[str, ...]:
     return tuple(part.strip().strip("\"'") for part in text.split("."))
 
 
+_UPLINK_KEYS = frozenset({"nic", "bond", "mtu"})
 _KEYS: dict[str, frozenset[str]] = {
-    "legacy": frozenset({"switch", "bridge"}),
-    "ovs": frozenset({"switch", "bridge", "vlan", "trunk"}),
+    "legacy": frozenset({"switch", "bridge", "vlan"}) | _UPLINK_KEYS,
+    "ovs": frozenset({"switch", "bridge", "vlan", "trunk"}) | _UPLINK_KEYS,
     "ovn": frozenset({"switch", "bridge", "logical_switch"}),
     "direct": frozenset({"switch", "interface", "mode", "qbg", "qbh"}),
 }
@@ -232,8 +376,9 @@ _KEYS: dict[str, frozenset[str]] = {
 
 def _networks(data: dict[str, Any], at: _Locator) -> dict[str, MappedNetwork]:
     for key in data:
-        if key != "networks":
-            raise at.error((key,), "unknown key (the map holds only [networks.NAME] tables)")
+        if key not in ("networks", "allow_mixed"):
+            raise at.error((key,), "unknown key (the map holds [networks.NAME] tables and "
+                           "allow_mixed)")
     tables = data.get("networks", {})
     if not isinstance(tables, dict):
         raise at.error(("networks",), "must be a table of networks")
@@ -279,14 +424,86 @@ def _int(value: object, lo: int, hi: int, where: tuple[str, ...], at: _Locator) 
     return value
 
 
+def _allow_mixed(data: dict[str, Any], at: _Locator) -> bool:
+    value = data.get("allow_mixed", False)
+    if not isinstance(value, bool):
+        raise at.error(("allow_mixed",), f"must be true or false (got {value!r})")
+    return value
+
+
+def _uplink(switch: str, table: dict[str, Any], where: tuple[str, ...],
+            at: _Locator) -> Uplink | None:
+    if "nic" in table and "bond" in table:
+        raise at.error((*where, "bond"), "give one uplink: 'nic' or 'bond', not both")
+    if "nic" in table:
+        return Nic(_device(table, "nic", where, at))
+    if "bond" in table:
+        return _bond(switch, table["bond"], (*where, "bond"), at)
+    return None
+
+
+def _bond(switch: str, table: object, where: tuple[str, ...], at: _Locator) -> Bond:
+    if not isinstance(table, dict):
+        raise at.error(where, "must be a table: {name = ..., nics = [...], mode = ...}")
+    for key in table:
+        if key not in ("name", "nics", "mode"):
+            raise at.error((*where, key), "unknown key (known: mode, name, nics)")
+    name = _device(table, "name", where, at)
+    nics = _bond_nics(table.get("nics"), 2 if switch == "ovs" else 1, (*where, "nics"), at)
+    if name in nics:
+        raise at.error((*where, "nics"), f"must not hold the bond itself ({name!r})")
+    modes = tuple(OVS_BOND_MODES) if switch == "ovs" else LEGACY_BOND_MODES
+    mode = table.get("mode", DEFAULT_BOND_MODE)
+    if mode not in modes:
+        raise at.error((*where, "mode"), f"must be one of {', '.join(modes)} for switch "
+                       f"{switch!r} (got {mode!r})")
+    return Bond(name, nics, mode)
+
+
+def _bond_nics(value: object, least: int, where: tuple[str, ...],
+               at: _Locator) -> tuple[str, ...]:
+    if not isinstance(value, list) or len(value) < least:
+        need = "one NIC" if least == 1 else f"{least} NICs (an OVS bond has at least {least})"
+        raise at.error(where, f"must be a list of at least {need} (got {value!r})")
+    for nic in value:
+        try:
+            check_device_name(nic)
+        except (TypeError, ValueError) as exc:
+            raise at.error(where, f"{exc} (got {nic!r})") from None
+    if len(set(value)) != len(value):
+        raise at.error(where, "must not repeat a NIC")
+    return tuple(value)
+
+
+def _mtu(table: dict[str, Any], where: tuple[str, ...], at: _Locator) -> int | None:
+    if "mtu" not in table:
+        return None
+    return _int(table["mtu"], spec.MTU_MIN, spec.MTU_MAX, (*where, "mtu"), at)
+
+
 def _legacy(name: str, table: dict[str, Any], where: tuple[str, ...],
             at: _Locator) -> MappedNetwork:
-    return LegacyNetwork(name, _device(table, "bridge", where, at, default=name))
+    bridge = _device(table, "bridge", where, at, default=name)
+    uplink = _uplink("legacy", table, where, at)
+    vlan = None
+    if "vlan" in table:
+        vlan = _int(table["vlan"], spec.VLAN_MIN, spec.VLAN_MAX, (*where, "vlan"), at)
+        if uplink is None:
+            raise at.error((*where, "vlan"), "needs an uplink ('nic' or 'bond'): a Linux bridge "
+                           "is VLAN-unaware, the VLAN is a device on the uplink")
+    return LegacyNetwork(name, bridge, uplink, vlan, _mtu(table, where, at))
 
 
 def _ovs(name: str, table: dict[str, Any], where: tuple[str, ...],
          at: _Locator) -> MappedNetwork:
-    bridge = _device(table, "bridge", where, at)
+    uplink = _uplink("ovs", table, where, at)
+    if "bridge" in table:
+        bridge = _device(table, "bridge", where, at)
+    elif uplink is not None:  # the uplink's bridge; netlayout.resolve settles it
+        bridge = uplink_bridge_name(uplink.name)
+    else:
+        raise at.error((*where, "bridge"), "required (or an uplink, 'nic' or 'bond', whose "
+                       "bridge vifplug names)")
     vlan = trunk = None
     if "vlan" in table:
         vlan = _int(table["vlan"], spec.VLAN_MIN, spec.VLAN_MAX, (*where, "vlan"), at)
@@ -300,7 +517,8 @@ def _ovs(name: str, table: dict[str, Any], where: tuple[str, ...],
                       for item in items)
         if len(set(trunk)) != len(trunk):
             raise at.error((*where, "trunk"), "must not repeat a VLAN")
-    return OvsNetwork(name, bridge, vlan, trunk)
+    return OvsNetwork(name, bridge, vlan, trunk, uplink, _mtu(table, where, at),
+                      bridge_given="bridge" in table)
 
 
 def _ovn(name: str, table: dict[str, Any], where: tuple[str, ...],
