@@ -207,7 +207,9 @@ def _add_hook_commands(commands: Any) -> None:
         "NIC); with --define, define each on that libvirt (persistent, autostarted) and start "
         "it. Guests whose interfaces name these networks (`vifplug render --as-network`) "
         "migrate between hosts whose networks differ with no hook.")
-    networks.add_argument("--networks", metavar="FILE")
+    networks.add_argument("--networks", metavar="FILE",
+                          help="the network map (default: $VIFPLUG_NETWORKS, else "
+                          "/etc/vifplug/networks.toml)")
     networks.add_argument("--network", metavar="NAME", action="append",
                           help="only this network of the map (repeatable)")
     networks.add_argument("--define", metavar="URI",
