@@ -183,8 +183,9 @@ def _define(libvirt: Any, conn: Any, name: str, text: str) -> str:
     if existing is not None:  # a redefinition must carry the network's UUID
         before = _definition(libvirt, existing)
         document = etree.fromstring(text)
-        document.find("name").addnext(etree.Element("uuid"))
-        document.find("uuid").text = existing.UUIDString()
+        uuid = etree.Element("uuid")
+        uuid.text = existing.UUIDString()
+        document[0].addnext(uuid)  # after <name>, always the first child (network_element)
         text = etree.tostring(document, encoding="unicode")
     network = conn.networkDefineXML(text)
     changed = before is not None and _definition(libvirt, network) != before
