@@ -1,0 +1,399 @@
+"""Planning guest moves (vifplug.guests.plan_moves), without libvirt: which interfaces of which
+running guests a map change moves, what each becomes (the hook's rewrite, limited to the moving
+networks), whether libvirt 9.0 can apply it as a device update or needs a save and restore, and
+what happens to vifplug's metadata and a persistent definition. The apply (move_guests) runs
+against a fake connection here for its order and rollback; tests/integration/test_guest_moves.py
+moves a real guest on a real libvirtd."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import pytest
+
+from vifplug import guests
+from vifplug.guests import (
+    RESTORE,
+    UPDATE,
+    GuestDomain,
+    GuestMoveError,
+    GuestsOnMovingNetworks,
+    live_updatable,
+    move_guests,
+    moving_networks,
+    plan_moves,
+    refuse_guests,
+)
+from vifplug.netmap import (
+    DirectNetwork,
+    LegacyNetwork,
+    MappedNetwork,
+    NetworkMap,
+    OvnNetwork,
+    OvsNetwork,
+)
+
+NS = "http://vifplug.org/xmlns/vifplug/1"
+MAC, MAC2, MAC3 = "fa:16:3e:00:00:01", "fa:16:3e:00:00:02", "fa:16:3e:00:00:03"
+IID = "c0ffee00-1d2e-4f3a-9b8c-7d6e5f4a3b2c"
+
+
+def nmap(*networks: MappedNetwork) -> NetworkMap:
+    return NetworkMap("/etc/vifplug/networks.toml", {n.name: n for n in networks})
+
+
+RED_LEGACY = LegacyNetwork("red", "red")
+RED_OVS = OvsNetwork("red", "br-int", 100)
+RED_OVS_200 = OvsNetwork("red", "br-int", 200)
+RED_OVN = OvnNetwork("red", "ls-red", "br-int")
+BLUE_LEGACY = LegacyNetwork("blue", "blue")
+GREEN_DIRECT = DirectNetwork("green", "eth2", "vepa")
+
+
+def legacy_iface(mac: str = MAC, bridge: str = "red", tap: str = "tap0") -> str:
+    return (f"<interface type='bridge'><mac address='{mac}'/><source bridge='{bridge}'/>"
+            f"<target dev='{tap}'/><model type='virtio'/><alias name='net0'/></interface>")
+
+
+def ovs_iface(mac: str = MAC, bridge: str = "br-int", vlan: int | None = 100,
+              iid: str = IID) -> str:
+    tag = f"<vlan><tag id='{vlan}'/></vlan>" if vlan is not None else ""
+    return (f"<interface type='bridge'><mac address='{mac}'/><source bridge='{bridge}'/>{tag}"
+            f"<virtualport type='openvswitch'><parameters interfaceid='{iid}'/></virtualport>"
+            "<target dev='tap0'/><model type='virtio'/></interface>")
+
+
+def direct_iface(mac: str = MAC3) -> str:
+    return (f"<interface type='direct'><mac address='{mac}'/><source dev='eth2' mode='vepa'/>"
+            "<model type='virtio'/></interface>")
+
+
+def domain(name: str, *interfaces: str, metadata: dict[str, str] | None = None,
+           iid: dict[str, str] | None = None) -> str:
+    meta = ""
+    if metadata:
+        entries = "".join(
+            f"<vifplug:interface mac='{mac}' network='{net}'"
+            f"{f' interfaceid={chr(39)}{iid[mac]}{chr(39)}' if iid and mac in iid else ''}/>"
+            for mac, net in metadata.items())
+        meta = (f"<metadata><vifplug:interfaces xmlns:vifplug='{NS}'>{entries}"
+                "</vifplug:interfaces></metadata>")
+    return (f"<domain type='qemu'><name>{name}</name>{meta}<memory>131072</memory>"
+            f"<devices>{''.join(interfaces)}<memballoon model='none'/></devices></domain>")
+
+
+def iface(xml: str) -> ET.Element:
+    return ET.fromstring(xml)
+
+
+def describe(xml: str) -> tuple[str | None, str | None, str | None, str | None, str | None]:
+    """(type, bridge, virtualport type, interfaceid, vlan tags) of an <interface>."""
+    el = iface(xml)
+    source, port = el.find("source"), el.find("virtualport/parameters")
+    vlan = el.find("vlan")
+    return (el.get("type"), source.get("bridge") if source is not None else None,
+            el.find("virtualport").get("type") if el.find("virtualport") is not None else None,
+            port.get("interfaceid") if port is not None else None,
+            ",".join(t.get("id", "") for t in vlan.iterfind("tag")) if vlan is not None
+            else None)
+
+
+# --- which networks move ----------------------------------------------------------------------
+
+
+def test_moving_networks_are_those_switched_differently() -> None:
+    old = nmap(RED_LEGACY, BLUE_LEGACY, GREEN_DIRECT)
+    new = nmap(RED_OVS, BLUE_LEGACY, OvsNetwork("yellow", "br-int", 7))
+    assert moving_networks(old, new) == {"red", "green", "yellow"}
+    assert moving_networks(old, old) == frozenset()
+
+
+# --- the table: one guest, one move each --------------------------------------------------------
+
+CASES: dict[str, tuple[NetworkMap, NetworkMap, str, tuple[Any, ...], str]] = {
+    # name: old map, new map, domain, expected new interface (describe), method
+    "legacy to ovs (metadata identity)": (
+        nmap(RED_LEGACY), nmap(RED_OVS),
+        domain("g", legacy_iface(), metadata={MAC: "red"}, iid={MAC: IID}),
+        ("bridge", "br-int", "openvswitch", IID, "100"), RESTORE),
+    "legacy to ovs (legacy convention, no metadata)": (
+        nmap(RED_LEGACY), nmap(RED_OVS), domain("g", legacy_iface()),
+        ("bridge", "br-int", "openvswitch", None, "100"), RESTORE),
+    "ovs to legacy": (
+        nmap(RED_OVS), nmap(RED_LEGACY), domain("g", ovs_iface(), metadata={MAC: "red"}),
+        ("bridge", "red", None, None, None), RESTORE),
+    "ovs vlan change": (
+        nmap(RED_OVS), nmap(RED_OVS_200), domain("g", ovs_iface(), metadata={MAC: "red"}),
+        ("bridge", "br-int", "openvswitch", IID, "200"), UPDATE),
+    "ovs untagged to vlan": (
+        nmap(OvsNetwork("red", "br-int")), nmap(RED_OVS),
+        domain("g", ovs_iface(vlan=None), metadata={MAC: "red"}),
+        ("bridge", "br-int", "openvswitch", IID, "100"), UPDATE),
+    "ovs to another ovs bridge": (
+        nmap(RED_OVS), nmap(OvsNetwork("red", "br-ex", 100)),
+        domain("g", ovs_iface(), metadata={MAC: "red"}),
+        ("bridge", "br-ex", "openvswitch", IID, "100"), RESTORE),
+    "ovs to ovn": (
+        nmap(RED_OVS), nmap(RED_OVN), domain("g", ovs_iface(), metadata={MAC: "red"}),
+        ("bridge", "br-int", "openvswitch", IID, None), UPDATE),
+    "legacy to ovn": (
+        nmap(RED_LEGACY), nmap(RED_OVN),
+        domain("g", legacy_iface(), metadata={MAC: "red"}, iid={MAC: IID}),
+        ("bridge", "br-int", "openvswitch", IID, None), RESTORE),
+    "legacy bridge renamed": (
+        nmap(RED_LEGACY), nmap(LegacyNetwork("red", "br-red")),
+        domain("g", legacy_iface(), metadata={MAC: "red"}),
+        ("bridge", "br-red", None, None, None), UPDATE),
+    "legacy to direct": (
+        nmap(RED_LEGACY), nmap(DirectNetwork("red", "eth3", "bridge")),
+        domain("g", legacy_iface(), metadata={MAC: "red"}),
+        ("direct", None, None, None, None), RESTORE),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_plan_one_interface(case: str) -> None:
+    old, new, xml, expected, method = CASES[case]
+    (move,) = plan_moves([GuestDomain("g", xml)], old, new)
+    (changed,) = move.interfaces
+    assert move.domain == "g" and changed.mac == MAC and changed.network == "red"
+    assert describe(changed.new_xml) == expected
+    assert describe(changed.old_xml) != expected
+    assert move.method == method
+    assert iface(changed.new_xml).find("target").get("dev") == "tap0"  # the TAP keeps its name
+    assert move.pairs() == [("g", changed.old_xml, changed.new_xml)]
+    assert move.config is None  # transient
+
+
+def test_nothing_moves_when_no_network_changes_switch() -> None:
+    xml = domain("g", legacy_iface(), ovs_iface(MAC2), metadata={MAC: "red", MAC2: "blue"})
+    same = nmap(RED_LEGACY, OvsNetwork("blue", "br-int", 5))
+    assert plan_moves([GuestDomain("g", xml)], same, same) == []
+
+
+def test_only_interfaces_on_moving_networks_change() -> None:
+    """red moves; blue stays a Linux bridge, green stays macvtap, and an interface that is
+    nobody's (no metadata, a bridge no map names) stays: each exactly as it was."""
+    old = nmap(RED_LEGACY, BLUE_LEGACY, GREEN_DIRECT)
+    new = nmap(RED_OVS, BLUE_LEGACY, GREEN_DIRECT)
+    blue = legacy_iface(MAC2, bridge="blue", tap="tap1")
+    foreign = legacy_iface("fa:16:3e:00:00:09", bridge="virbr0", tap="vnet9")
+    xml = domain("g", legacy_iface(), blue, direct_iface(), foreign,
+                 metadata={MAC2: "blue", MAC3: "green"})
+    (move,) = plan_moves([GuestDomain("g", xml)], old, new)
+    assert [i.mac for i in move.interfaces] == [MAC]
+    after = {i.find("mac").get("address"): ET.canonicalize(ET.tostring(i, encoding="unicode"),
+                                                          strip_text=True)
+             for i in ET.fromstring(move.live_xml).iterfind("devices/interface")}
+    assert after[MAC3] == ET.canonicalize(direct_iface(), strip_text=True)
+    assert after[MAC2] == ET.canonicalize(blue, strip_text=True)
+    assert after["fa:16:3e:00:00:09"] == ET.canonicalize(foreign, strip_text=True)
+
+
+def test_a_guest_on_direct_only_is_not_planned() -> None:
+    old, new = nmap(RED_LEGACY, GREEN_DIRECT), nmap(RED_OVS, GREEN_DIRECT)
+    xml = domain("only-direct", direct_iface(), metadata={MAC3: "green"})
+    assert plan_moves([GuestDomain("only-direct", xml)], old, new) == []
+
+
+def test_non_vifplug_guest_is_not_planned() -> None:
+    xml = domain("foreign", legacy_iface(bridge="virbr0"))
+    assert plan_moves([GuestDomain("foreign", xml)], nmap(RED_LEGACY), nmap(RED_OVS)) == []
+
+
+def test_metadata_gains_the_legacy_convention_entry() -> None:
+    (move,) = plan_moves([GuestDomain("g", domain("g", legacy_iface()))], nmap(RED_LEGACY),
+                         nmap(RED_OVS))
+    assert move.metadata is not None
+    old_meta, new_meta = move.metadata
+    assert old_meta is None
+    (entry,) = ET.fromstring(new_meta)
+    assert (entry.get("mac"), entry.get("network")) == (MAC, "red")
+
+
+def test_metadata_unchanged_when_the_rewrite_adds_nothing() -> None:
+    xml = domain("g", ovs_iface(), metadata={MAC: "red"}, iid={MAC: IID})
+    (move,) = plan_moves([GuestDomain("g", xml)], nmap(RED_OVS), nmap(RED_LEGACY))
+    assert move.metadata is None
+
+
+def test_persistent_guest_gets_its_definition_rewritten_too() -> None:
+    live = domain("p", legacy_iface(), metadata={MAC: "red"}, iid={MAC: IID})
+    config = domain("p", legacy_iface().replace("<alias name='net0'/>", ""),
+                    metadata={MAC: "red"}, iid={MAC: IID})
+    (move,) = plan_moves([GuestDomain("p", live, config)], nmap(RED_LEGACY), nmap(RED_OVS))
+    assert move.config is not None
+    old_config, new_config = move.config
+    assert old_config == config
+    (new_iface,) = ET.fromstring(new_config).iterfind("devices/interface")
+    assert describe(ET.tostring(new_iface, encoding="unicode")) == \
+        ("bridge", "br-int", "openvswitch", IID, "100")
+
+
+def test_persistent_guest_whose_definition_is_already_there() -> None:
+    """The live guest moves; its persistent definition already names the new switch (an
+    operator edited it): nothing to define."""
+    live = domain("p", legacy_iface(), metadata={MAC: "red"}, iid={MAC: IID})
+    config = domain("p", ovs_iface(), metadata={MAC: "red"}, iid={MAC: IID})
+    (move,) = plan_moves([GuestDomain("p", live, config)], nmap(RED_LEGACY), nmap(RED_OVS))
+    assert move.config is None and move.interfaces
+
+
+def test_several_guests_keep_their_order_and_skip_the_unaffected() -> None:
+    xmls = [GuestDomain("a", domain("a", legacy_iface(), metadata={MAC: "red"})),
+            GuestDomain("b", domain("b", legacy_iface(MAC2, "blue"), metadata={MAC2: "blue"})),
+            GuestDomain("c", domain("c", legacy_iface(MAC3), metadata={MAC3: "red"}))]
+    moves = plan_moves(xmls, nmap(RED_LEGACY, BLUE_LEGACY), nmap(RED_OVS, BLUE_LEGACY))
+    assert [m.domain for m in moves] == ["a", "c"]
+
+
+def test_a_guest_on_a_network_the_new_map_lacks_is_an_error_naming_it() -> None:
+    xml = domain("g", legacy_iface(), metadata={MAC: "red"})
+    with pytest.raises(GuestMoveError, match=rf"domain 'g': interface {MAC}: network 'red' is "
+                       "not defined on this host"):
+        plan_moves([GuestDomain("g", xml)], nmap(RED_LEGACY), nmap(BLUE_LEGACY))
+
+
+def test_ovn_without_identity_is_an_error_naming_the_guest() -> None:
+    xml = domain("g", legacy_iface(), metadata={MAC: "red"})
+    with pytest.raises(GuestMoveError, match=rf"domain 'g': interface {MAC}: .*no port identity"):
+        plan_moves([GuestDomain("g", xml)], nmap(RED_LEGACY), nmap(RED_OVN))
+
+
+# --- what libvirt 9.0 can update live (measured, docs/src/guest-moves.md) ----------------------
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    (legacy_iface(), legacy_iface(bridge="blue"), True),
+    (ovs_iface(vlan=100), ovs_iface(vlan=200), True),
+    (ovs_iface(vlan=100), ovs_iface(vlan=None), True),
+    (ovs_iface(vlan=None), ovs_iface(vlan=100), True),
+    (legacy_iface(), ovs_iface(), False),  # a virtualport added
+    (ovs_iface(), legacy_iface(), False),  # removed
+    (ovs_iface(), ovs_iface(bridge="br-ex"), False),  # a bridge change with a virtualport
+    (ovs_iface(), ovs_iface(iid="11111111-2222-3333-4444-555555555555"), False),
+    (legacy_iface(), legacy_iface().replace("<target", "<vlan><tag id='5'/></vlan><target"),
+     False),  # a VLAN on a Linux bridge
+    (legacy_iface(), direct_iface(MAC), False),
+])
+def test_live_updatable(old: str, new: str, expected: bool) -> None:
+    assert live_updatable(old, new) is expected
+
+
+def test_libvirt_constants_match_libvirt_python() -> None:
+    libvirt = pytest.importorskip("libvirt")
+    assert guests._AFFECT_LIVE == libvirt.VIR_DOMAIN_AFFECT_LIVE
+    assert guests._AFFECT_CONFIG == libvirt.VIR_DOMAIN_AFFECT_CONFIG
+    assert guests._METADATA_ELEMENT == libvirt.VIR_DOMAIN_METADATA_ELEMENT
+    assert guests._XML_SECURE == libvirt.VIR_DOMAIN_XML_SECURE
+    assert guests._XML_INACTIVE == libvirt.VIR_DOMAIN_XML_INACTIVE
+    assert guests._SAVE_RUNNING == libvirt.VIR_DOMAIN_SAVE_RUNNING
+    assert guests._SAVE_PAUSED == libvirt.VIR_DOMAIN_SAVE_PAUSED
+    assert guests._STATE_PAUSED == libvirt.VIR_DOMAIN_PAUSED
+
+
+# --- apply and rollback against a fake connection -----------------------------------------------
+
+
+class FakeDom:
+    def __init__(self, conn: FakeConn, name: str, xml: str) -> None:
+        self.conn, self._name, self.xml = conn, name, xml
+
+    def name(self) -> str:
+        return self._name
+
+    def isActive(self) -> bool:  # noqa: N802 - libvirt's name
+        return True
+
+    def isPersistent(self) -> bool:  # noqa: N802
+        return False
+
+    def XMLDesc(self, flags: int = 0) -> str:  # noqa: N802
+        return self.xml
+
+    def updateDeviceFlags(self, xml: str, flags: int) -> None:  # noqa: N802
+        bridge = ET.fromstring(xml).find("source").get("bridge")
+        self.conn.log.append(f"update {self._name} {bridge}")
+        if bridge in self.conn.missing:
+            raise fake_error(f"operation failed: bridge {bridge} doesn't exist")
+
+    def setMetadata(self, *args: Any) -> None:  # noqa: N802
+        self.conn.log.append(f"metadata {self._name}")
+
+
+class FakeConn:
+    def __init__(self, domains: dict[str, str], missing: set[str]) -> None:
+        self.log: list[str] = []
+        self.missing = missing
+        self.doms = {name: FakeDom(self, name, xml) for name, xml in domains.items()}
+
+    def listAllDomains(self, flags: int = 0) -> list[FakeDom]:  # noqa: N802
+        return list(self.doms.values())
+
+    def lookupByName(self, name: str) -> FakeDom:  # noqa: N802
+        return self.doms[name]
+
+
+def fake_error(message: str) -> Exception:
+    """A libvirt.libvirtError carrying ``message`` (what move_guests catches)."""
+    import libvirt
+
+    error = libvirt.libvirtError.__new__(libvirt.libvirtError)
+    Exception.__init__(error, message)
+    return error
+
+
+@pytest.fixture
+def fake_libvirt() -> None:
+    pytest.importorskip("libvirt")
+
+
+def _bridge_rename_guests() -> dict[str, str]:
+    return {name: domain(name, legacy_iface(mac), metadata={mac: "red"})
+            for name, mac in (("g1", MAC), ("g2", MAC2), ("g3", MAC3))}
+
+
+def test_move_updates_every_guest_in_order(fake_libvirt: None, tmp_path: Any) -> None:
+    conn = FakeConn(_bridge_rename_guests(), missing=set())
+    moves = move_guests(conn, nmap(RED_LEGACY), nmap(LegacyNetwork("red", "br-red")),
+                        save_dir=tmp_path)
+    assert [m.domain for m in moves] == ["g1", "g2", "g3"]
+    assert conn.log == ["update g1 br-red", "update g2 br-red", "update g3 br-red"]
+
+
+def test_a_failed_third_guest_moves_the_first_two_back_last_first(
+        fake_libvirt: None, tmp_path: Any) -> None:
+    conn = FakeConn(_bridge_rename_guests(), missing=set())
+    original = conn.doms["g3"].updateDeviceFlags
+
+    def fail(xml: str, flags: int) -> None:
+        original(xml, flags)
+        raise fake_error("operation failed: bridge br-red doesn't exist")
+    conn.doms["g3"].updateDeviceFlags = fail  # type: ignore[method-assign]
+    with pytest.raises(GuestMoveError) as caught:
+        move_guests(conn, nmap(RED_LEGACY), nmap(LegacyNetwork("red", "br-red")),
+                    save_dir=tmp_path)
+    message = str(caught.value)
+    assert f"domain 'g3': interface {MAC3} (network 'red'): operation failed: bridge br-red " \
+        "doesn't exist" in message
+    assert f"rolled back: g2 interface {MAC2}, g1 interface {MAC}" in message
+    assert "NOT rolled back" not in message
+    assert conn.log == ["update g1 br-red", "update g2 br-red", "update g3 br-red",
+                        "update g2 red", "update g1 red"]
+
+
+def test_refuse_names_every_guest_mac_and_network(fake_libvirt: None) -> None:
+    conn = FakeConn(_bridge_rename_guests(), missing=set())
+    with pytest.raises(GuestsOnMovingNetworks) as caught:
+        refuse_guests(conn, nmap(RED_LEGACY), nmap(RED_OVS))
+    assert str(caught.value).startswith(
+        f"3 running guest(s) on networks whose switch changes: g1 ({MAC} on red); "
+        f"g2 ({MAC2} on red); g3 ({MAC3} on red); ")
+    assert [m.domain for m in caught.value.moves] == ["g1", "g2", "g3"]
+    assert conn.log == []  # refusing changes nothing
+
+
+def test_refuse_is_quiet_without_guests_on_moving_networks(fake_libvirt: None) -> None:
+    conn = FakeConn(_bridge_rename_guests(), missing=set())
+    refuse_guests(conn, nmap(RED_LEGACY, BLUE_LEGACY), nmap(RED_LEGACY, OvsNetwork("blue", "b")))
