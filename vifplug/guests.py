@@ -394,11 +394,34 @@ def _move_one(conn: Any, move: GuestMove, new_map: NetworkMap, *, networks: froz
             _restore(conn, move, save_dir, lambda _: old_xml)
         done.append(_Applied(f"{move.domain} interfaces "
                              f"{', '.join(i.mac for i in move.interfaces)}", undo))
+        _check_live(_lookup(conn, move.domain).XMLDesc(0), move)
     if move.config is not None:
         old_config, new_config = move.config
         conn.defineXML(new_config)
         done.append(_Applied(f"{move.domain} persistent definition",
                              lambda: _define(conn, old_config)))
+
+
+def _switch(iface: ET.Element) -> tuple[object, ...]:
+    """What says where an interface is plugged: type, source, virtualport, vlan."""
+    source = iface.find("source")
+    return (iface.get("type"), tuple(sorted(source.attrib.items())) if source is not None
+            else (), _port(iface), _vlan(iface))
+
+
+def _check_live(live_xml: str, move: GuestMove) -> None:
+    """After a restore: each moved interface is live where the plan put it. It may not be when
+    the qemu hook (``restore begin``) rewrote the definition with a map other than the new one."""
+    live = {_mac(i): i for i in parse_domain(live_xml).iterfind("devices/interface")}
+    for iface in move.interfaces:
+        want = _switch(ET.fromstring(iface.new_xml))  # noqa: S314 - our own output
+        found = live.get(iface.mac)
+        got = _switch(found) if found is not None else None
+        if got != want:
+            raise GuestMoveError(
+                f"domain {move.domain!r}: interface {iface.mac} (network {iface.network!r}): "
+                f"libvirt restored it as {got} instead of {want}; was the qemu hook's network "
+                "map (restore begin) the new one?")
 
 
 def _define(conn: Any, xml: str) -> None:

@@ -83,13 +83,13 @@ def domain(name: str, *interfaces: str, metadata: dict[str, str] | None = None,
             f"<devices>{''.join(interfaces)}<memballoon model='none'/></devices></domain>")
 
 
-def iface(xml: str) -> ET.Element:
-    return ET.fromstring(xml)
+def parse(xml: str) -> ET.Element:
+    return ET.fromstring(xml)  # noqa: S314 - the tests' own XML
 
 
 def describe(xml: str) -> tuple[str | None, str | None, str | None, str | None, str | None]:
     """(type, bridge, virtualport type, interfaceid, vlan tags) of an <interface>."""
-    el = iface(xml)
+    el = parse(xml)
     source, port = el.find("source"), el.find("virtualport/parameters")
     vlan = el.find("vlan")
     return (el.get("type"), source.get("bridge") if source is not None else None,
@@ -157,11 +157,11 @@ def test_plan_one_interface(case: str) -> None:
     old, new, xml, expected, method = CASES[case]
     (move,) = plan_moves([GuestDomain("g", xml)], old, new)
     (changed,) = move.interfaces
-    assert move.domain == "g" and changed.mac == MAC and changed.network == "red"
+    assert (move.domain, changed.mac, changed.network) == ("g", MAC, "red")
     assert describe(changed.new_xml) == expected
     assert describe(changed.old_xml) != expected
     assert move.method == method
-    assert iface(changed.new_xml).find("target").get("dev") == "tap0"  # the TAP keeps its name
+    assert parse(changed.new_xml).find("target").get("dev") == "tap0"  # the TAP keeps its name
     assert move.pairs() == [("g", changed.old_xml, changed.new_xml)]
     assert move.config is None  # transient
 
@@ -185,7 +185,7 @@ def test_only_interfaces_on_moving_networks_change() -> None:
     assert [i.mac for i in move.interfaces] == [MAC]
     after = {i.find("mac").get("address"): ET.canonicalize(ET.tostring(i, encoding="unicode"),
                                                           strip_text=True)
-             for i in ET.fromstring(move.live_xml).iterfind("devices/interface")}
+             for i in parse(move.live_xml).iterfind("devices/interface")}
     assert after[MAC3] == ET.canonicalize(direct_iface(), strip_text=True)
     assert after[MAC2] == ET.canonicalize(blue, strip_text=True)
     assert after["fa:16:3e:00:00:09"] == ET.canonicalize(foreign, strip_text=True)
@@ -208,7 +208,7 @@ def test_metadata_gains_the_legacy_convention_entry() -> None:
     assert move.metadata is not None
     old_meta, new_meta = move.metadata
     assert old_meta is None
-    (entry,) = ET.fromstring(new_meta)
+    (entry,) = parse(new_meta)
     assert (entry.get("mac"), entry.get("network")) == (MAC, "red")
 
 
@@ -226,7 +226,7 @@ def test_persistent_guest_gets_its_definition_rewritten_too() -> None:
     assert move.config is not None
     old_config, new_config = move.config
     assert old_config == config
-    (new_iface,) = ET.fromstring(new_config).iterfind("devices/interface")
+    (new_iface,) = parse(new_config).iterfind("devices/interface")
     assert describe(ET.tostring(new_iface, encoding="unicode")) == \
         ("bridge", "br-int", "openvswitch", IID, "100")
 
@@ -237,7 +237,8 @@ def test_persistent_guest_whose_definition_is_already_there() -> None:
     live = domain("p", legacy_iface(), metadata={MAC: "red"}, iid={MAC: IID})
     config = domain("p", ovs_iface(), metadata={MAC: "red"}, iid={MAC: IID})
     (move,) = plan_moves([GuestDomain("p", live, config)], nmap(RED_LEGACY), nmap(RED_OVS))
-    assert move.config is None and move.interfaces
+    assert move.config is None
+    assert move.interfaces
 
 
 def test_several_guests_keep_their_order_and_skip_the_unaffected() -> None:
@@ -303,22 +304,22 @@ class FakeDom:
     def name(self) -> str:
         return self._name
 
-    def isActive(self) -> bool:  # noqa: N802 - libvirt's name
+    def isActive(self) -> bool:
         return True
 
-    def isPersistent(self) -> bool:  # noqa: N802
+    def isPersistent(self) -> bool:
         return False
 
-    def XMLDesc(self, flags: int = 0) -> str:  # noqa: N802
+    def XMLDesc(self, flags: int = 0) -> str:
         return self.xml
 
-    def updateDeviceFlags(self, xml: str, flags: int) -> None:  # noqa: N802
-        bridge = ET.fromstring(xml).find("source").get("bridge")
+    def updateDeviceFlags(self, xml: str, flags: int) -> None:
+        bridge = parse(xml).find("source").get("bridge")
         self.conn.log.append(f"update {self._name} {bridge}")
         if bridge in self.conn.missing:
             raise fake_error(f"operation failed: bridge {bridge} doesn't exist")
 
-    def setMetadata(self, *args: Any) -> None:  # noqa: N802
+    def setMetadata(self, *args: Any) -> None:
         self.conn.log.append(f"metadata {self._name}")
 
 
@@ -328,10 +329,10 @@ class FakeConn:
         self.missing = missing
         self.doms = {name: FakeDom(self, name, xml) for name, xml in domains.items()}
 
-    def listAllDomains(self, flags: int = 0) -> list[FakeDom]:  # noqa: N802
+    def listAllDomains(self, flags: int = 0) -> list[FakeDom]:
         return list(self.doms.values())
 
-    def lookupByName(self, name: str) -> FakeDom:  # noqa: N802
+    def lookupByName(self, name: str) -> FakeDom:
         return self.doms[name]
 
 
