@@ -382,8 +382,12 @@ def _move_one(conn: Any, move: GuestMove, new_map: NetworkMap, *, networks: froz
                                  _updater(conn, move.domain, iface.old_xml)))
         if move.metadata is not None:
             old_meta, new_meta = move.metadata
-            dom.setMetadata(_METADATA_ELEMENT, new_meta, METADATA_PREFIX, METADATA_NS,
-                            _AFFECT_LIVE)
+            try:
+                dom.setMetadata(_METADATA_ELEMENT, _unqualified(new_meta), METADATA_PREFIX,
+                                METADATA_NS, _AFFECT_LIVE)
+            except libvirt.libvirtError as exc:
+                raise GuestMoveError(f"domain {move.domain!r}: setting vifplug's metadata "
+                                     f"failed: {exc}") from exc
             done.append(_Applied(f"{move.domain} metadata",
                                  _metadata_setter(conn, move.domain, old_meta)))
     elif move.interfaces or move.metadata is not None:
@@ -436,10 +440,22 @@ def _updater(conn: Any, name: str, xml: str) -> Callable[[], None]:
 
 def _metadata_setter(conn: Any, name: str, text: str | None) -> Callable[[], None]:
     def undo() -> None:
-        _lookup(conn, name).setMetadata(_METADATA_ELEMENT, text,
+        _lookup(conn, name).setMetadata(_METADATA_ELEMENT,
+                                        None if text is None else _unqualified(text),
                                         METADATA_PREFIX if text else None, METADATA_NS,
                                         _AFFECT_LIVE)
     return undo
+
+
+def _unqualified(text: str) -> str:
+    """vifplug's metadata element without its namespace, as ``virDomainSetMetadata`` takes it:
+    libvirt puts the element into the namespace it is given (with the key as its prefix) and
+    refuses one that declares it already ("failed to create a new XML namespace")."""
+    root = ET.fromstring(text)  # noqa: S314 - our own output
+    for element in root.iter():
+        if element.tag.startswith(f"{{{METADATA_NS}}}"):
+            element.tag = element.tag[len(METADATA_NS) + 2:]
+    return ET.tostring(root, encoding="unicode")
 
 
 def _restore(conn: Any, move: GuestMove, save_dir: str,

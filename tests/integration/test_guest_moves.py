@@ -316,3 +316,31 @@ def test_the_hook_rewrites_a_restore_with_its_map(
         assert_on_ovs(host, dom, interface(dom))
         assert_tap_on_ovs(host, dom)
         assert list(tmp_path.glob("*.save")) == []
+
+
+def test_bridge_rename_is_a_device_update_that_records_the_network(
+        host: BothSwitches, tmp_path: Path) -> None:
+    """A guest found by the legacy convention (no vifplug metadata, ``<source bridge='red'>``)
+    whose network moves to another Linux bridge: one live device update, and vifplug's live
+    metadata now names its network (setMetadata)."""
+    import libvirt
+
+    m = maps(tmp_path, legacy=LINUX_MAP, renamed=LINUX_MAP.replace('bridge = "red"',
+                                                                    'bridge = "red2"'))
+    host.netns.add_bridge("red2")
+    xml = minimal_domain("vp-move-rename", [GenericVIFDriver().interface_xml(ON_RED)])
+    try:
+        with running(host.conn, xml, persistent=False) as dom:
+            with pytest.raises(libvirt.libvirtError):
+                dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS)
+            (planned,) = guests_on_moving_networks(host.conn, m["legacy"], m["renamed"])
+            assert planned.method == UPDATE
+            before = dom.ID()
+            move_guests(host.conn, m["legacy"], m["renamed"], save_dir=tmp_path)
+            assert dom.ID() == before  # the same QEMU: not saved and restored
+            assert interface(dom).find("source").get("bridge") == "red2"
+            assert host.netns.link(TAP)["master"] == "red2"
+            entry = metadata_entry(dom)
+            assert (entry.get("mac"), entry.get("network")) == (ON_RED.mac, "red")
+    finally:
+        host.netns.delete_link("red2")

@@ -319,8 +319,9 @@ class FakeDom:
         if bridge in self.conn.missing:
             raise fake_error(f"operation failed: bridge {bridge} doesn't exist")
 
-    def setMetadata(self, *args: Any) -> None:
-        self.conn.log.append(f"metadata {self._name}")
+    def setMetadata(self, kind: int, text: str | None, key: str | None, uri: str,
+                    flags: int) -> None:
+        self.conn.log.append(f"metadata {self._name} {key} {uri} {text}")
 
 
 class FakeConn:
@@ -398,3 +399,15 @@ def test_refuse_names_every_guest_mac_and_network(fake_libvirt: None) -> None:
 def test_refuse_is_quiet_without_guests_on_moving_networks(fake_libvirt: None) -> None:
     conn = FakeConn(_bridge_rename_guests(), missing=set())
     refuse_guests(conn, nmap(RED_LEGACY, BLUE_LEGACY), nmap(RED_LEGACY, OvsNetwork("blue", "b")))
+
+
+def test_metadata_goes_to_libvirt_unqualified_with_its_key(
+        fake_libvirt: None, tmp_path: Any) -> None:
+    """libvirt qualifies the element itself and refuses one that declares the namespace."""
+    conn = FakeConn({"g": domain("g", legacy_iface())}, missing=set())
+    move_guests(conn, nmap(RED_LEGACY), nmap(LegacyNetwork("red", "br-red")),
+                save_dir=tmp_path)
+    assert conn.log == [
+        "update g br-red",
+        f'metadata g vifplug {NS} <interfaces><interface mac="{MAC}" network="red" />'
+        "</interfaces>"]
