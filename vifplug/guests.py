@@ -418,14 +418,31 @@ def _check_live(live_xml: str, move: GuestMove) -> None:
     the qemu hook (``restore begin``) rewrote the definition with a map other than the new one."""
     live = {_mac(i): i for i in parse_domain(live_xml).iterfind("devices/interface")}
     for iface in move.interfaces:
-        want = _switch(ET.fromstring(iface.new_xml))  # noqa: S314 - our own output
+        planned = ET.fromstring(iface.new_xml)  # noqa: S314 - our own output
         found = live.get(iface.mac)
-        got = _switch(found) if found is not None else None
-        if got != want:
+        if found is None or _switch(found) != _switch(planned):
+            got = "without it" if found is None else f"on {_place(found)}"
             raise GuestMoveError(
                 f"domain {move.domain!r}: interface {iface.mac} (network {iface.network!r}): "
-                f"libvirt restored it as {got} instead of {want}; was the qemu hook's network "
-                "map (restore begin) the new one?")
+                f"libvirt restored it {got}, not on {_place(planned)}; was the qemu hook's "
+                "network map (restore begin) the new one?")
+
+
+def _place(iface: ET.Element) -> str:
+    """Where an interface is plugged, in words: ``bridge br-int, virtualport openvswitch
+    (interfaceid=...), vlan 100``."""
+    source = iface.find("source")
+    attrs = " ".join(f"{key}={value}" for key, value in sorted(
+        (source.attrib if source is not None else {}).items()))
+    words = [f"{iface.get('type')} {attrs}".strip()]
+    port = _port(iface)
+    if port is not None:
+        params = " ".join(f"{key}={value}" for key, value in port[1])
+        words.append(f"virtualport {port[0]}" + (f" ({params})" if params else ""))
+    vlan = _vlan(iface)
+    if vlan is not None:
+        words.append(("trunk " if vlan[0] == "yes" else "vlan ") + ",".join(vlan[1]))
+    return ", ".join(words)
 
 
 def _define(conn: Any, xml: str) -> None:

@@ -62,7 +62,7 @@ TAP = ON_RED.tap_name
 
 
 @pytest.fixture(scope="module")
-def host(image: GuestImage) -> Iterator[BothSwitches]:
+def host(_no_leaks: None, image: GuestImage) -> Iterator[BothSwitches]:
     yield from entered(both_switches())
 
 
@@ -277,7 +277,8 @@ def _failed_second_guest(host: BothSwitches, image: GuestImage, tmp_path: Path,
 
 
 @pytest.fixture(scope="module")
-def hooked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BothSwitches, Path]]:
+def hooked(_no_leaks: None, tmp_path_factory: pytest.TempPathFactory,
+           ) -> Iterator[tuple[BothSwitches, Path]]:
     """The same kind of host with vifplug's qemu hook installed, reading the map at the path."""
     path = tmp_path_factory.mktemp("hooked") / "networks.toml"
     path.write_text(LINUX_MAP)
@@ -302,7 +303,7 @@ def test_the_hook_rewrites_a_restore_with_its_map(
             move_guests(host.conn, m["legacy"], m["ovs"], save_dir=tmp_path)
         message = str(caught.value)
         assert f"domain 'vp-move-hooked': interface {ON_RED.mac} (network 'red'): libvirt " \
-            "restored it as " in message
+            "restored it on bridge bridge=red, not on bridge bridge=br-int" in message
         assert "was the qemu hook's network map (restore begin) the new one?" in message
         assert f"rolled back: vp-move-hooked interfaces {ON_RED.mac}" in message
         dom = host.conn.lookupByUUIDString(uuid)

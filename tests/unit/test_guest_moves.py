@@ -8,6 +8,8 @@ moves a real guest on a real libvirtd."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -411,3 +413,90 @@ def test_metadata_goes_to_libvirt_unqualified_with_its_key(
         "update g br-red",
         f'metadata g vifplug {NS} <interfaces><interface mac="{MAC}" network="red" />'
         "</interfaces>"]
+
+
+# --- the save-and-restore path against a fake connection ----------------------------------------
+
+
+class SavingDom(FakeDom):
+    def state(self) -> list[int]:
+        return [1, 0]
+
+    def saveFlags(self, path: str, dxml: str | None, flags: int) -> None:
+        self.conn.log.append(f"save {self._name}")
+        self.conn.images[path] = self.xml
+        Path(path).write_text("memory")
+
+
+class SavingConn(FakeConn):
+    def __init__(self, domains: dict[str, str], missing: set[str], *,
+                 hook: Callable[[str], str] | None = None,
+                 broken_restore: bool = False) -> None:
+        super().__init__({}, missing)
+        self.doms = {name: SavingDom(self, name, xml) for name, xml in domains.items()}
+        self.images: dict[str, str] = {}
+        self.hook = hook
+        self.broken_restore = broken_restore
+
+    def saveImageGetXMLDesc(self, path: str, flags: int) -> str:
+        return self.images[path]
+
+    def restoreFlags(self, path: str, dxml: str | None, flags: int) -> None:
+        xml = self.images[path] if dxml is None else dxml
+        if self.hook is not None:
+            xml = self.hook(xml)
+        (iface_el,) = parse(xml).iterfind("devices/interface")
+        bridge = iface_el.find("source").get("bridge")
+        name = parse(xml).find("name").text
+        self.log.append(f"restore {name} {bridge}")
+        if bridge in self.missing or self.broken_restore:
+            raise fake_error(f"Cannot get interface MTU on '{bridge}': No such device")
+        self.doms[name].xml = xml
+
+
+def test_restore_moves_then_a_refused_restore_moves_back(
+        fake_libvirt: None, tmp_path: Path) -> None:
+    conn = SavingConn({"g1": domain("g1", legacy_iface(), metadata={MAC: "red"}),
+                       "g2": domain("g2", legacy_iface(MAC2, "blue"), metadata={MAC2: "blue"})},
+                      missing={"br-missing"})
+    old = nmap(RED_LEGACY, BLUE_LEGACY)
+    new = nmap(RED_OVS, OvsNetwork("blue", "br-missing"))
+    with pytest.raises(GuestMoveError) as caught:
+        move_guests(conn, old, new, save_dir=tmp_path)
+    assert str(caught.value) == (
+        f"domain 'g2': interface(s) {MAC2}: libvirt refused the new switch: Cannot get "
+        "interface MTU on 'br-missing': No such device (the guest was restored as it was); "
+        f"rolled back: g1 interfaces {MAC}")
+    assert conn.log == ["save g1", "restore g1 br-int",
+                        "save g2", "restore g2 br-missing", "restore g2 blue",
+                        "save g1", "restore g1 red"]
+    assert list(tmp_path.iterdir()) == []  # every image removed
+
+
+def test_a_guest_restored_neither_way_keeps_its_image(
+        fake_libvirt: None, tmp_path: Path) -> None:
+    conn = SavingConn({"g": domain("g", legacy_iface(), metadata={MAC: "red"})}, set(),
+                      broken_restore=True)
+    conn.doms["g"].isActive = lambda: False  # type: ignore[method-assign]
+    with pytest.raises(GuestMoveError, match=r"restoring it as it was failed too: .*its saved "
+                       r"state is kept in .*\.save \(virsh restore "):
+        move_guests(conn, nmap(RED_LEGACY), nmap(RED_OVS), save_dir=tmp_path)
+    assert len(list(tmp_path.glob("g.*.save"))) == 1
+
+
+def test_a_restore_the_hook_rewrote_back_is_an_error_and_moves_back(
+        fake_libvirt: None, tmp_path: Path) -> None:
+    """A qemu hook still holding the old map turns the restored definition back."""
+    from vifplug.hook import rewrite
+
+    conn = SavingConn({"g": domain("g", legacy_iface(), metadata={MAC: "red"}, iid={MAC: IID})},
+                      set(), hook=lambda xml: rewrite(xml, nmap(RED_LEGACY)))
+    with pytest.raises(GuestMoveError) as caught:
+        move_guests(conn, nmap(RED_LEGACY), nmap(RED_OVS), save_dir=tmp_path)
+    message = str(caught.value)
+    assert message.startswith(
+        f"domain 'g': interface {MAC} (network 'red'): libvirt restored it on bridge "
+        f"bridge=red, not on bridge bridge=br-int, virtualport openvswitch (interfaceid={IID}), "
+        "vlan 100; was the qemu hook's network map (restore begin) the new one?")
+    assert message.endswith(f"rolled back: g interfaces {MAC}")
+    assert conn.log == ["save g", "restore g red", "save g", "restore g red"]
