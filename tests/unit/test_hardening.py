@@ -17,8 +17,9 @@ from vifplug.host.ovsdb import CAUSE_LIMIT, database_said
 from vifplug.loading import MAX_DEPTH, MAX_INT_DIGITS, load_vifs, parse_vif_json
 from vifplug.netmap import MAX_NESTING, NetworkMapError, load_network_map
 
-BRIDGE_VIF = '{"id": "0f6d3c1e-5b7a-4c1e-9d2e-6a1b2c3d4e5f", "vif_type": "bridge", "mac": "fa:16:3e:00:00:01", ' \
-             '"network": {"name": "red", "bridge": "red"}, "mtu": %s}'
+BRIDGE_VIF = ('{"id": "0f6d3c1e-5b7a-4c1e-9d2e-6a1b2c3d4e5f", "vif_type": "bridge", '
+              '"mac": "fa:16:3e:00:00:01", "network": {"name": "red", "bridge": "red"}, '
+              '"mtu": %s}')
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:
