@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import IO, Any, NamedTuple
 
 from vifplug.errors import VifplugError
@@ -41,7 +41,8 @@ from vifplug.netmap import (
 )
 from vifplug.spec import METADATA_NS, METADATA_PREFIX
 
-__all__ = ["MAX_DEPTH", "MAX_INPUT", "HookError", "main", "parse_domain", "rewrite"]
+__all__ = ["MAX_DEPTH", "MAX_INPUT", "HookError", "interface_networks", "main", "parse_domain",
+           "rewrite"]
 
 #: The largest domain XML the hook accepts (a real one is a few KiB).
 MAX_INPUT = 10 * 1024 * 1024
@@ -201,6 +202,19 @@ def _serialise(root: Element) -> str:
     namespace URIs: the same document to libvirt)."""
     ET.register_namespace(METADATA_PREFIX, METADATA_NS)
     return ET.tostring(root, encoding="unicode")
+
+
+def interface_networks(root: Element) -> Iterator[tuple[str, str, Element]]:
+    """Each interface of a domain that vifplug's metadata lists (by MAC), with its network:
+    (MAC, network, the ``<interface>``). After :func:`rewrite`, that is every vifplug
+    interface."""
+    networks = {entry.get("mac", "").lower(): entry.get("network", "")
+                for entry in _metadata(root)}
+    for iface in root.iterfind("devices/interface"):
+        mac_el = iface.find("mac")
+        mac = (mac_el.get("address") or "").lower() if mac_el is not None else ""
+        if mac in networks:
+            yield mac, networks[mac], iface
 
 
 # --- metadata -----------------------------------------------------------------------------------
@@ -388,6 +402,19 @@ _REWRITERS: dict[str, Callable[[Element, MappedNetwork, dict[str, str]], str]] =
 # --- the hook program ---------------------------------------------------------------------------
 
 
+def _refuse_early(result: str, host_map: NetworkMap) -> None:
+    """The device checks of ``vifplug hook check`` on the rewritten domain: a HookError with
+    the first problem (the migration then fails before its memory copy, not after it)."""
+    from vifplug.preflight import device_problems
+
+    problems = device_problems(result, host_map)
+    if problems:
+        more = (f" (and {len(problems) - 1} more: see `vifplug hook check`)"
+                if len(problems) > 1 else "")
+        raise HookError(f"{problems[0]}{more}; refused before the migration copies memory "
+                        f"(strict = false in {host_map.path} skips these checks)")
+
+
 def _one_line(text: str) -> str:
     """``text`` with every character that would break the line or the terminal (a newline in
     a MAC read from the XML, an escape sequence) written as its Python escape: libvirt shows
@@ -438,6 +465,8 @@ def main(argv: Sequence[str], stdin: Any = None, stdout: Any = None, stderr: Any
         if isinstance(data, str):
             data = data.encode("utf-8")
         result = rewrite(data, host_map, log=_syslog)
+        if argv[1] == "migrate" and host_map.strict:
+            _refuse_early(result, host_map)
     except (HookError, NetworkMapError) as exc:
         print(f"vifplug: {_one_line(str(exc))}", file=err)
         return 1

@@ -277,6 +277,10 @@ class NetworkMap(NamedTuple):
     allow_mixed: bool = False
     #: The file's text, to name the line of a key in later errors (:meth:`error`).
     text: str = ""
+    #: ``strict = false``: the hook's ``migrate begin`` skips the device checks (the bridge, OVS
+    #: bridge or NIC exists, the MTU fits) and only rewrites; ``vifplug hook check`` still runs
+    #: them.
+    strict: bool = True
 
     def get(self, name: str) -> MappedNetwork | None:
         return self.networks.get(name)
@@ -315,7 +319,8 @@ def load_network_map(path: str | os.PathLike[str] | None = None) -> NetworkMap:
         networks = netlayout.resolve(networks)
     except MapRuleError as exc:
         raise at.error(exc.where, exc.reason) from None
-    return NetworkMap(where, networks, _allow_mixed(data, at), text)
+    return NetworkMap(where, networks, _allow_mixed(data, at), text,
+                      _flag(data, "strict", True, at))
 
 
 #: The deepest nesting of arrays and inline tables a map may have (a real one has 2; tomllib
@@ -435,9 +440,9 @@ _KEYS: dict[str, frozenset[str]] = {
 
 def _networks(data: dict[str, Any], at: _Locator) -> dict[str, MappedNetwork]:
     for key in data:
-        if key not in ("networks", "allow_mixed"):
-            raise at.error((key,), "unknown key (the map holds [networks.NAME] tables and "
-                           "allow_mixed)")
+        if key not in ("networks", "allow_mixed", "strict"):
+            raise at.error((key,), "unknown key (the map holds [networks.NAME] tables, "
+                           "allow_mixed and strict)")
     tables = data.get("networks", {})
     if not isinstance(tables, dict):
         raise at.error(("networks",), "must be a table of networks")
@@ -484,9 +489,13 @@ def _int(value: object, lo: int, hi: int, where: tuple[str, ...], at: _Locator) 
 
 
 def _allow_mixed(data: dict[str, Any], at: _Locator) -> bool:
-    value = data.get("allow_mixed", False)
+    return _flag(data, "allow_mixed", False, at)
+
+
+def _flag(data: dict[str, Any], key: str, default: bool, at: _Locator) -> bool:
+    value = data.get(key, default)
     if not isinstance(value, bool):
-        raise at.error(("allow_mixed",), f"must be true or false (got {value!r})")
+        raise at.error((key,), f"must be true or false (got {value!r})")
     return value
 
 
