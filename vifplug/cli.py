@@ -195,7 +195,34 @@ def _add_hook_commands(commands: Any) -> None:
     show.add_argument("--netns", metavar="NAME", help="look in this network namespace")
     show.add_argument("--ovsdb", metavar="URL", default=None,
                       help="the OVSDB server (default: unix:/run/openvswitch/db.sock)")
+    show.add_argument("--record", metavar="FILE", help="vifplug's record of the Linux devices "
+                      "it made (default: $VIFPLUG_HOST_RECORD, else "
+                      "/var/lib/vifplug/host-devices.json)")
     show.set_defaults(handler=_host_show)
+    apply = host_commands.add_parser(
+        "apply", help="build the map's bridges, bonds, VLAN devices and uplinks on this host",
+        description="Converge this host to the network map: create, change or remove the "
+        "Linux bridges, VLAN devices and kernel bonds of legacy networks, the OVS bridges and "
+        "uplink ports (NIC or OVS bond, trunking the networks' tags) of ovs networks, and "
+        "their MTUs. Touches only what vifplug made (OVS rows marked "
+        "external_ids:vifplug-owner=host, Linux devices in its record). Idempotent; every "
+        "change is undone if a step fails. Exit 2 when the map cannot be applied (a device in "
+        "the way that is not vifplug's, a missing NIC, a map mixing switch types): nothing "
+        "is changed then.")
+    apply.add_argument("--networks", metavar="FILE", help="the network map (default: "
+                       "$VIFPLUG_NETWORKS, else /etc/vifplug/networks.toml)")
+    apply.add_argument("--dry-run", action="store_true", help="print the plan and touch nothing")
+    apply.add_argument("--netns", metavar="NAME",
+                       help="work in this network namespace (ip netns) instead of the host's")
+    apply.add_argument("--ovsdb", metavar="URL", default=None,
+                       help="the OVSDB server (default: unix:/run/openvswitch/db.sock)")
+    apply.add_argument("--datapath-type", metavar="TYPE", choices=("system", "netdev"),
+                       help="the datapath of the OVS bridges vifplug makes (default: OVS's "
+                       "own, system; netdev: the userspace datapath)")
+    apply.add_argument("--record", metavar="FILE", help="vifplug's record of the Linux devices "
+                       "it made (default: $VIFPLUG_HOST_RECORD, else "
+                       "/var/lib/vifplug/host-devices.json)")
+    apply.set_defaults(handler=_host_apply)
 
 
 def _version() -> str:
@@ -536,6 +563,60 @@ def _host_show(args: argparse.Namespace, out: TextIO) -> int:
         if any(network.switch == "ovn" for network in host_map.networks.values()):
             for line in _chassis_lines(host):
                 print(line, file=out)
+        for line in _drift_lines(host_map, host, args):
+            print(line, file=out)
+    return EXIT_OK
+
+
+def _drift_lines(host_map: Any, host: Host, args: argparse.Namespace) -> list[str]:
+    """What ``host apply`` would change, per network (``host show``)."""
+    from vifplug.host import HostError
+    from vifplug.host.network import DeviceRecord, read_host_state, record_path
+    from vifplug.hostnet import HostMapError, plan_host
+
+    try:
+        owned = DeviceRecord(record_path(args.record), host.scope).read()
+        plan = plan_host(host_map, read_host_state(host), owned)
+    except HostMapError as exc:
+        return ["host apply would refuse this map:", *(f"  {line}" for line in
+                                                       str(exc).splitlines())]
+    except (HostError, OSError) as exc:
+        return [f"drift: unknown: {exc}"]
+    if not plan.steps:
+        return ["drift: none (host apply has nothing to do)"]
+    lines = ["drift (what host apply would change):"]
+    for name in sorted(host_map.networks):
+        steps = plan.for_network(name)
+        lines += [f"  {name}: {step.describe()}" for step in steps]
+    lines += [f"  (no network): {step.describe()}" for networks, step in plan.entries
+              if not networks]
+    removed = sorted({n for networks, _ in plan.entries for n in networks}
+                     - set(host_map.networks))
+    for name in removed:
+        lines += [f"  {name} (not in the map): {step.describe()}"
+                  for step in plan.for_network(name)]
+    return lines
+
+
+def _host_apply(args: argparse.Namespace, out: TextIO) -> int:
+    from vifplug.host import DEFAULT_OVSDB, Host
+    from vifplug.host.network import DeviceRecord, apply_host, plan_for_host, record_path
+    from vifplug.netmap import load_network_map
+
+    host_map = load_network_map(args.networks)
+    with Host(netns=args.netns, ovsdb=args.ovsdb or DEFAULT_OVSDB, ovsdb_backend="vsctl") as host:
+        record = DeviceRecord(record_path(args.record), host.scope)
+        if args.dry_run:
+            print(plan_for_host(host_map, host, record, datapath_type=args.datapath_type),
+                  file=out)
+            return EXIT_OK
+        plan, outcome = apply_host(host_map, host, record, datapath_type=args.datapath_type)
+    if outcome is None:
+        print(f"host networks ({host_map.path}): nothing to do", file=out)
+        return EXIT_OK
+    print(plan, file=out)
+    print(f"applied: {len(outcome.changed)} changes, {len(outcome.unchanged)} steps already "
+          "held", file=out)
     return EXIT_OK
 
 

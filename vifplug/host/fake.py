@@ -64,7 +64,7 @@ __all__ = ["FakeDevice", "FakeNetlink", "FakeOvsdb"]
 Action = Callable[[], None]
 
 #: Netlink operations that only read.
-NETLINK_READS = frozenset({"get", "name_of", "ipv6_disabled"})
+NETLINK_READS = frozenset({"get", "name_of", "ipv6_disabled", "links"})
 
 
 def netlink_error(code: int) -> Exception:
@@ -135,6 +135,8 @@ class FakeDevice:
     #: TAPs: (no packet info, vnet_hdr, multi-queue).
     tun_flags: tuple[bool, bool, bool] | None = None
     vlan: int | None = None
+    #: Bonds: the bonding mode.
+    bond_mode: str | None = None
     ipv6_disabled: bool = False
     #: As a Linux bridge port: its state (3 forwarding, as the kernel's with STP off).
     port_state: int = 3
@@ -155,7 +157,7 @@ class FakeNetlink:
     MIN_MTU, MAX_MTU = 68, 65535
 
     def __init__(self, *, ipv6: bool = True,
-                 kinds: Iterable[str] = ("bridge", "veth", "vlan", "tun")) -> None:
+                 kinds: Iterable[str] = ("bridge", "veth", "vlan", "tun", "bond")) -> None:
         #: Devices by name.
         self.devices: dict[str, FakeDevice] = {}
         #: Every call made, ``(operation, device)`` (a group as ``group N``).
@@ -325,6 +327,14 @@ class FakeNetlink:
             return
         self._new(name, "tun").tun_flags = (True, True, multi_queue)
 
+    def add_bond(self, name: str, mode: str) -> None:
+        self._call("add_bond", name)
+        self._new(name, "bond").bond_mode = mode
+
+    def links(self) -> list[Link]:
+        self._call("links", "")
+        return [device.view() for device in self.devices.values()]
+
     def update(self, name: str, *, mtu: int | None = None, up: bool | None = None,
                group: int | None = None, index: int | None = None) -> None:
         if (mtu, up, group) == (None, None, None):
@@ -355,8 +365,10 @@ class FakeNetlink:
         bridge = self._indexed(master)
         if bridge is None:
             raise netlink_error(errno.EINVAL)
-        if bridge.kind != "bridge":
+        if bridge.kind not in ("bridge", "bond"):
             raise netlink_error(errno.EOPNOTSUPP)
+        if bridge.kind == "bond" and device.up:
+            raise netlink_error(errno.EBUSY)  # (older kernels) a bond takes a NIC that is down
         if device.kind == "bridge" or bridge is device:
             raise netlink_error(errno.ELOOP)
         device.master = master

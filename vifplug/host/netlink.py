@@ -25,6 +25,9 @@ from vifplug.host.errors import HostError
 
 #: Linux bridge port states (IFLA_BRPORT_STATE / BR_STATE_*).
 PORT_STATES = {0: "disabled", 1: "listening", 2: "learning", 3: "forwarding", 4: "blocking"}
+#: The kernel bonding driver's modes, by their IFLA_BOND_MODE number.
+BOND_MODES = ("balance-rr", "active-backup", "balance-xor", "broadcast", "802.3ad",
+              "balance-tlb", "balance-alb")
 #: The rtnetlink multicast group of link changes.
 _RTMGRP_LINK = 1
 
@@ -102,6 +105,14 @@ class Netlink(Protocol):
 
     def add_tap(self, name: str, *, multi_queue: bool) -> None:
         """A persistent TAP, down: no packet info, vnet_hdr, multi-queue as asked."""
+        ...
+
+    def add_bond(self, name: str, mode: str) -> None:
+        """A kernel bond, down, in ``mode`` (the bonding driver's mode name)."""
+        ...
+
+    def links(self) -> list[Link]:
+        """Every device of the namespace (one dump: ``host apply`` reads the host once)."""
         ...
 
     def update(self, name: str, *, mtu: int | None = None, up: bool | None = None,
@@ -305,6 +316,12 @@ class Pyroute2Netlink:
         opener's namespace."""
         flags = _IFF_TAP | _IFF_NO_PI | _IFF_VNET_HDR | (_IFF_MULTI_QUEUE if multi_queue else 0)
         self._in_netns(lambda: _make_tap(name, flags))
+
+    def add_bond(self, name: str, mode: str) -> None:
+        self.ipr.link("add", ifname=name, kind="bond", bond_mode=BOND_MODES.index(mode))
+
+    def links(self) -> list[Link]:
+        return [_link(message) for message in self.ipr.get_links()]
 
     def update(self, name: str, *, mtu: int | None = None, up: bool | None = None,
                group: int | None = None, index: int | None = None) -> None:
