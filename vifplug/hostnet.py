@@ -377,6 +377,9 @@ class _Planner:
                              "itself; remove it or name another bridge here")
                 continue
             link = state.links.get(bridge.name)
+            if link is not None and bridge.name in self.owned.devices \
+                    and bridge.name not in self.devices_after:
+                link = None  # vifplug's Linux device of that name goes first (a transition)
             if row is None and link is not None:
                 self.problem(where, f"{bridge.name} exists on this host as a "
                              f"{link.kind or 'plain'} device, not vifplug's: vifplug makes "
@@ -635,6 +638,9 @@ class DeleteOwnedLink(LinkStep):
                 netlink.set_master(port, made.index)
                 if up:
                     netlink.update(port, up=True)
+            again = netlink.get(owned.name)
+            if link.address is not None and again is not None and again.address != link.address:
+                netlink.set_address(owned.name, link.address)
             netlink.update(owned.name, mtu=link.mtu, up=link.up, group=link.group or None)
             holder = netlink.get(master) if master is not None else None
             if holder is not None:

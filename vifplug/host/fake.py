@@ -135,6 +135,7 @@ class FakeDevice:
     #: TAPs: (no packet info, vnet_hdr, multi-queue).
     tun_flags: tuple[bool, bool, bool] | None = None
     vlan: int | None = None
+    address: str | None = None
     #: Bonds: the bonding mode.
     bond_mode: str | None = None
     ipv6_disabled: bool = False
@@ -145,7 +146,7 @@ class FakeDevice:
         return Link(index=self.index, name=self.name, kind=self.kind, mtu=self.mtu, up=self.up,
                     master=self.master, link=self.link, group=self.group,
                     forward_delay=self.forward_delay, ageing_time=self.ageing_time,
-                    tun_flags=self.tun_flags)
+                    tun_flags=self.tun_flags, address=self.address)
 
 
 class FakeNetlink:
@@ -334,6 +335,10 @@ class FakeNetlink:
     def links(self) -> list[Link]:
         self._call("links", "")
         return [device.view() for device in self.devices.values()]
+
+    def set_address(self, name: str, address: str) -> None:
+        self._call("set_address", name)
+        self._named(name).address = address
 
     def update(self, name: str, *, mtu: int | None = None, up: bool | None = None,
                group: int | None = None, index: int | None = None) -> None:
