@@ -232,6 +232,8 @@ class _Planner:
         self.ovs_removals: list[tuple[tuple[str, ...], Step]] = []
         self.ovs_steps: list[tuple[tuple[str, ...], Step]] = []
         self.devices_after: dict[str, OwnedDevice] = {}
+        #: Owned devices deleted and made again (their ports attached again).
+        self.remade: set[str] = set()
         self.ports_after: dict[str, str] = {}
 
     def problem(self, where: tuple[str, ...], message: str) -> None:
@@ -247,6 +249,10 @@ class _Planner:
                 and b.name in links and links[b.name].kind == "bridge"}
         existing = {name for name in links if name not in used}
         self.problems += [str(p) for p in legacy_device_problems(self.map, existing, owned)]
+        # Owned bonds whose mode changes are made again: the VLAN devices on them with them.
+        self.remade = {b.uplink.name for b in bridges if isinstance(b.uplink, Bond)
+                       and b.uplink.name in links and b.uplink.name in owned
+                       and owned[b.uplink.name].mode != b.uplink.mode}
         for bridge in bridges:
             networks = (bridge.network,)
             where = ("networks", bridge.network)
@@ -264,7 +270,8 @@ class _Planner:
             if bridge.port is not None:
                 self.ports_after[bridge.port] = bridge.name
                 held = links.get(bridge.port)
-                if held is None or held.master != bridge.name or bridge.name not in links:
+                if held is None or held.master != bridge.name or bridge.name not in links \
+                        or bridge.port in self.remade:
                     self.masters.append((networks, EnsureMaster(bridge.port, bridge.name)))
             for port, master in sorted(self.owned.ports.items()):
                 # An uplink vifplug attached that the map no longer gives this bridge.
@@ -299,9 +306,10 @@ class _Planner:
         current = self.owned.devices.get(bond.name)
         link = links.get(bond.name)
         step = EnsureBond(bond.name, bond.mode, bond.nics, mtu)
-        if current is not None and link is not None and current.mode != bond.mode:
-            self.link_removals.append((networks, DeleteOwnedLink(current)))
-            self._add_link(networks, step)
+        if bond.name in self.remade and current is not None:
+            if (networks, DeleteOwnedLink(current)) not in self.link_removals:
+                self.link_removals.append((networks, DeleteOwnedLink(current)))
+                self._add_link(networks, step)
             return
         members_right = all(links.get(nic) is not None and links[nic].master == bond.name
                             for nic in bond.nics)
@@ -318,9 +326,10 @@ class _Planner:
         self.devices_after[name] = OwnedDevice(name, "vlan", networks[0], parent, vlan)
         link = self.state.links.get(name)
         current = self.owned.devices.get(name)
-        if link is not None and current is not None and (current.parent, current.vlan) != \
-                (parent, vlan):
+        if link is not None and current is not None and ((current.parent, current.vlan) != (
+                parent, vlan) or parent in self.remade):
             self.link_removals.append((networks, DeleteOwnedLink(current)))
+            self.remade.add(name)
             link = None
         if link is None or not link.up or (mtu is not None and link.mtu != mtu):
             self.links.append((networks, EnsureVlanLink(name, parent, vlan, mtu)))
@@ -472,7 +481,10 @@ class _Planner:
         self.ovs_removals_of_gone()
         if self.problems:
             raise HostMapError("\n".join(dict.fromkeys(self.problems)))
-        entries = (*self.link_removals, *self.links, *self.masters, *self.ovs_removals,
+        order = {"bridge": 1, "vlan": 2, "bond": 3}
+        removals = sorted(self.link_removals, key=lambda entry: (
+            order.get(entry[1].owned.kind, 4) if isinstance(entry[1], DeleteOwnedLink) else 0))
+        entries = (*removals, *self.links, *self.masters, *self.ovs_removals,
                    *self.ovs_steps)
         ports = {port: bridge for port, bridge in self.ports_after.items()
                  if bridge in self.devices_after}

@@ -181,7 +181,8 @@ def test_ovs_map_converges_from_empty(site: Site) -> None:
     assert port(site, "bond0", "vlan_mode") == "trunk"
     interfaces = ovs.vsctl("--columns=name", "find", "Interface", "name=u2") + \
         ovs.vsctl("--columns=name", "find", "Interface", "name=u3")
-    assert "u2" in interfaces and "u3" in interfaces
+    assert "u2" in interfaces
+    assert "u3" in interfaces
     assert ovs.ports("br-in") == []
     assert not site.record.exists() or json.loads(site.record.read_text())["scopes"] == {}
 
@@ -237,7 +238,8 @@ def test_foreign_ovs_bridge_in_the_way_is_refused(site: Site) -> None:
     site.ovs.add_bridge("br-u1")
     before = site.snapshot()
     out = site.apply(OVS_MAP, expect=2)
-    assert "networks.toml:" in out and "OVS bridge br-u1 exists and is not vifplug's" in out
+    assert "networks.toml:" in out
+    assert "OVS bridge br-u1 exists and is not vifplug's" in out
     assert site.snapshot() == before
 
 
@@ -256,7 +258,8 @@ def test_dry_run_prints_the_plan_and_changes_nothing(site: Site) -> None:
                               str(site.map(OVS_MAP)))
     assert code == 0, err
     assert out.startswith("host networks (")
-    assert "  1. " in out and "ensure OVS bond bond0 (balance-slb, lacp off: u2, u3) on br-bond0" in out
+    assert "  1. " in out
+    assert "ensure OVS bond bond0 (balance-slb, lacp off: u2, u3) on br-bond0" in out
     assert site.snapshot() == before
 
 
@@ -280,7 +283,9 @@ def test_legacy_map_converges_and_drifts_back(site: Site) -> None:
     site.nic("u1", "u4", mtu=9000)
     site.converged(LEGACY_MAP)
     red = site.netns.link("red")
-    assert red is not None and red["linkinfo"]["info_kind"] == "bridge" and red["mtu"] == 9000
+    assert red is not None
+    assert red["linkinfo"]["info_kind"] == "bridge"
+    assert red["mtu"] == 9000
     assert site.netns.link("u1")["master"] == "red"  # type: ignore[index]
     assert site.netns.link("u1")["mtu"] == 9000  # type: ignore[index]
     record = json.loads(site.record.read_text())["scopes"][f"netns-{site.netns.name}"]
@@ -352,10 +357,9 @@ def fail_at_each_step(site: Site, text: str) -> int:
             if step == target:
                 raise Injected(f"injected before {step.device}")
 
-        with site.host() as host, injected(host, fault):
-            with pytest.raises(StepFailed) as failed:
-                apply_host(host_map, host, DeviceRecord(site.record, host.scope),
-                           datapath_type="netdev")
+        with site.host() as host, injected(host, fault), pytest.raises(StepFailed) as failed:
+            apply_host(host_map, host, DeviceRecord(site.record, host.scope),
+                       datapath_type="netdev")
         assert failed.value.rolled_back, failed.value
         assert str(target) in str(failed.value) or "steps in one request" in str(failed.value)
         after = site.snapshot()
