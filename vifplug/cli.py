@@ -182,8 +182,10 @@ def _add_hook_commands(commands: Any) -> None:
     run.add_argument("--networks", metavar="FILE")
     run.set_defaults(handler=_hook_run)
 
-    host = commands.add_parser("host", help="this host's network map",
-                               description="Show this host's network map (networks.toml).")
+    host = commands.add_parser("host", help="this host's network map: show it, build it",
+                               description="Show this host's network map (networks.toml) and "
+                               "what differs on the host; build its bridges, bonds and uplinks "
+                               "(apply); print the systemd unit that applies it at boot.")
     host_commands = host.add_subparsers(dest="host_command", metavar="COMMAND", required=True)
     show = host_commands.add_parser(
         "show", help="print the map and whether each network's device exists now",
@@ -223,6 +225,13 @@ def _add_hook_commands(commands: Any) -> None:
                        "it made (default: $VIFPLUG_HOST_RECORD, else "
                        "/var/lib/vifplug/host-devices.json)")
     apply.set_defaults(handler=_host_apply)
+    unit = host_commands.add_parser(
+        "unit", help="print the systemd unit that runs host apply at boot",
+        description="Print vifplug-host.service (shipped in the package: vifplug/data/), a "
+        "oneshot unit ordered before libvirtd that runs `vifplug host apply`, with ExecStart "
+        "naming this Python. Install it with: vifplug host unit > "
+        "/etc/systemd/system/vifplug-host.service")
+    unit.set_defaults(handler=_host_unit)
 
 
 def _version() -> str:
@@ -665,6 +674,15 @@ def _present(host: Any, network: Any) -> str:
     if network.switch == "legacy" and link.kind != "bridge":
         return f"present, but a {link.kind or 'plain'} device, not a Linux bridge"
     return "present"
+
+
+def _host_unit(args: argparse.Namespace, out: TextIO) -> int:
+    from importlib.resources import files
+
+    text = files("vifplug").joinpath("data/vifplug-host.service").read_text()
+    out.write(text.replace("ExecStart=/usr/bin/env vifplug host apply",
+                           f"ExecStart={sys.executable} -m vifplug host apply"))
+    return EXIT_OK
 
 
 def _schema(args: argparse.Namespace, out: TextIO) -> int:

@@ -39,6 +39,7 @@ from vifplug.host.errors import HostError, StepFailed
 from vifplug.hostnet import (
     OWNER,
     OWNER_KEY,
+    HostMapError,
     HostPlan,
     HostState,
     LinkState,
@@ -47,6 +48,7 @@ from vifplug.hostnet import (
     Owned,
     plan_host,
 )
+from vifplug.netlayout import one_switch_type_problem
 from vifplug.plan import Plan
 
 if TYPE_CHECKING:
@@ -242,10 +244,18 @@ def _map(value: Any) -> dict[str, str]:
 
 def plan_for_host(host_map: NetworkMap, host: Host, record: DeviceRecord, *,
                   datapath_type: str | None = None) -> HostPlan:
-    """Read the host and the record (under the record's lock) and plan; changes nothing."""
-    with record.locked():
-        return plan_host(host_map, read_host_state(host), record.read(),
-                         datapath_type=datapath_type)
+    """Read the host and the record and plan; changes nothing (and takes no lock: the record
+    is replaced atomically, so a reader sees it whole). A map mixing switch types is refused
+    before the host is read."""
+    _refuse_mixed(host_map)
+    return plan_host(host_map, read_host_state(host), record.read(),
+                     datapath_type=datapath_type)
+
+
+def _refuse_mixed(host_map: NetworkMap) -> None:
+    mixed = one_switch_type_problem(host_map)
+    if mixed is not None:
+        raise HostMapError(str(mixed))
 
 
 def apply_host(host_map: NetworkMap, host: Host, record: DeviceRecord, *,
@@ -258,6 +268,7 @@ def apply_host(host_map: NetworkMap, host: Host, record: DeviceRecord, *,
 
     if host.ovsdb_backend != "vsctl":
         raise ValueError("host apply writes OVSDB with the vsctl backend")
+    _refuse_mixed(host_map)
     with record.locked():
         plan = plan_host(host_map, read_host_state(host), record.read(),
                          datapath_type=datapath_type)
