@@ -70,6 +70,10 @@ def _build_parser() -> argparse.ArgumentParser:
     render.add_argument("--metadata", action="store_true",
                         help="print instead the domain's <vifplug:interfaces> metadata element "
                         "that the migration hook reads")
+    render.add_argument("--as-network", action="store_true",
+                        help="print it as <interface type='network'> on the libvirt network "
+                        "named after the VIF's network (what `vifplug host libvirt-networks` "
+                        "defines on each host): the per-guest parts only")
     render.set_defaults(handler=_render)
     vif_command("validate", "check vif.json and say which connection each VIF takes",
                 "Check every rule of vif.json format 1 and that each VIF can be connected with "
@@ -232,6 +236,22 @@ def _add_hook_commands(commands: Any) -> None:
         "naming this Python. Install it with: vifplug host unit > "
         "/etc/systemd/system/vifplug-host.service")
     unit.set_defaults(handler=_host_unit)
+    networks = host_commands.add_parser(
+        "libvirt-networks", help="print (or define) a libvirt <network> per network of the map",
+        description="Print one libvirt <network> definition per network of the map, saying how "
+        "this host connects its guests (a Linux bridge, an OVS bridge and VLAN, macvtap on a "
+        "NIC); with --define, define each on that libvirt (persistent, autostarted) and start "
+        "it. Guests whose interfaces name these networks (`vifplug render --as-network`) "
+        "migrate between hosts whose networks differ with no hook.")
+    networks.add_argument("--networks", metavar="FILE",
+                          help="the network map (default: $VIFPLUG_NETWORKS, else "
+                          "/etc/vifplug/networks.toml)")
+    networks.add_argument("--network", metavar="NAME", action="append",
+                          help="only this network of the map (repeatable)")
+    networks.add_argument("--define", metavar="URI",
+                          help="define, autostart and start them on this libvirt "
+                          "(e.g. qemu:///system)")
+    networks.set_defaults(handler=_host_libvirt_networks)
 
 
 def _version() -> str:
@@ -353,8 +373,22 @@ def _render(args: argparse.Namespace, out: TextIO) -> int:
     from vifplug.xml import tostring
 
     driver, vifs, array, _ = _each(args)
+    if args.metadata and args.as_network:
+        raise VifError("--metadata and --as-network: give one")
     if args.metadata:
         element = driver.metadata_xml(vifs)
+    elif args.as_network:
+        from lxml import etree
+
+        from vifplug.libvirt_networks import as_network
+
+        interfaces = [as_network(driver.interface_xml(vif), network=vif.network.name,
+                                 connection=driver.select(vif).name) for vif in vifs]
+        if array:
+            element = etree.Element("devices")
+            element.extend(interfaces)
+        else:
+            (element,) = interfaces
     elif array:
         element = driver.devices_xml(vifs)
     else:
@@ -626,6 +660,28 @@ def _host_apply(args: argparse.Namespace, out: TextIO) -> int:
     print(plan, file=out)
     print(f"applied: {len(outcome.changed)} changes, {len(outcome.unchanged)} steps already "
           "held", file=out)
+    return EXIT_OK
+
+
+def _host_libvirt_networks(args: argparse.Namespace, out: TextIO) -> int:
+    from vifplug.libvirt_networks import network_element
+    from vifplug.netmap import load_network_map
+    from vifplug.xml import tostring
+
+    host_map = load_network_map(args.networks)
+    names = args.network or sorted(host_map.networks)
+    unknown = [name for name in names if name not in host_map.networks]
+    if unknown:
+        raise VifError(f"--network: {', '.join(map(repr, unknown))} not in {host_map.path} "
+                       f"(it has {', '.join(sorted(host_map.networks)) or 'no networks'})")
+    documents = [(name, tostring(network_element(host_map.networks[name]))) for name in names]
+    if args.define is None:
+        out.write("\n".join(text for _, text in documents))
+        return EXIT_OK
+    from vifplug.libvirt_networks import define_networks
+
+    for name, action in define_networks(args.define, [text for _, text in documents]):
+        print(f"{name}: {action}", file=out)
     return EXIT_OK
 
 

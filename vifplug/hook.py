@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import IO, Any, NamedTuple
 
 from vifplug.errors import VifplugError
@@ -133,7 +133,8 @@ class Rewritten(NamedTuple):
 
 
 def rewrite(domain_xml: str | bytes, host_map: NetworkMap, *,
-            log: Callable[[Rewritten], None] | None = None) -> str:
+            log: Callable[[Rewritten], None] | None = None,
+            networks: Collection[str] | None = None) -> str:
     """The domain XML with every vifplug interface rewritten for ``host_map``'s switches.
 
     Each interface's identity (OVS ``interfaceid``, 802.1Qbg ``instanceid``, ``managerid``,
@@ -144,6 +145,11 @@ def rewrite(domain_xml: str | bytes, host_map: NetworkMap, *,
     host-level parameter this host's map supplied). So the metadata holds the latest value of
     every identity the interface ever carried, a hop through a switch that drops the virtualport
     loses none of it, and a second rewrite on the same host changes nothing.
+
+    ``networks``: rewrite only the interfaces that belong to these networks (by the same rules)
+    and leave every other one as it is, even one whose network ``host_map`` lacks; None (the
+    hook): every vifplug interface. vifplug.guests uses it to move only the guests' interfaces
+    on the networks whose switch changes.
 
     Raises :class:`HookError` for input the hook refuses and for an interface whose network this
     host does not have (naming MAC, network and the map's path).
@@ -161,9 +167,13 @@ def rewrite(domain_xml: str | bytes, host_map: NetworkMap, *,
             if not mac or iface.get("type") != "bridge" or bridge is None \
                     or host_map.networks.get(bridge) is None:
                 continue  # not vifplug's: leave it alone
+            if networks is not None and bridge not in networks:
+                continue  # vifplug's, on a network not asked for: leave it alone
             entry = _add_entry(root, mac, bridge)
             by_mac[mac] = entry
         name = entry.get("network", "")
+        if networks is not None and name not in networks:
+            continue
         network = host_map.networks.get(name)
         if network is None:
             raise HookError(f"interface {mac}: network {name!r} is not defined on this host "
