@@ -18,9 +18,13 @@ with that reason (their plans are unit-tested in tests/unit/test_hostnet.py).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -437,3 +441,122 @@ def test_two_vlans_on_one_uplink_reach_their_peers_not_each_other(site: Site) ->
                 site.ovs.vsctl("--if-exists", "del-port", name)
                 site.netns.delete_link(name)
         del guests
+
+
+# --- a crash mid-apply --------------------------------------------------------------------------
+
+KILLER = """
+import os, signal, sys
+from pathlib import Path
+from vifplug.host import Host
+from vifplug.host.faults import injected
+from vifplug.host.network import DeviceRecord, apply_host
+from vifplug.netmap import load_network_map
+
+netns, db, networks, record, at = sys.argv[1:6]
+seen = []
+
+def fault(step):
+    seen.append(step)
+    if len(seen) == int(at):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+host = Host(netns=netns, ovsdb=db, ovsdb_backend="vsctl")
+with injected(host, fault):
+    apply_host(load_network_map(networks), host, DeviceRecord(Path(record), host.scope),
+               datapath_type="netdev")
+print("not killed: only", len(seen), "steps")
+"""
+
+
+def killed_at(site: Site, text: str, at: int) -> None:
+    """Run an apply of ``text`` in a child process SIGKILLed just before its ``at``-th step."""
+    result = subprocess.run(
+        [sys.executable, "-c", KILLER, site.netns.name, site.ovs.db, str(site.map(text)),
+         str(site.record), str(at)], capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert result.returncode == -signal.SIGKILL, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("at", [2, 4, 6])
+def test_sigkill_mid_apply_then_apply_converges(site: Site, at: int) -> None:
+    """A legacy host moving to OVS, killed before its 2nd, 4th or 6th step (link steps done and
+    not undone, the OVSDB transaction not sent): the next apply converges, twice."""
+    site.nic("u1", "u2", "u3", "u4", mtu=9000)
+    site.converged(LEGACY_MAP)
+    killed_at(site, OVS_MAP.replace("u1", "u4"), at)
+    site.converged(OVS_MAP.replace("u1", "u4"))
+    assert site.netns.link("red") is None
+    assert site.ovs.ports("br-u4") == ["u4"]
+    assert json.loads(site.record.read_text())["scopes"] == {}
+
+
+# --- more traffic -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def stand_ins(attach: list[tuple[str, str, Netns, list[str]]]) -> Iterator[dict[str, Netns]]:
+    """A namespace per stand-in (guest or peer): ``(name, address, where its host end is,
+    argv that attaches the host end there)``; a veth pair each, the far end in the stand-in's
+    namespace with the address. All removed on exit."""
+    ends: dict[str, Netns] = {}
+    with contextlib.ExitStack() as stack:
+        for name, address, side, attach_argv in attach:
+            holder = stack.enter_context(Netns())
+            ends[name] = holder
+            side.ip("link", "add", "name", name, "type", "veth", "peer", "name", name + "x")
+            stack.callback(side.delete_link, name)
+            side.ip("link", "set", "dev", name + "x", "netns", holder.name)
+            side.ip("link", "set", "dev", name, "up")
+            if attach_argv:
+                subprocess.run(attach_argv, check=True, capture_output=True)
+            holder.ip("address", "add", f"{address}/24", "dev", name + "x")
+            holder.ip("link", "set", "dev", name + "x", "up")
+            holder.run("ethtool", "-K", name + "x", "tx", "off", check=False)
+        yield ends
+
+
+def pings(ends: dict[str, Netns], source: str, address: str) -> bool:
+    return ends[source].run("ping", "-c", "2", "-i", "0.2", "-W", "1", address,
+                            check=False).returncode == 0
+
+
+def test_legacy_guest_reaches_a_peer_beyond_the_uplink(site: Site) -> None:
+    site.nic("u1")
+    site.converged('[networks.red]\nswitch = "legacy"\nnic = "u1"\n')
+    with Netns() as peer:
+        site.netns.ip("link", "set", "dev", "u1p", "netns", peer.name)
+        peer.ip("address", "add", "198.51.100.11/24", "dev", "u1p")
+        peer.ip("link", "set", "dev", "u1p", "up")
+        with stand_ins([("g1", "198.51.100.1", site.netns,
+                         ["ip", "-n", site.netns.name, "link", "set", "dev", "g1", "master",
+                          "red"])]) as ends:
+            assert pings(ends, "g1", "198.51.100.11")
+
+
+def test_two_untagged_networks_on_two_uplinks_are_kept_apart(site: Site) -> None:
+    """The multi-bridge rule: each untagged network on its uplink's own bridge (both on native
+    VLAN 4094 inside it): a guest reaches its own peer, not the other network."""
+    site.nic("u1", "u2")
+    site.converged('[networks.red]\nswitch = "ovs"\nnic = "u1"\n'
+                   '[networks.yellow]\nswitch = "ovs"\nnic = "u2"\n')
+    assert port(site, "u1", "tag") == port(site, "u2", "tag") == "4094"
+    with Netns() as peer1, Netns() as peer2:
+        for uplink, peer, address in (("u1p", peer1, "198.51.100.11"),
+                                      ("u2p", peer2, "198.51.100.12")):
+            site.netns.ip("link", "set", "dev", uplink, "netns", peer.name)
+            peer.ip("address", "add", f"{address}/24", "dev", uplink)
+            peer.ip("link", "set", "dev", uplink, "up")
+        vsctl = ["ovs-vsctl", f"--db={site.ovs.db}"]
+        with stand_ins([
+                ("g1", "198.51.100.1", site.netns, [*vsctl, "add-port", "br-u1", "g1", "tag=4094"]),
+                ("g2", "198.51.100.2", site.netns, [*vsctl, "add-port", "br-u2", "g2",
+                                                    "tag=4094"])]) as ends:
+            try:
+                assert pings(ends, "g1", "198.51.100.11")
+                assert pings(ends, "g2", "198.51.100.12")
+                assert not pings(ends, "g1", "198.51.100.12")
+                assert not pings(ends, "g1", "198.51.100.2")
+            finally:
+                site.ovs.vsctl("--if-exists", "del-port", "g1", "--", "--if-exists", "del-port",
+                               "g2")
