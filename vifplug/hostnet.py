@@ -32,12 +32,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vifplug.errors import VifError
+from vifplug.names import check_device_name
 from vifplug.netlayout import (
     legacy_bridges,
     legacy_device_problems,
     one_switch_type_problem,
     ovs_bridges,
 )
+from vifplug.netmap import LEGACY_BOND_MODES as BOND_MODES
 from vifplug.netmap import Bond, NetworkMap, Nic, Uplink
 from vifplug.plan import (
     DeleteOvsPort,
@@ -163,8 +165,26 @@ class OwnedDevice:
 
     @classmethod
     def from_json(cls, name: str, data: Mapping[str, Any]) -> OwnedDevice:
-        return cls(name, str(data["kind"]), str(data.get("network", "")), data.get("parent"),
-                   data.get("vlan"), data.get("mode"), tuple(data.get("nics", ())))
+        """Checked as input: a record names devices vifplug may delete (ValueError naming the
+        key when something is off)."""
+        _device(name, name)
+        kind = data.get("kind")
+        if kind not in ("bridge", "vlan", "bond"):
+            raise ValueError(f"{name}.kind: expected bridge, vlan or bond (got {kind!r})")
+        parent, vlan, mode = data.get("parent"), data.get("vlan"), data.get("mode")
+        if kind == "vlan" and (not isinstance(vlan, int) or not 1 <= vlan <= 4094
+                               or not isinstance(parent, str)):
+            raise ValueError(f"{name}: a vlan device needs parent and vlan 1..4094")
+        if parent is not None:
+            _device(parent, f"{name}.parent")
+        if kind == "bond" and mode not in BOND_MODES:
+            raise ValueError(f"{name}.mode: expected one of {', '.join(BOND_MODES)} "
+                             f"(got {mode!r})")
+        nics = data.get("nics", [])
+        if not isinstance(nics, list):
+            raise ValueError(f"{name}.nics: expected a list of device names")
+        return cls(name, kind, str(data.get("network", "")), parent, vlan, mode,
+                   tuple(_device(nic, f"{name}.nics") for nic in nics))
 
 
 @dataclass(frozen=True)
@@ -187,7 +207,18 @@ class Owned:
     def from_json(cls, data: Mapping[str, Any]) -> Owned:
         devices = {name: OwnedDevice.from_json(name, value)
                    for name, value in dict(data.get("devices", {})).items()}
-        return cls(devices, {str(k): str(v) for k, v in dict(data.get("ports", {})).items()})
+        ports = {_device(port, f"ports.{port}"): _device(master, f"ports.{port}")
+                 for port, master in dict(data.get("ports", {})).items()}
+        return cls(devices, ports)
+
+
+def _device(name: object, where: str) -> str:
+    if not isinstance(name, str):
+        raise ValueError(f"{where}: expected a device name (got {name!r})")
+    try:
+        return check_device_name(name)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc} (got {name!r})") from None
 
 
 # --- the plan --------------------------------------------------------------------------------

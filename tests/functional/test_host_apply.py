@@ -9,8 +9,11 @@ veth pairs stand in for NICs (``u1`` … in the host netns; their peers ``u1p`` 
 - foreign devices and a foreign OVS bridge are untouched, also when vifplug's go;
 - a device in the way that is not vifplug's: exit 2, the host unchanged;
 - a failure injected at every step (from empty, and in a legacy → ovs transition) leaves the
-  host snapshot and the record exactly as before;
-- traffic: two VLAN networks on one uplink reach their peers beyond it and not each other.
+  host snapshot and the record exactly as before; an apply SIGKILLed mid-way is finished by
+  the next one;
+- traffic: two VLAN networks on one uplink reach their peers beyond it and not each other; a
+  guest on a Linux bridge reaches a peer beyond its uplink; two untagged networks on two
+  uplinks (two OVS bridges) are kept apart.
 
 The kernel here has no 8021q (VLAN devices) nor bonding: the legacy VLAN and bond shapes skip
 with that reason (their plans are unit-tested in tests/unit/test_hostnet.py).

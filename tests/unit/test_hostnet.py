@@ -602,3 +602,26 @@ def test_apply_host_records_intent_then_result(tmp_path: Path) -> None:
     apply_host(host_map, host, record)
     with record.locked():
         assert record.read() == Owned()
+
+
+@pytest.mark.parametrize(("entry", "said"), [
+    ({"devices": {"eth0;rm": {"kind": "bridge"}}}, "eth0;rm: must be a device name of only"),
+    ({"devices": {"eth0": {"kind": "veth"}}}, "eth0.kind: expected bridge, vlan or bond (got "
+                                               "'veth')"),
+    ({"devices": {"e.5": {"kind": "vlan", "parent": "e", "vlan": 5000}}},
+     "e.5: a vlan device needs parent and vlan 1..4094"),
+    ({"devices": {"b0": {"kind": "bond", "mode": "balance-slb", "nics": []}}},
+     "b0.mode: expected one of balance-rr"),
+    ({"devices": {"b0": {"kind": "bond", "mode": "802.3ad", "nics": ["a" * 16]}}},
+     "b0.nics: must be a device name of at most 15 bytes"),
+    ({"ports": {"eth1": 5}}, "ports.eth1: expected a device name (got 5)"),
+])
+def test_a_record_is_checked_as_input(tmp_path: Path, entry: dict[str, object],
+                                      said: str) -> None:
+    """The record names devices vifplug may delete: a tampered one is refused, naming the key."""
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"format": 1, "scopes": {"host": entry}}))
+    with pytest.raises(VifError) as error:
+        DeviceRecord(path, "host").read()
+    assert str(error.value).startswith(f"{path}: scopes.host: not vifplug's device record ("
+                                       f"{said}")

@@ -111,8 +111,9 @@ class DeviceRecord:
         try:
             return Owned.from_json(scope)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise VifError(f"{self.path}: scopes.{self.scope}: not a device record ({exc})"
-                           ) from None
+            raise VifError(f"{self.path}: scopes.{self.scope}: not vifplug's device record "
+                           f"({exc}); move it away, and remove by hand the devices it "
+                           "named") from None
 
     def write(self, owned: Owned) -> None:
         """Replace this scope's entry, atomically (temp file, fsync, rename, fsync the dir)."""
