@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +47,7 @@ from vifplug.plan import (
 )
 
 NOTHING = Owned()
+Runner = Callable[..., Any]
 
 LEGACY = """\
 [networks.red]
@@ -625,3 +628,54 @@ def test_a_record_is_checked_as_input(tmp_path: Path, entry: dict[str, object],
         DeviceRecord(path, "host").read()
     assert str(error.value).startswith(f"{path}: scopes.host: not vifplug's device record ("
                                        f"{said}")
+
+
+# --- the CLI: bad input exits 2 before the host is read ---------------------------------------
+
+
+def test_cli_bad_map_exits_2_naming_file_line_and_key(tmp_path: Path, run_main: Runner) -> None:
+    path = tmp_path / "networks.toml"
+    path.write_text('[networks.red]\nswitch = "ovs"\nnic = "eth1"\n\n[networks.blue]\n'
+                    'switch = "ovs"\nnic = "eth1"\n')
+    for extra in ((), ("--dry-run",)):
+        result = run_main("host", "apply", "--networks", str(path),
+                          "--record", str(tmp_path / "r.json"), *extra)
+        assert (result.code, result.stdout) == (2, "")
+        assert result.stderr == (f"{path}:3: networks.red.nic: network blue is untagged on "
+                                 "uplink eth1 already: networks sharing an uplink need different "
+                                 "VLANs (one of them untagged at most)\n")
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_cli_mixed_map_exits_2_listing_each_type(tmp_path: Path, run_main: Runner) -> None:
+    path = tmp_path / "networks.toml"
+    path.write_text('[networks.red]\nswitch = "legacy"\nbridge = "red"\n\n[networks.blue]\n'
+                    'switch = "ovs"\nbridge = "br-int"\n')
+    result = run_main("host", "apply", "--networks", str(path), "--record",
+                      str(tmp_path / "r.json"))
+    assert result.code == 2
+    assert result.stderr.startswith(f"{path}: the map mixes switch types: legacy: red; ovs/ovn: "
+                                    "blue (one switch type per host")
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_cli_bad_options_exit_2(tmp_path: Path, run_main: Runner) -> None:
+    path = tmp_path / "networks.toml"
+    path.write_text("")
+    result = run_main("host", "apply", "--networks", str(path), "--datapath-type", "dpdk")
+    assert result.code == 2
+    assert "invalid choice: 'dpdk'" in result.stderr
+    result = run_main("host", "apply", "--networks", str(path), "--netns", "no/such")
+    assert result.code == 2
+    assert "--netns: expected a network namespace name" in result.stderr
+
+
+def test_cli_host_unit_prints_the_packaged_unit(run_main: Runner) -> None:
+    import sys
+
+    result = run_main("host", "unit")
+    assert result.code == 0
+    assert f"ExecStart={sys.executable} -m vifplug host apply\n" in result.stdout
+    for line in ("Type=oneshot", "RemainAfterExit=yes", "WantedBy=multi-user.target",
+                 "Before=libvirtd.service virtqemud.service libvirt-guests.service"):
+        assert f"\n{line}\n" in result.stdout
