@@ -379,10 +379,23 @@ def fail_at_each_step(site: Site, text: str) -> int:
     return len(steps)
 
 
-def test_failure_at_every_step_from_empty_is_rolled_back(site: Site) -> None:
-    site.nic("u1", "u2", "u3", mtu=9000)
-    assert fail_at_each_step(site, OVS_MAP) >= 5
-    site.converged(OVS_MAP)  # and then it applies
+@pytest.mark.parametrize("shape", ["ovs", "legacy"])
+def test_failure_at_every_step_from_empty_is_rolled_back(site: Site, shape: str) -> None:
+    site.nic("u1", "u2", "u3")
+    text = OVS_MAP if shape == "ovs" else LEGACY_MAP
+    assert fail_at_each_step(site, text) >= 4
+    site.converged(text)  # and then it applies
+
+
+def test_failure_at_every_step_from_ovs_to_legacy_is_rolled_back(site: Site) -> None:
+    """The other direction (the userspace datapath lets a NIC join a Linux bridge while it is
+    still an OVS port; the kernel datapath does not: issue 11, item 5)."""
+    site.nic("u1", "u2", "u3")
+    site.converged(OVS_MAP)
+    assert fail_at_each_step(site, LEGACY_MAP) >= 4
+    site.converged(LEGACY_MAP)
+    assert site.ovs.vsctl("list-br") == ""
+    assert site.netns.link("u1")["master"] == "red"  # type: ignore[index]
 
 
 def test_failure_at_every_step_of_a_transition_is_rolled_back(site: Site) -> None:
