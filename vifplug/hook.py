@@ -388,6 +388,13 @@ _REWRITERS: dict[str, Callable[[Element, MappedNetwork, dict[str, str]], str]] =
 # --- the hook program ---------------------------------------------------------------------------
 
 
+def _one_line(text: str) -> str:
+    """``text`` with every character that would break the line or the terminal (a newline in
+    a MAC read from the XML, an escape sequence) written as its Python escape: libvirt shows
+    the hook's stderr, and the refusal is one line."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def _binary(stream: Any) -> IO[bytes]:
     return stream.buffer if hasattr(stream, "buffer") else stream  # type: ignore[no-any-return]
 
@@ -432,11 +439,11 @@ def main(argv: Sequence[str], stdin: Any = None, stdout: Any = None, stderr: Any
             data = data.encode("utf-8")
         result = rewrite(data, host_map, log=_syslog)
     except (HookError, NetworkMapError) as exc:
-        print(f"vifplug: {exc}", file=err)
+        print(f"vifplug: {_one_line(str(exc))}", file=err)
         return 1
     except Exception as exc:
-        print(f"vifplug: domain {domain!r}: unexpected error: {type(exc).__name__}: {exc}",
-              file=err)
+        print(_one_line(f"vifplug: domain {domain!r}: unexpected error: "
+                        f"{type(exc).__name__}: {exc}"), file=err)
         return 1
     _write(stdout if stdout is not None else sys.stdout, result)
     return 0
