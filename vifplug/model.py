@@ -207,7 +207,7 @@ UInt8 = Annotated[int, Strict(), Field(ge=0, le=spec.UINT8_MAX)]
 UInt24 = Annotated[int, Strict(), Field(ge=0, le=spec.UINT24_MAX)]
 Mtu = Annotated[int, Strict(), Field(ge=spec.MTU_MIN, le=spec.MTU_MAX)]
 Queues = Annotated[int, Strict(), Field(ge=1, le=spec.QUEUES_MAX)]
-Speed = Annotated[int, Strict(), Field(ge=1, le=2**32 - 1)]
+Speed = Annotated[int, Strict(), Field(ge=spec.SPEED_MIN, le=spec.SPEED_MAX)]
 MacAddress = Annotated[str, Strict(), AfterValidator(_mac), WithJsonSchema(
     # the schema also says unicast: the first octet's low bit clear
     {"type": "string", "pattern": "^[0-9a-fA-F][02468aceACE](:[0-9a-fA-F]{2}){5}$"}
