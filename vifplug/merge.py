@@ -257,7 +257,7 @@ def host_layers(host_map: NetworkMap, network: MappedNetwork, mac: str,
     return group_layer, network_layer
 
 
-def _values(access: int | None, trunk: tuple[int, ...] | None, qbg: QbgShared | None,
+def _values(*, access: int | None, trunk: tuple[int, ...] | None, qbg: QbgShared | None,
             profile: str | None, bandwidth: Bandwidth | None,
             trust: bool | None) -> dict[str, Value]:
     values: dict[str, Value] = {}
