@@ -101,8 +101,10 @@ class Layer(NamedTuple):
     values: Mapping[str, Value]
     #: A host layer's ``override = true``: its values win over the interface's.
     override: bool = False
-    #: How an error names it: ``portgroup engineering of network red (networks.toml:12)``.
+    #: How an error names it: ``portgroup engineering of network red``.
     described: str = ""
+    #: Where each of its values is given (``networks.toml:12``), for the errors.
+    places: Mapping[str, str] = {}
 
 
 class Choice(NamedTuple):
@@ -145,10 +147,11 @@ def merge(interface: Layer, portgroup: Layer | None, network: Layer | None,
             given = host.values[attribute]
             differs = asked is not None and asked != given
             if differs and not host.override:
+                place = host.places.get(attribute)
                 raise MergeError(
                     f"interface {mac}: {attribute}: the interface asks {text(asked)}, "
-                    f"{host.described or host.source} gives {text(given)}; set override = true "
-                    "there to let the host win")
+                    f"{host.described or host.source}{f' ({place})' if place else ''} gives "
+                    f"{text(given)}; set override = true there to let the host win")
             chosen[attribute] = Choice(given, host.source, asked if differs else None)
         elif asked is not None:
             chosen[attribute] = Choice(asked, interface.source)
@@ -239,8 +242,8 @@ def host_layers(host_map: NetworkMap, network: MappedNetwork, mac: str,
                          profile=group.profile_id, bandwidth=group.bandwidth,
                          trust=group.trust_guest_rx_filters)
         group_layer = Layer(f"portgroup {group.name}", values, group.override,
-                            f"portgroup {group.name} of network {network.name} "
-                            f"({host_map.place(at)})")
+                            f"portgroup {group.name} of network {network.name}",
+                            _places(host_map, at, values, _GROUP_KEYS))
     access: int | None = None
     trunk: tuple[int, ...] | None = None
     qbg: QbgShared | None = None
@@ -253,8 +256,32 @@ def host_layers(host_map: NetworkMap, network: MappedNetwork, mac: str,
     values = _values(access=access, trunk=trunk, qbg=qbg, profile=profile,
                      bandwidth=network.bandwidth, trust=trust)
     network_layer = Layer(f"network {network.name}", values, network.override,
-                          f"network {network.name} ({host_map.place(where)})")
+                          f"network {network.name}",
+                          _places(host_map, where, values, _NETWORK_KEYS))
     return group_layer, network_layer
+
+
+#: The map key each attribute is given by, in a portgroup and in a network (both of vlan's).
+_GROUP_KEYS = {"vlan": (("vlan",), ("trunk",)), "managerid": (("manager_id",),),
+               "typeid": (("type_id",),), "typeidversion": (("type_id_version",),),
+               "profileid": (("profile_id",),), "bandwidth": (("bandwidth",),),
+               "trust_guest_rx_filters": (("trust_guest_rx_filters",),)}
+_NETWORK_KEYS = {**_GROUP_KEYS, "managerid": (("qbg", "manager_id"),),
+                 "typeid": (("qbg", "type_id"),), "typeidversion": (("qbg", "type_id_version"),),
+                 "profileid": (("qbh", "profile_id"),)}
+
+
+def _places(host_map: NetworkMap, table: tuple[str, ...], values: Mapping[str, Value],
+            keys: Mapping[str, tuple[tuple[str, ...], ...]]) -> dict[str, str]:
+    """``file:line`` of the key giving each value (the table's line when no key does: an OVS
+    network's native VLAN, which netlayout chose)."""
+    table_place = host_map.place(table)
+    places = {}
+    for attribute in values:
+        candidates = (host_map.place((*table, *key)) for key in keys[attribute])
+        places[attribute] = next((place for place in candidates if place != table_place),
+                                 table_place)
+    return places
 
 
 def _values(*, access: int | None, trunk: tuple[int, ...] | None, qbg: QbgShared | None,

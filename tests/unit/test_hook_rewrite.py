@@ -172,7 +172,13 @@ def test_rewrite_matrix(source: str, local: str, metadata: bool, tmp_path: Path,
             rewrite(text, mapping)
         assert str(caught.value).startswith(f"interface {MAC}: {CONFLICTS[source, local]} ")
         assert str(caught.value).endswith("; set override = true there to let the host win")
-        assert f"({mapping.path}:1)" in str(caught.value)
+        # naming the line of the map's key that gives the value
+        attribute = CONFLICTS[source, local].split(":")[0]
+        keys = {"vlan": ("vlan =", "trunk ="), "managerid": ("manager_id =",),
+                "profileid": ("profile_id =",)}[attribute]
+        line = next(number for number, text in enumerate(MAPS[local].splitlines(), 1)
+                    if text.startswith(keys))
+        assert f"network red ({mapping.path}:{line}) gives " in str(caught.value)
         # with override = true on the host's network, the host's value wins
         rewrite(text, host_map(tmp_path, local, override=True))
         return
