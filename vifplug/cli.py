@@ -347,7 +347,8 @@ def _render(args: argparse.Namespace, out: TextIO) -> int:
         from vifplug.libvirt_networks import as_network
 
         interfaces = [as_network(driver.interface_xml(vif), network=vif.network.name,
-                                 connection=driver.select(vif).name) for vif in vifs]
+                                 connection=driver.select(vif).name,
+                                 portgroup=vif.network.portgroup) for vif in vifs]
         if array:
             element = etree.Element("devices")
             element.extend(interfaces)
