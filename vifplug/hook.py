@@ -29,7 +29,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any, NamedTuple
 
 from vifplug.errors import VifplugError
-from vifplug.merge import Choice, Layer, MergeError, Vlan, host_layers, interface_layer, merge
+from vifplug.merge import (
+    Choice,
+    Layer,
+    MergeError,
+    Vlan,
+    host_layers,
+    interface_layer,
+    merge,
+    portgroup_note,
+)
 from vifplug.netmap import (
     Bandwidth,
     DirectNetwork,
@@ -135,6 +144,8 @@ class Rewritten(NamedTuple):
     detail: str
     #: What the merge rule chose for each attribute, and from which layer (vifplug.merge).
     chosen: Mapping[str, Choice] = {}
+    #: The portgroup it got, and why (``""``: none).
+    portgroup: str = ""
 
 
 def rewrite(domain_xml: str | bytes, host_map: NetworkMap, *,
@@ -200,7 +211,8 @@ def rewrite(domain_xml: str | bytes, host_map: NetworkMap, *,
         # switch that drops the virtualport loses nothing and rewriting again changes nothing.
         _remember(entry, {**arrived, **_carried(iface)})
         if log is not None:
-            log(Rewritten(mac, name, network.switch, detail, chosen))
+            log(Rewritten(mac, name, network.switch, detail, chosen,
+                          portgroup_note(network, entry.get("portgroup") or None)))
     return _serialise(root)
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "host_layers",
     "interface_layer",
     "merge",
+    "portgroup_note",
     "requests",
     "show",
 ]
@@ -302,6 +303,16 @@ def _values(*, access: int | None, trunk: tuple[int, ...] | None, qbg: QbgShared
     if trust is not None:
         values["trust_guest_rx_filters"] = trust
     return values
+
+
+def portgroup_note(network: MappedNetwork, named: str | None) -> str:
+    """Which portgroup an interface gets and why, for a person (``""``: the network has none
+    and the interface names none)."""
+    if named is not None:
+        return f"{named} (named by the interface)"
+    if network.default_portgroup is not None:
+        return f"{network.default_portgroup} (the network's default)"
+    return ""
 
 
 def show(chosen: Mapping[str, Choice], switch: str) -> list[tuple[str, str, str]]:
