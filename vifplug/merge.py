@@ -327,6 +327,6 @@ def show(chosen: Mapping[str, Choice], switch: str) -> list[tuple[str, str, str]
         if choice.overridden is not None:
             source += f" (override; the interface asks {text(choice.overridden)})"
         if attribute not in APPLIES[switch]:
-            source += f" (not used on a {switch} network)"
+            source += f" (not used by switch {switch!r})"
         rows.append((attribute, text(choice.value), source))
     return rows

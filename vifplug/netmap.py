@@ -778,8 +778,8 @@ def _portgroup(network: MappedNetwork, name: str, table: object, where: tuple[st
                   _NOT_PROFILE if key in (*_QBG_KEYS, "profile_id") else
                   _NOT_TRUST if key == "trust_guest_rx_filters" else None)
         if reason is not None:
-            raise at.error((*where, key), f"not for a {switch} network's portgroup: {reason}")
-        raise at.error((*where, key), f"unknown key for a portgroup of a {switch} network "
+            raise at.error((*where, key), f"not for a portgroup of switch {switch!r}: {reason}")
+        raise at.error((*where, key), f"unknown key for a portgroup of switch {switch!r} "
                        f"(known: {', '.join(sorted(known))})")
     vlan = trunk = None
     if "vlan" in table:
