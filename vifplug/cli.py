@@ -189,6 +189,24 @@ def _add_hook_commands(commands: Any) -> None:
                          help="print instead, for each rewritten interface, every attribute's "
                          "value and the layer it comes from (interface, portgroup, network)")
     preview.set_defaults(handler=_hook_rewrite)
+    check = hook_commands.add_parser(
+        "check", help="can this host take the guest? (a migration's preflight)",
+        description="On a migration's target, before the memory copy: rewrite domain.xml for "
+        "this host's map as the hook would, then check that every vifplug interface's network "
+        "is in the map, its Linux bridge, OVS bridge or NIC exists now, its MTU fits the "
+        "guest's <mtu>, and, for OVN networks, that this host is a registered chassis. Exit 0 "
+        "ready; 1 with one line per problem. The hook's `migrate begin` runs the same device "
+        "checks (not the chassis registration) unless the map says strict = false.")
+    check.add_argument("domain_xml", metavar="domain.xml", help="('-' reads stdin)")
+    check.add_argument("--networks", metavar="FILE", help="the network map (default: "
+                       "$VIFPLUG_NETWORKS, else /etc/vifplug/networks.toml)")
+    check.add_argument("--ovsdb", metavar="URL", default=None,
+                       help="the OVSDB server's unix socket (default: "
+                       "unix:/run/openvswitch/db.sock)")
+    check.add_argument("--netns", metavar="NAME",
+                       help="check in this network namespace (runs itself there with `ip netns "
+                       "exec`, which shows that namespace's devices in /sys)")
+    check.set_defaults(handler=_hook_check)
     run = hook_commands.add_parser("run", help="run exactly as libvirt runs the hook",
                                    description="DOMAIN OP SUBOP [EXTRA], the domain XML on "
                                    "stdin: the same as hooks/qemu.")
@@ -615,6 +633,81 @@ def _hook_rewrite(args: argparse.Namespace, out: TextIO) -> int:
         for line in _merge_lines(entry.chosen, entry.switch, "  merge      "):
             print(line, file=out)
     return EXIT_OK
+
+
+def _hook_check(args: argparse.Namespace, out: TextIO) -> int:
+    from vifplug.hook import HookError, interface_networks, parse_domain, rewrite
+    from vifplug.netmap import OvnNetwork, load_network_map, map_path
+    from vifplug.preflight import device_problems, ovsdb_view
+
+    url = args.ovsdb or "unix:/run/openvswitch/db.sock"
+    if not url.startswith("unix:"):
+        raise VifError(f"--ovsdb: hook check reads OVSDB over its unix socket (got {url!r})")
+    if args.netns is not None:
+        return _in_netns(args, url, out)
+    host_map = load_network_map(args.networks)
+    if args.domain_xml == "-":
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+    else:
+        with open(args.domain_xml, "rb") as handle:
+            data = handle.read()
+    name = args.domain_xml
+    try:
+        rewritten = rewrite(data, host_map)
+    except HookError as exc:
+        print(f"{name}: {exc}", file=out)
+        return EXIT_FAILURE
+    socket_path = url.removeprefix("unix:")
+    problems = device_problems(rewritten, host_map, ovsdb=lambda: ovsdb_view(socket_path))
+    interfaces = list(interface_networks(parse_domain(rewritten)))
+    if any(isinstance(host_map.networks.get(net), OvnNetwork) for _, net, _ in interfaces):
+        problems += _chassis_problems(socket_path)
+    for problem in problems:
+        print(f"{name}: {problem}", file=out)
+    if problems:
+        return EXIT_FAILURE
+    networks = ", ".join(sorted({net for _, net, _ in interfaces})) or "none"
+    print(f"{name}: ready: {len(interfaces)} vifplug interface(s) on network(s) {networks} "
+          f"can be connected on this host ({map_path(args.networks)})", file=out)
+    return EXIT_OK
+
+
+def _chassis_problems(socket_path: str) -> list[str]:
+    """For a guest on an OVN network: whether this host is a registered chassis."""
+    from vifplug.host.ovn import ChassisConfig, chassis_registered
+    from vifplug.preflight import ovsdb_view
+
+    try:
+        config = ChassisConfig.from_external_ids(ovsdb_view(socket_path).external_ids)
+    except OSError as exc:
+        return [f"OVN: cannot read this host's chassis configuration: {exc}"]
+    registered, said = chassis_registered(config)
+    if registered:
+        return []
+    what = "cannot tell whether this host is a registered OVN chassis" if registered is None \
+        else "this host is not a registered OVN chassis"
+    return [f"OVN: {what}: {said}"]
+
+
+def _in_netns(args: argparse.Namespace, url: str, out: TextIO) -> int:
+    """``vifplug hook check`` again inside the namespace (``ip netns exec`` gives it that
+    namespace's /sys); its output, its exit code."""
+    import subprocess
+
+    from vifplug.host.netlink import check_netns
+    from vifplug.netmap import map_path
+
+    check_netns(args.netns)
+    source = args.domain_xml if args.domain_xml == "-" else os.path.abspath(args.domain_xml)
+    argv = ["ip", "netns", "exec", args.netns, sys.executable, "-m", "vifplug", "hook", "check",
+            source, "--networks", os.path.abspath(map_path(args.networks)), "--ovsdb", url]
+    stdin = None
+    if source == "-":
+        stdin = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+    result = subprocess.run(argv, input=stdin, capture_output=True, check=False, timeout=60)
+    out.write(result.stdout.decode(errors="replace").replace(source, args.domain_xml))
+    sys.stderr.write(result.stderr.decode(errors="replace"))
+    return result.returncode
 
 
 def _hook_run(args: argparse.Namespace, out: TextIO) -> int:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import IO, Any, NamedTuple
 
 from vifplug.errors import VifplugError
@@ -53,7 +53,8 @@ from vifplug.netmap import (
 )
 from vifplug.spec import METADATA_NS, METADATA_PREFIX
 
-__all__ = ["MAX_DEPTH", "MAX_INPUT", "HookError", "main", "parse_domain", "rewrite"]
+__all__ = ["MAX_DEPTH", "MAX_INPUT", "HookError", "interface_networks", "main", "parse_domain",
+           "rewrite"]
 
 #: The largest domain XML the hook accepts (a real one is a few KiB).
 MAX_INPUT = 10 * 1024 * 1024
@@ -149,7 +150,8 @@ class Rewritten(NamedTuple):
 
 
 def rewrite(domain_xml: str | bytes, host_map: NetworkMap, *,
-            log: Callable[[Rewritten], None] | None = None) -> str:
+            log: Callable[[Rewritten], None] | None = None,
+            networks: Collection[str] | None = None) -> str:
     """The domain XML with every vifplug interface rewritten for ``host_map``'s switches.
 
     Each interface's identity (OVS ``interfaceid``, 802.1Qbg ``instanceid``, ``managerid``,
@@ -165,6 +167,11 @@ def rewrite(domain_xml: str | bytes, host_map: NetworkMap, *,
     default portgroup, the network) is :func:`vifplug.merge.merge`'s rule; what the interface
     itself asks is what its metadata entry recorded at render time (``portgroup``, ``ask-*``),
     and what it carries on arrival is the last resort (guests rendered before the rule).
+
+    ``networks``: rewrite only the interfaces that belong to these networks (by the same rules)
+    and leave every other one as it is, even one whose network ``host_map`` lacks; None (the
+    hook): every vifplug interface. vifplug.guests uses it to move only the guests' interfaces
+    on the networks whose switch changes.
 
     Raises :class:`HookError` for input the hook refuses, for an interface whose network (or
     named portgroup) this host does not have (naming MAC, network and the map's path), and for
@@ -183,9 +190,13 @@ def rewrite(domain_xml: str | bytes, host_map: NetworkMap, *,
             if not mac or iface.get("type") != "bridge" or bridge is None \
                     or host_map.networks.get(bridge) is None:
                 continue  # not vifplug's: leave it alone
+            if networks is not None and bridge not in networks:
+                continue  # vifplug's, on a network not asked for: leave it alone
             entry = _add_entry(root, mac, bridge)
             by_mac[mac] = entry
         name = entry.get("network", "")
+        if networks is not None and name not in networks:
+            continue
         network = host_map.networks.get(name)
         if network is None:
             raise HookError(f"interface {mac}: network {name!r} is not defined on this host "
@@ -222,6 +233,19 @@ def _serialise(root: Element) -> str:
     namespace URIs: the same document to libvirt)."""
     ET.register_namespace(METADATA_PREFIX, METADATA_NS)
     return ET.tostring(root, encoding="unicode")
+
+
+def interface_networks(root: Element) -> Iterator[tuple[str, str, Element]]:
+    """Each interface of a domain that vifplug's metadata lists (by MAC), with its network:
+    (MAC, network, the ``<interface>``). After :func:`rewrite`, that is every vifplug
+    interface."""
+    networks = {entry.get("mac", "").lower(): entry.get("network", "")
+                for entry in _metadata(root)}
+    for iface in root.iterfind("devices/interface"):
+        mac_el = iface.find("mac")
+        mac = (mac_el.get("address") or "").lower() if mac_el is not None else ""
+        if mac in networks:
+            yield mac, networks[mac], iface
 
 
 # --- metadata -----------------------------------------------------------------------------------
@@ -494,6 +518,26 @@ _REWRITERS: dict[str, Callable[[Element, MappedNetwork, Mapping[str, Choice]], s
 # --- the hook program ---------------------------------------------------------------------------
 
 
+def _refuse_early(result: str, host_map: NetworkMap) -> None:
+    """The device checks of ``vifplug hook check`` on the rewritten domain: a HookError with
+    the first problem (the migration then fails before its memory copy, not after it)."""
+    from vifplug.preflight import device_problems
+
+    problems = device_problems(result, host_map)
+    if problems:
+        more = (f" (and {len(problems) - 1} more: see `vifplug hook check`)"
+                if len(problems) > 1 else "")
+        raise HookError(f"{problems[0]}{more}; refused before the migration copies memory "
+                        f"(strict = false in {host_map.path} skips these checks)")
+
+
+def _one_line(text: str) -> str:
+    """``text`` with every character that would break the line or the terminal (a newline in
+    a MAC read from the XML, an escape sequence) written as its Python escape: libvirt shows
+    the hook's stderr, and the refusal is one line."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def _binary(stream: Any) -> IO[bytes]:
     return stream.buffer if hasattr(stream, "buffer") else stream  # type: ignore[no-any-return]
 
@@ -537,12 +581,14 @@ def main(argv: Sequence[str], stdin: Any = None, stdout: Any = None, stderr: Any
         if isinstance(data, str):
             data = data.encode("utf-8")
         result = rewrite(data, host_map, log=_syslog)
+        if argv[1] == "migrate" and host_map.strict:
+            _refuse_early(result, host_map)
     except (HookError, NetworkMapError) as exc:
-        print(f"vifplug: {exc}", file=err)
+        print(f"vifplug: {_one_line(str(exc))}", file=err)
         return 1
     except Exception as exc:
-        print(f"vifplug: domain {domain!r}: unexpected error: {type(exc).__name__}: {exc}",
-              file=err)
+        print(_one_line(f"vifplug: domain {domain!r}: unexpected error: "
+                        f"{type(exc).__name__}: {exc}"), file=err)
         return 1
     _write(stdout if stdout is not None else sys.stdout, result)
     return 0

@@ -33,7 +33,14 @@ from vifplug.model import (
     vif_adapter,
 )
 
-__all__ = ["load_vifs", "parse_vif", "parse_vif_json", "vifs_from_data"]
+__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "load_vifs", "parse_vif", "parse_vif_json",
+           "vifs_from_data"]
+
+#: The deepest nesting of arrays and objects vif.json may have (a real one has 4; Python's JSON
+#: parser recurses per level and its stack gives out near 1,000).
+MAX_DEPTH = 64
+#: The longest integer literal accepted (Python's own limit for converting text to int).
+MAX_INT_DIGITS = 4300
 
 
 def parse_vif(data: object, *, loc: tuple[str | int, ...] = (),
@@ -74,15 +81,54 @@ def _object_pairs(pairs: list[tuple[str, Any]]) -> _Object:
     return obj
 
 
-def _walk_duplicates(value: object, loc: tuple[str | int, ...]) -> Iterator[tuple[str, str]]:
+class _HugeInt(str):
+    """An integer literal too long to convert (Python refuses more than 4,300 digits): kept
+    as its text so that the walk can report it at its path."""
+
+
+def _parse_int(text: str) -> int | _HugeInt:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        return _HugeInt(text)
+    return int(text)
+
+
+def _walk_problems(value: object, loc: tuple[str | int, ...]) -> Iterator[tuple[str, str]]:
+    """Keys given twice and integers too long, each at its path."""
     if isinstance(value, _Object):
         for key in value.duplicates:
             yield json_path((*loc, key)), "key given more than once (the last would win silently)"
         for key, item in value.items():
-            yield from _walk_duplicates(item, (*loc, key))
+            yield from _walk_problems(item, (*loc, key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _walk_duplicates(item, (*loc, index))
+            yield from _walk_problems(item, (*loc, index))
+    elif isinstance(value, _HugeInt):
+        yield json_path(loc), (f"an integer of {len(value.lstrip('-'))} digits (at most "
+                               f"{MAX_INT_DIGITS}; no field takes more than a few)")
+
+
+def _too_deep(text: str) -> tuple[int, int] | None:
+    """(line, column) where arrays and objects first nest deeper than MAX_DEPTH, else None
+    (brackets in strings do not count). A real vif.json nests 4 levels."""
+    depth, in_string, escaped = 0, False, False
+    for offset, char in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = text.count("\n", 0, offset) + 1
+                return line, offset - text.rfind("\n", 0, offset)
+        elif char in "]}":
+            depth -= 1
+    return None
 
 
 def parse_vif_json(raw: str | bytes, source: str | None = None) -> object:
@@ -96,15 +142,19 @@ def parse_vif_json(raw: str | bytes, source: str | None = None) -> object:
                 raw = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise InvalidVifError([("$", f"not UTF-8 text (byte {exc.start})")]) from None
+        deep = _too_deep(raw)
+        if deep is not None:
+            raise InvalidVifError([("$", f"arrays or objects nested more than {MAX_DEPTH} deep "
+                                    f"(line {deep[0]}, column {deep[1]})")])
         try:
-            data = json.loads(raw, object_pairs_hook=_object_pairs)
+            data = json.loads(raw, object_pairs_hook=_object_pairs, parse_int=_parse_int)
         except json.JSONDecodeError as exc:
             raise InvalidVifError(
                 [("$", f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")]
             ) from None
-        duplicates = list(_walk_duplicates(data, ()))
-        if duplicates:
-            raise InvalidVifError(duplicates)
+        problems = list(_walk_problems(data, ()))
+        if problems:
+            raise InvalidVifError(problems)
     except InvalidVifError as exc:
         raise exc.with_source(source) if source else exc from None
     return data

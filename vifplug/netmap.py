@@ -396,6 +396,10 @@ class NetworkMap(NamedTuple):
     allow_mixed: bool = False
     #: The file's text, to name the line of a key in later errors (:meth:`error`).
     text: str = ""
+    #: ``strict = false``: the hook's ``migrate begin`` skips the device checks (the bridge, OVS
+    #: bridge or NIC exists, the MTU fits) and only rewrites; ``vifplug hook check`` still runs
+    #: them.
+    strict: bool = True
 
     def get(self, name: str) -> MappedNetwork | None:
         return self.networks.get(name)
@@ -427,16 +431,10 @@ def load_network_map(path: str | os.PathLike[str] | None = None) -> NetworkMap:
         raise NetworkMapError(f"{where}: cannot read the network map: {exc.strerror}") from None
     try:
         text = raw.decode("utf-8")
-        data = tomllib.loads(text)
     except UnicodeDecodeError as exc:
-        raise NetworkMapError(f"{where}: not UTF-8 text (byte {exc.start})") from None
-    except tomllib.TOMLDecodeError as exc:
-        # tomllib says "... (at line 3, column 10)": put the line where every other error has it
-        found = re.search(r"^(.*) \(at line (\d+), column \d+\)$", str(exc))
-        if found:
-            raise NetworkMapError(f"{where}:{found.group(2)}: not valid TOML: "
-                                  f"{found.group(1)}") from None
-        raise NetworkMapError(f"{where}: not valid TOML: {exc}") from None
+        line = raw[:exc.start].count(b"\n") + 1
+        raise NetworkMapError(f"{where}:{line}: not UTF-8 text (byte {exc.start})") from None
+    data = _parse_toml(where, text)
     at = _Locator(where, text)
     networks = _networks(data, at)
     from vifplug import netlayout  # here: it builds on this module's types
@@ -445,7 +443,73 @@ def load_network_map(path: str | os.PathLike[str] | None = None) -> NetworkMap:
         networks = netlayout.resolve(networks)
     except MapRuleError as exc:
         raise at.error(exc.where, exc.reason) from None
-    return NetworkMap(where, networks, _allow_mixed(data, at), text)
+    return NetworkMap(where, networks, _allow_mixed(data, at), text,
+                      _flag(data, "strict", True, at))
+
+
+#: The deepest nesting of arrays and inline tables a map may have (a real one has 2; tomllib
+#: recurses per level, and Python's stack gives out near 1,000).
+MAX_NESTING = 32
+
+
+def _parse_toml(where: str, text: str) -> dict[str, Any]:
+    """``text`` as TOML; every error one line with ``file:line``."""
+    deep = _too_deep(text)
+    if deep is not None:
+        raise NetworkMapError(f"{where}:{deep}: not valid TOML for a network map: arrays or "
+                              f"inline tables nested more than {MAX_NESTING} deep")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib says "... (at line 3, column 10)" or "... (at end of document)": put the line
+        # where every other error has it
+        message = " ".join(str(exc).split())
+        found = re.search(r"^(.*) \(at line (\d+), column \d+\)$", message)
+        if found:
+            raise NetworkMapError(f"{where}:{found.group(2)}: not valid TOML: "
+                                  f"{found.group(1)}") from None
+        found = re.search(r"^(.*) \(at end of document\)$", message)
+        if found:
+            last = max(1, len(text.splitlines()))
+            raise NetworkMapError(f"{where}:{last}: not valid TOML: {found.group(1)} (at the "
+                                  "end of the file)") from None
+        raise NetworkMapError(f"{where}:1: not valid TOML: {message}") from None
+
+
+def _too_deep(text: str) -> int | None:
+    """The line where arrays and inline tables first nest deeper than MAX_NESTING, else None.
+    Brackets inside strings and comments do not count; a table header's ``[[`` is depth 1 at
+    most, as it closes on its own line."""
+    depth, line, quote = 0, 1, ""
+    i, end = 0, len(text)
+    while i < end:
+        char = text[i]
+        if char == "\n":
+            line += 1
+        if quote:
+            if char == "\\" and quote == '"':
+                i += 2
+                continue
+            if text.startswith(quote, i):
+                i += len(quote)
+                quote = ""
+                continue
+        elif char in "\"'":
+            quote = char * 3 if text.startswith(char * 3, i) else char
+            i += len(quote)
+            continue
+        elif char == "#":
+            newline = text.find("\n", i)
+            i = end if newline < 0 else newline
+            continue
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return line
+        elif char in "]}":
+            depth = max(0, depth - 1)
+        i += 1
+    return None
 
 
 class _Locator:
@@ -503,9 +567,9 @@ _KEYS: dict[str, frozenset[str]] = {
 
 def _networks(data: dict[str, Any], at: _Locator) -> dict[str, MappedNetwork]:
     for key in data:
-        if key not in ("networks", "allow_mixed"):
-            raise at.error((key,), "unknown key (the map holds [networks.NAME] tables and "
-                           "allow_mixed)")
+        if key not in ("networks", "allow_mixed", "strict"):
+            raise at.error((key,), "unknown key (the map holds [networks.NAME] tables, "
+                           "allow_mixed and strict)")
     tables = data.get("networks", {})
     if not isinstance(tables, dict):
         raise at.error(("networks",), "must be a table of networks")
@@ -519,7 +583,7 @@ def _networks(data: dict[str, Any], at: _Locator) -> dict[str, MappedNetwork]:
         if not isinstance(table, dict):
             raise at.error(where, "must be a table ([networks.NAME])")
         switch = table.get("switch")
-        if switch not in _KEYS:
+        if not isinstance(switch, str) or switch not in _KEYS:
             raise at.error((*where, "switch"), "must be one of 'legacy', 'ovs', 'ovn', 'direct' "
                            f"(got {switch!r})")
         for key in table:
@@ -553,9 +617,13 @@ def _int(value: object, lo: int, hi: int, where: tuple[str, ...], at: _Locator) 
 
 
 def _allow_mixed(data: dict[str, Any], at: _Locator) -> bool:
-    value = data.get("allow_mixed", False)
+    return _flag(data, "allow_mixed", False, at)
+
+
+def _flag(data: dict[str, Any], key: str, default: bool, at: _Locator) -> bool:
+    value = data.get(key, default)
     if not isinstance(value, bool):
-        raise at.error(("allow_mixed",), f"must be true or false (got {value!r})")
+        raise at.error((key,), f"must be true or false (got {value!r})")
     return value
 
 

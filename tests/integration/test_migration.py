@@ -357,6 +357,42 @@ def test_migration_refused_when_destination_lacks_the_network(
         assert_on_br_int_vlan_100(b, on_b, nic(on_b))
 
 
+def test_migration_refused_before_the_copy_when_the_bridge_is_missing(
+        hosts: tuple[MigrationHost, MigrationHost]) -> None:
+    """B's map has red on an OVS bridge B lacks: the hook's device checks refuse the guest in
+    the Prepare phase, before any memory is copied, with vifplug's line. With ``strict =
+    false`` the hook only rewrites, and the migration fails later, in libvirt (when the
+    destination's QEMU would be connected to the bridge): what the early refusal avoids."""
+    import libvirt
+
+    a, b = hosts
+    missing = B_MAP.replace('bridge = "br-int"', 'bridge = "br-missing"')
+    with guest(a, b, "vp-mig-early") as dom:
+        before = nic(dom)
+        try:
+            b.set_map(missing)
+            with pytest.raises(libvirt.libvirtError) as refused:
+                migrate(dom, a, b)
+            b.set_map("strict = false\n" + missing)
+            with pytest.raises(libvirt.libvirtError) as late:
+                migrate(dom, a, b)
+        finally:
+            b.set_map(B_MAP)
+        assert refused.value.get_error_code() == libvirt.VIR_ERR_HOOK_SCRIPT_FAILED
+        hook_says = str(refused.value).split("unexpected exit status 1: ", 1)[1].strip()
+        assert hook_says == (
+            f"vifplug: interface {PORT['mac']}: network 'red': OVS bridge br-missing does not "
+            "exist on this host (no Bridge row in OVSDB); refused before the migration copies "
+            f"memory (strict = false in {b.networks} skips these checks)")
+        assert late.value.get_error_code() != libvirt.VIR_ERR_HOOK_SCRIPT_FAILED
+        assert "vifplug" not in str(late.value)
+        # the guest never left A either time
+        assert_running(dom)
+        assert guest_facing(nic(dom)) == guest_facing(before)
+        assert_on_red(a, nic(dom))
+        assert_gone(b, "vp-mig-early")
+
+
 # --- the hook file from the repository, not installed ---
 
 

@@ -122,8 +122,9 @@ BAD = [
     ('[networks.d]\nswitch = "direct"\ninterface = "eth1"\nmtu = 1500\n',
      "4: networks.d.mtu: unknown key for switch 'direct'"),
     ('allow_mixed = "yes"\n', "1: allow_mixed: must be true or false (got 'yes')"),
-    ('allowmixed = true\n', "1: allowmixed: unknown key (the map holds [networks.NAME] tables "
-     "and allow_mixed)"),
+    ('allowmixed = true\n', "1: allowmixed: unknown key (the map holds [networks.NAME] tables, "
+     "allow_mixed and strict)"),
+    ('strict = 0\n', "1: strict: must be true or false (got 0)"),
     # bonds
     ('[networks.a]\n' + L + 'bond = "bond0"\n',
      "3: networks.a.bond: must be a table: {name = ..., nics = [...], mode = ...}"),

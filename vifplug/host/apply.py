@@ -312,6 +312,10 @@ def _report(progress: Progress | None, steps: Sequence[Step]) -> None:
             progress(step)
 
 
+#: How many devices an error about a batch names before "and N more".
+SHOWN_DEVICES = 3
+
+
 class _Transaction:
     """A batch of steps applied in one request, named in errors as a whole."""
 
@@ -320,7 +324,10 @@ class _Transaction:
         self.device = ", ".join(step.device for step in self.steps)
 
     def __str__(self) -> str:
-        return f"{len(self.steps)} steps in one request ({self.device})"
+        names = [step.device for step in self.steps]
+        shown = ", ".join(names[:SHOWN_DEVICES])
+        more = f" and {len(names) - SHOWN_DEVICES} more" if len(names) > SHOWN_DEVICES else ""
+        return f"{len(self.steps)} steps in one request ({shown}{more})"
 
 
 def _rollback(journal: list[tuple[Step, Undo]]) -> tuple[str, ...]:

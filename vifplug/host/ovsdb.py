@@ -19,6 +19,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -219,9 +220,35 @@ def native_commit(api: Any, steps: Sequence[Step]) -> int | None:
         if isinstance(exc, TimeoutException):
             raise CommitTimeout(f"OVSDB did not confirm the transaction within {TIMEOUT} s "
                                 "(it may or may not have been committed)") from exc
-        raise HostError(f"OVSDB transaction failed: {exc}") from exc
+        raise HostError(f"OVSDB transaction failed: {database_said(str(exc))}") from exc
     next_cfg: int | None = getattr(txn, "next_cfg", None)
     return next_cfg
+
+
+#: The longest cause an OVSDB failure is told with (the rest is cut, marked "…").
+CAUSE_LIMIT = 200
+
+
+def database_said(text: str) -> str:
+    """What OVSDB (through ovsdbapp) or ovs-vsctl said about a failed transaction, as one short
+    line: ovsdbapp's ``OVSDB Error: {"error": ..., "details": ...}`` as the error and the first
+    sentence of the details; ovs-vsctl's stderr as its last ``ovs-vsctl:`` line, without its
+    log lines and its repeated prefix."""
+    found = re.search(r"OVSDB Error: (\{.*\})\s*$", text, re.DOTALL)
+    if found:
+        with contextlib.suppress(ValueError):
+            said = json.loads(found.group(1))
+            details = str(said.get("details", "")).split(".  ")[0].rstrip(".")
+            text = f"{said.get('error', 'error')}: {details}" if details else str(
+                said.get("error", text))
+    else:
+        lines = [line for line in text.splitlines() if line.strip() and "|" not in line[:40]]
+        if lines:
+            text = lines[-1]
+        while text.startswith("ovs-vsctl: ovs-vsctl: "):
+            text = text.removeprefix("ovs-vsctl: ")
+    text = " ".join(text.split())
+    return text if len(text) <= CAUSE_LIMIT else text[:CAUSE_LIMIT - 1] + "…"
 
 
 class NativeOvsdb:
@@ -586,7 +613,9 @@ class VsctlOvsdb:
             return None
         result = self._run(args)
         if result.returncode != 0:
-            raise HostError(f"OVSDB transaction failed: ovs-vsctl: {result.stderr.strip()}")
+            said = database_said(result.stderr)
+            raise HostError(f"OVSDB transaction failed: "
+                            f"{said if said.startswith('ovs-vsctl:') else 'ovs-vsctl: ' + said}")
         return None
 
     def snapshot(self, steps: Sequence[Step]) -> Snapshot:
