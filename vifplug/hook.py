@@ -382,8 +382,10 @@ def _value(chosen: Mapping[str, Choice], key: str) -> Any:
     return chosen[key].value if key in chosen else None
 
 
-def _from_host(chosen: Mapping[str, Choice], key: str) -> bool:
-    return key in chosen and chosen[key].source.startswith(("portgroup ", "network "))
+def _rank(source: str) -> int:
+    """A layer's precedence for a choice between attributes: this host's, then the
+    interface's own request, then what it arrived with."""
+    return 0 if source.startswith(("portgroup ", "network ")) else 2 if source == ARRIVED else 1
 
 
 def _common(iface: Element, chosen: Mapping[str, Choice], *, direct: bool = False) -> str:
@@ -487,8 +489,10 @@ def _to_direct(iface: Element, network: MappedNetwork, chosen: Mapping[str, Choi
     qbg_keys = ("managerid", "typeid", "typeidversion")
     has_qbg = all(_value(chosen, key) is not None for key in qbg_keys)
     profile = _value(chosen, "profileid")
-    qbh = profile is not None and (_from_host(chosen, "profileid")
-                                   or not (has_qbg and _from_host(chosen, "managerid")))
+    # the profile type of the highest layer giving one: this host (portgroup or network), then
+    # the guest's own request, then what it arrived with; 802.1Qbh first at the same layer
+    qbh = profile is not None and (not has_qbg or _rank(chosen["profileid"].source)
+                                   <= _rank(chosen["managerid"].source))
     port: Element | None = None
     if qbh:
         port = ET.Element("virtualport", type="802.1Qbh")

@@ -235,3 +235,38 @@ def test_explain_refuses_what_the_hook_would(network: dict[str, Any], message: s
     assert cli(["explain", "--networks", str(map_path), str(path)], out, err) == 2
     assert out.getvalue() == ""
     assert err.getvalue() == message.format(mac=MAC, path=map_path) + "\n"
+
+
+def test_a_conflict_refuses_the_migration_with_one_line(map_path: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["pg", "migrate", "begin", "-"], io.BytesIO(domain(ovs_vif(vlan=100))), out, err,
+                networks=str(map_path))
+    assert code == 1
+    assert out.getvalue() == ""
+    assert err.getvalue() == (
+        f"vifplug: interface {MAC}: vlan: the interface asks 100, portgroup engineering of "
+        f"network red ({map_path}:8) gives 200; set override = true there to let the host win\n")
+
+
+def test_the_guests_own_profile_beats_the_one_it_arrived_with(tmp_path: Path) -> None:
+    """An 802.1Qbg guest (its metadata records the Qbg parameters it asked for) that arrives
+    carrying an 802.1Qbh profile an earlier host's map gave it gets its own 802.1Qbg on a host
+    whose map gives no profile: what it asked for ranks above what it carries."""
+    data = json.loads((EXAMPLES / "802.1qbg.json").read_text())
+    data["mac"] = MAC
+    vif = load_vifs(data)[0]
+    text = etree.fromstring(domain(vif))
+    entry = text.find(f"metadata/{{{NS}}}interfaces/{{{NS}}}interface")
+    entry.set("profileid", "from-an-earlier-host")  # the metadata's memory of a Qbh hop
+    path = tmp_path / "plain.toml"
+    path.write_text('[networks.green]\nswitch = "direct"\ninterface = "eth3"\n')
+    after = ours(rewrite(etree.tostring(text), load_network_map(path)))
+    assert after.find("virtualport").get("type") == "802.1Qbg"
+    assert after.find("virtualport/parameters").attrib == {
+        "managerid": "11", "typeid": "1193047", "typeidversion": "2",
+        "instanceid": vif.qbg.instance_id}
+    # the same guest from before the rule (no request recorded): 802.1Qbh first, as before
+    for key in [k for k in entry.attrib if k.startswith("ask-")]:
+        del entry.attrib[key]
+    before_rule = ours(rewrite(etree.tostring(text), load_network_map(path)))
+    assert before_rule.find("virtualport").get("type") == "802.1Qbh"
