@@ -269,7 +269,8 @@ class LegacyNetwork(NamedTuple):
 
     def describe(self) -> str:
         tagged = f" VLAN {self.vlan} ({self.port})" if self.vlan is not None else ""
-        return f"Linux bridge {self.bridge}{_uplink_text(self.uplink, tagged, self.mtu)}"
+        return (f"Linux bridge {self.bridge}{_uplink_text(self.uplink, tagged, self.mtu)}"
+                f"{_host_text(self)}")
 
 
 class OvsNetwork(NamedTuple):
@@ -315,7 +316,7 @@ class OvsNetwork(NamedTuple):
         native = (f", untagged on the uplink (vlan {self.native_vlan} inside the bridge)"
                   if self.native_vlan is not None else "")
         uplink = _uplink_text(self.uplink, "", self.mtu)
-        return f"OVS bridge {self.bridge}{tags}{uplink}{native}"
+        return f"OVS bridge {self.bridge}{tags}{uplink}{native}{_host_text(self)}"
 
 
 class OvnNetwork(NamedTuple):
@@ -339,7 +340,7 @@ class OvnNetwork(NamedTuple):
         return "ovn"
 
     def describe(self) -> str:
-        return f"OVN logical switch {self.logical_switch} on {self.bridge}"
+        return f"OVN logical switch {self.logical_switch} on {self.bridge}{_host_text(self)}"
 
 
 class QbgShared(NamedTuple):
@@ -375,10 +376,23 @@ class DirectNetwork(NamedTuple):
     def describe(self) -> str:
         profile = (" with 802.1Qbg" if self.qbg is not None else
                    f" with 802.1Qbh profile {self.qbh_profile_id}" if self.qbh_profile_id else "")
-        return f"macvtap on {self.interface} ({self.mode}){profile}"
+        trust = ("" if self.trust_guest_rx_filters is None else
+                 f", trustGuestRxFilters {'yes' if self.trust_guest_rx_filters else 'no'}")
+        return f"macvtap on {self.interface} ({self.mode}){profile}{trust}{_host_text(self)}"
 
 
 MappedNetwork = LegacyNetwork | OvsNetwork | OvnNetwork | DirectNetwork
+
+
+def _host_text(network: MappedNetwork) -> str:
+    """``, bandwidth …, override, portgroups a (default), b`` for :meth:`describe`."""
+    text = f", bandwidth {network.bandwidth.text()}" if network.bandwidth is not None else ""
+    text += ", override" if network.override else ""
+    if network.portgroups:
+        text += ", portgroups " + ", ".join(
+            group.name + (" (default)" if group.name == network.default_portgroup else "")
+            for group in network.portgroups)
+    return text
 
 
 def find_portgroup(network: MappedNetwork, name: str) -> Portgroup | None:

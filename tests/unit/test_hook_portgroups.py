@@ -211,7 +211,8 @@ def test_explain_with_the_map(map_path: Path, tmp_path: Path) -> None:
     lines = out.getvalue().splitlines()
     start = next(n for n, line in enumerate(lines) if line.startswith("  host"))
     assert lines[start:] == [
-        f"  host        network 'red' ({map_path}): OVS bridge br-int, vlan 100",
+        f"  host        network 'red' ({map_path}): OVS bridge br-int, vlan 100, portgroups "
+        "engineering (default), sales",
         "  portgroup   engineering (the network's default)",
         f"  merge       mac          {MAC}                     interface",
         "              interfaceid  0f6d3c1e-5b7a-4c1e-9d2e-6a1b2c3d4e5f  interface",
