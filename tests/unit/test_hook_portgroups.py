@@ -271,3 +271,12 @@ def test_the_guests_own_profile_beats_the_one_it_arrived_with(tmp_path: Path) ->
         del entry.attrib[key]
     before_rule = ours(rewrite(etree.tostring(text), load_network_map(path)))
     assert before_rule.find("virtualport").get("type") == "802.1Qbh"
+
+
+def test_hook_rewrite_explain_without_vifplug_interfaces(map_path: Path, tmp_path: Path) -> None:
+    path = tmp_path / "domain.xml"
+    path.write_bytes(etree.tostring(wrap_domain([], None, name="bare")))
+    out = io.StringIO()
+    assert cli(["hook", "rewrite", "--explain", "--networks", str(map_path), str(path)],
+               out, io.StringIO()) == 0
+    assert out.getvalue() == "no vifplug interface in this domain\n"

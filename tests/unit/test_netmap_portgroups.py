@@ -247,3 +247,13 @@ def test_the_cli_exits_2_with_the_line(tmp_path: Path) -> None:
     assert main(["host", "libvirt-networks", "--networks", str(path)], out, err) == 2
     assert out.getvalue() == ""
     assert f"{path}{BAD[0][1]}" in err.getvalue()
+
+
+def test_describe_names_the_host_settings(tmp_path: Path) -> None:
+    networks = load_network_map(write(tmp_path, GOOD)).networks
+    assert networks["blue"].describe() == (
+        "OVS bridge br-int, vlan 100, bandwidth inbound=1000/2000/512 outbound=5, override, "
+        "portgroups engineering (default), sales")
+    assert networks["green"].describe() == (
+        "macvtap on eth2 (vepa) with 802.1Qbg, trustGuestRxFilters yes, portgroups vdp (default)")
+    assert networks["red"].describe() == "Linux bridge red, portgroups slow (default)"
