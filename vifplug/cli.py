@@ -214,8 +214,10 @@ def _add_hook_commands(commands: Any) -> None:
     run.add_argument("--networks", metavar="FILE")
     run.set_defaults(handler=_hook_run)
 
-    host = commands.add_parser("host", help="this host's network map",
-                               description="Show this host's network map (networks.toml).")
+    host = commands.add_parser("host", help="this host's network map: show it, build it",
+                               description="Show this host's network map (networks.toml) and "
+                               "what differs on the host; build its bridges, bonds and uplinks "
+                               "(apply); print the systemd unit that applies it at boot.")
     host_commands = host.add_subparsers(dest="host_command", metavar="COMMAND", required=True)
     show = host_commands.add_parser(
         "show", help="print the map and whether each network's device exists now",
@@ -227,7 +229,41 @@ def _add_hook_commands(commands: Any) -> None:
     show.add_argument("--netns", metavar="NAME", help="look in this network namespace")
     show.add_argument("--ovsdb", metavar="URL", default=None,
                       help="the OVSDB server (default: unix:/run/openvswitch/db.sock)")
+    show.add_argument("--record", metavar="FILE", help="vifplug's record of the Linux devices "
+                      "it made (default: $VIFPLUG_HOST_RECORD, else "
+                      "/var/lib/vifplug/host-devices.json)")
     show.set_defaults(handler=_host_show)
+    apply = host_commands.add_parser(
+        "apply", help="build the map's bridges, bonds, VLAN devices and uplinks on this host",
+        description="Converge this host to the network map: create, change or remove the "
+        "Linux bridges, VLAN devices and kernel bonds of legacy networks, the OVS bridges and "
+        "uplink ports (NIC or OVS bond, trunking the networks' tags) of ovs networks, and "
+        "their MTUs. Touches only what vifplug made (OVS rows marked "
+        "external_ids:vifplug-owner=host, Linux devices in its record). Idempotent; every "
+        "change is undone if a step fails. Exit 2 when the map cannot be applied (a device in "
+        "the way that is not vifplug's, a missing NIC, a map mixing switch types): nothing "
+        "is changed then.")
+    apply.add_argument("--networks", metavar="FILE", help="the network map (default: "
+                       "$VIFPLUG_NETWORKS, else /etc/vifplug/networks.toml)")
+    apply.add_argument("--dry-run", action="store_true", help="print the plan and touch nothing")
+    apply.add_argument("--netns", metavar="NAME",
+                       help="work in this network namespace (ip netns) instead of the host's")
+    apply.add_argument("--ovsdb", metavar="URL", default=None,
+                       help="the OVSDB server (default: unix:/run/openvswitch/db.sock)")
+    apply.add_argument("--datapath-type", metavar="TYPE", choices=("system", "netdev"),
+                       help="the datapath of the OVS bridges vifplug makes (default: OVS's "
+                       "own, system; netdev: the userspace datapath)")
+    apply.add_argument("--record", metavar="FILE", help="vifplug's record of the Linux devices "
+                       "it made (default: $VIFPLUG_HOST_RECORD, else "
+                       "/var/lib/vifplug/host-devices.json)")
+    apply.set_defaults(handler=_host_apply)
+    unit = host_commands.add_parser(
+        "unit", help="print the systemd unit that runs host apply at boot",
+        description="Print vifplug-host.service (shipped in the package: vifplug/data/), a "
+        "oneshot unit ordered before libvirtd that runs `vifplug host apply`, with ExecStart "
+        "naming this Python. Install it with: vifplug host unit > "
+        "/etc/systemd/system/vifplug-host.service")
+    unit.set_defaults(handler=_host_unit)
     networks = host_commands.add_parser(
         "libvirt-networks", help="print (or define) a libvirt <network> per network of the map",
         description="Print one libvirt <network> definition per network of the map, saying how "
@@ -729,6 +765,60 @@ def _host_show(args: argparse.Namespace, out: TextIO) -> int:
         if any(network.switch == "ovn" for network in host_map.networks.values()):
             for line in _chassis_lines(host):
                 print(line, file=out)
+        for line in _drift_lines(host_map, host, args):
+            print(line, file=out)
+    return EXIT_OK
+
+
+def _drift_lines(host_map: Any, host: Host, args: argparse.Namespace) -> list[str]:
+    """What ``host apply`` would change, per network (``host show``)."""
+    from vifplug.host import HostError
+    from vifplug.host.network import DeviceRecord, read_host_state, record_path
+    from vifplug.hostnet import HostMapError, plan_host
+
+    try:
+        owned = DeviceRecord(record_path(args.record), host.scope).read()
+        plan = plan_host(host_map, read_host_state(host), owned)
+    except HostMapError as exc:
+        return ["host apply would refuse this map:", *(f"  {line}" for line in
+                                                       str(exc).splitlines())]
+    except (HostError, OSError) as exc:
+        return [f"drift: unknown: {exc}"]
+    if not plan.steps:
+        return ["drift: none (host apply has nothing to do)"]
+    lines = ["drift (what host apply would change):"]
+    for name in sorted(host_map.networks):
+        steps = plan.for_network(name)
+        lines += [f"  {name}: {step.describe()}" for step in steps]
+    lines += [f"  (no network): {step.describe()}" for networks, step in plan.entries
+              if not networks]
+    removed = sorted({n for networks, _ in plan.entries for n in networks}
+                     - set(host_map.networks))
+    for name in removed:
+        lines += [f"  {name} (not in the map): {step.describe()}"
+                  for step in plan.for_network(name)]
+    return lines
+
+
+def _host_apply(args: argparse.Namespace, out: TextIO) -> int:
+    from vifplug.host import DEFAULT_OVSDB, Host
+    from vifplug.host.network import DeviceRecord, apply_host, plan_for_host, record_path
+    from vifplug.netmap import load_network_map
+
+    host_map = load_network_map(args.networks)
+    with Host(netns=args.netns, ovsdb=args.ovsdb or DEFAULT_OVSDB, ovsdb_backend="vsctl") as host:
+        record = DeviceRecord(record_path(args.record), host.scope)
+        if args.dry_run:
+            print(plan_for_host(host_map, host, record, datapath_type=args.datapath_type),
+                  file=out)
+            return EXIT_OK
+        plan, outcome = apply_host(host_map, host, record, datapath_type=args.datapath_type)
+    if outcome is None:
+        print(f"host networks ({host_map.path}): nothing to do", file=out)
+        return EXIT_OK
+    print(plan, file=out)
+    print(f"applied: {len(outcome.changed)} changes, {len(outcome.unchanged)} steps already "
+          "held", file=out)
     return EXIT_OK
 
 
@@ -799,6 +889,15 @@ def _present(host: Any, network: Any) -> str:
     if network.switch == "legacy" and link.kind != "bridge":
         return f"present, but a {link.kind or 'plain'} device, not a Linux bridge"
     return "present"
+
+
+def _host_unit(args: argparse.Namespace, out: TextIO) -> int:
+    from importlib.resources import files
+
+    text = files("vifplug").joinpath("data/vifplug-host.service").read_text()
+    out.write(text.replace("ExecStart=/usr/bin/env vifplug host apply",
+                           f"ExecStart={sys.executable} -m vifplug host apply"))
+    return EXIT_OK
 
 
 def _schema(args: argparse.Namespace, out: TextIO) -> int:

@@ -273,12 +273,20 @@ def apply_unplug(plans: Sequence[Plan], host: Host, *, progress: Progress | None
                          rolled_back=False,
                          undo_errors=("unplug does not roll back; run it again to finish",)
                          ) from exc
-    if outcome.ovs_cfg is not None:
+    target = outcome.ovs_cfg
+    if target is None and ovsdb_steps:
+        # nothing left to remove from OVSDB: an earlier unplug (one that timed out waiting, or
+        # was killed) removed it; its ports are gone from the switch once ovs-vswitchd has
+        # applied what is committed, so that is what this one waits for
+        switch = host.ovsdb_reader.switch_state()
+        if switch is not None and switch.cur_cfg < switch.next_cfg:
+            target = switch.next_cfg
+    if target is not None:
         from vifplug.host.ready import wait_applied
 
-        cur_cfg = wait_applied(host, outcome.ovs_cfg, timeout=timeout)
-        if cur_cfg is not None and cur_cfg < outcome.ovs_cfg:
-            raise NotAppliedError(outcome.ovs_cfg, cur_cfg, timeout)
+        cur_cfg = wait_applied(host, target, timeout=timeout)
+        if cur_cfg is not None and cur_cfg < target:
+            raise NotAppliedError(target, cur_cfg, timeout)
     return outcome
 
 

@@ -64,7 +64,7 @@ __all__ = ["FakeDevice", "FakeNetlink", "FakeOvsdb"]
 Action = Callable[[], None]
 
 #: Netlink operations that only read.
-NETLINK_READS = frozenset({"get", "name_of", "ipv6_disabled"})
+NETLINK_READS = frozenset({"get", "name_of", "ipv6_disabled", "links"})
 
 
 def netlink_error(code: int) -> Exception:
@@ -135,6 +135,9 @@ class FakeDevice:
     #: TAPs: (no packet info, vnet_hdr, multi-queue).
     tun_flags: tuple[bool, bool, bool] | None = None
     vlan: int | None = None
+    address: str | None = None
+    #: Bonds: the bonding mode.
+    bond_mode: str | None = None
     ipv6_disabled: bool = False
     #: As a Linux bridge port: its state (3 forwarding, as the kernel's with STP off).
     port_state: int = 3
@@ -143,7 +146,7 @@ class FakeDevice:
         return Link(index=self.index, name=self.name, kind=self.kind, mtu=self.mtu, up=self.up,
                     master=self.master, link=self.link, group=self.group,
                     forward_delay=self.forward_delay, ageing_time=self.ageing_time,
-                    tun_flags=self.tun_flags)
+                    tun_flags=self.tun_flags, address=self.address)
 
 
 class FakeNetlink:
@@ -155,7 +158,7 @@ class FakeNetlink:
     MIN_MTU, MAX_MTU = 68, 65535
 
     def __init__(self, *, ipv6: bool = True,
-                 kinds: Iterable[str] = ("bridge", "veth", "vlan", "tun")) -> None:
+                 kinds: Iterable[str] = ("bridge", "veth", "vlan", "tun", "bond")) -> None:
         #: Devices by name.
         self.devices: dict[str, FakeDevice] = {}
         #: Every call made, ``(operation, device)`` (a group as ``group N``).
@@ -325,6 +328,18 @@ class FakeNetlink:
             return
         self._new(name, "tun").tun_flags = (True, True, multi_queue)
 
+    def add_bond(self, name: str, mode: str) -> None:
+        self._call("add_bond", name)
+        self._new(name, "bond").bond_mode = mode
+
+    def links(self) -> list[Link]:
+        self._call("links", "")
+        return [device.view() for device in self.devices.values()]
+
+    def set_address(self, name: str, address: str) -> None:
+        self._call("set_address", name)
+        self._named(name).address = address
+
     def update(self, name: str, *, mtu: int | None = None, up: bool | None = None,
                group: int | None = None, index: int | None = None) -> None:
         if (mtu, up, group) == (None, None, None):
@@ -355,8 +370,10 @@ class FakeNetlink:
         bridge = self._indexed(master)
         if bridge is None:
             raise netlink_error(errno.EINVAL)
-        if bridge.kind != "bridge":
+        if bridge.kind not in ("bridge", "bond"):
             raise netlink_error(errno.EOPNOTSUPP)
+        if bridge.kind == "bond" and device.up:
+            raise netlink_error(errno.EBUSY)  # (older kernels) a bond takes a NIC that is down
         if device.kind == "bridge" or bridge is device:
             raise netlink_error(errno.ELOOP)
         device.master = master

@@ -25,6 +25,9 @@ from vifplug.host.errors import HostError
 
 #: Linux bridge port states (IFLA_BRPORT_STATE / BR_STATE_*).
 PORT_STATES = {0: "disabled", 1: "listening", 2: "learning", 3: "forwarding", 4: "blocking"}
+#: The kernel bonding driver's modes, by their IFLA_BOND_MODE number.
+BOND_MODES = ("balance-rr", "active-backup", "balance-xor", "broadcast", "802.3ad",
+              "balance-tlb", "balance-alb")
 #: The rtnetlink multicast group of link changes.
 _RTMGRP_LINK = 1
 
@@ -62,6 +65,8 @@ class Link:
     ageing_time: int | None
     #: For TAPs: (no packet info, vnet_hdr, multi-queue).
     tun_flags: tuple[bool, bool, bool] | None
+    #: The MAC address (``aa:bb:cc:dd:ee:ff``), when the kernel says it.
+    address: str | None = None
 
 
 class Netlink(Protocol):
@@ -102,6 +107,18 @@ class Netlink(Protocol):
 
     def add_tap(self, name: str, *, multi_queue: bool) -> None:
         """A persistent TAP, down: no packet info, vnet_hdr, multi-queue as asked."""
+        ...
+
+    def add_bond(self, name: str, mode: str) -> None:
+        """A kernel bond, down, in ``mode`` (the bonding driver's mode name)."""
+        ...
+
+    def links(self) -> list[Link]:
+        """Every device of the namespace (one dump: ``host apply`` reads the host once)."""
+        ...
+
+    def set_address(self, name: str, address: str) -> None:
+        """Set the device's MAC address."""
         ...
 
     def update(self, name: str, *, mtu: int | None = None, up: bool | None = None,
@@ -306,6 +323,15 @@ class Pyroute2Netlink:
         flags = _IFF_TAP | _IFF_NO_PI | _IFF_VNET_HDR | (_IFF_MULTI_QUEUE if multi_queue else 0)
         self._in_netns(lambda: _make_tap(name, flags))
 
+    def add_bond(self, name: str, mode: str) -> None:
+        self.ipr.link("add", ifname=name, kind="bond", bond_mode=BOND_MODES.index(mode))
+
+    def links(self) -> list[Link]:
+        return [_link(message) for message in self.ipr.get_links()]
+
+    def set_address(self, name: str, address: str) -> None:
+        self.ipr.link("set", ifname=name, address=address)
+
     def update(self, name: str, *, mtu: int | None = None, up: bool | None = None,
                group: int | None = None, index: int | None = None) -> None:
         """RTM_SETLINK, as pyroute2's ``link("set", ...)`` sends it (by index when given, else
@@ -501,7 +527,7 @@ def _enter_netns(name: str) -> None:
 _NLMSG_ERROR = 2
 _RTM_NEWLINK, _RTM_GETLINK, _RTM_SETLINK = 16, 18, 19
 _NLM_F_REQUEST, _NLM_F_ACK = 1, 4
-_IFLA_IFNAME, _IFLA_MTU, _IFLA_LINK, _IFLA_MASTER = 3, 4, 5, 10
+_IFLA_ADDRESS, _IFLA_IFNAME, _IFLA_MTU, _IFLA_LINK, _IFLA_MASTER = 1, 3, 4, 5, 10
 _IFLA_LINKINFO, _IFLA_GROUP, _IFLA_EXT_MASK = 18, 27, 29
 _IFLA_INFO_KIND, _IFLA_INFO_DATA, _IFLA_INFO_SLAVE_KIND, _IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
 _IFLA_BR_FORWARD_DELAY, _IFLA_BR_AGEING_TIME = 1, 4
@@ -658,8 +684,13 @@ def _decode_link(data: bytes, start: int, end: int) -> tuple[Link, int | None]:
         forward_delay=forward_delay,
         ageing_time=ageing_time,
         tun_flags=tun_flags,
+        address=_mac(data, top.get(_IFLA_ADDRESS)),
     )
     return link, port_state
+
+
+def _mac(data: bytes, where: tuple[int, int] | None) -> str | None:
+    return None if where is None else data[where[0]:where[1]].hex(":")
 
 
 def _link(message: Any) -> Link:
@@ -688,4 +719,5 @@ def _link(message: Any) -> Link:
         forward_delay=forward_delay,
         ageing_time=ageing_time,
         tun_flags=tun_flags,
+        address=message.get("address"),
     )
