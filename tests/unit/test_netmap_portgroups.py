@@ -257,3 +257,41 @@ def test_describe_names_the_host_settings(tmp_path: Path) -> None:
     assert networks["green"].describe() == (
         "macvtap on eth2 (vepa) with 802.1Qbg, trustGuestRxFilters yes, portgroups vdp (default)")
     assert networks["red"].describe() == "Linux bridge red, portgroups slow (default)"
+
+
+UPLINKED = """\
+[networks.red]
+switch = "ovs"
+nic = "eth1"
+default_portgroup = "a"
+[networks.red.portgroups.a]
+vlan = 4094
+[networks.red.portgroups.b]
+trunk = [8, 9]
+
+[networks.blue]
+switch = "ovs"
+nic = "eth1"
+vlan = 10
+"""
+
+
+def test_portgroup_vlans_ride_the_uplink(tmp_path: Path) -> None:
+    """An ovs network's portgroup VLANs are carried by its uplink like its own, and the native
+    VLAN of its untagged guests avoids them."""
+    from vifplug.netlayout import ovs_bridges
+
+    host_map = load_network_map(write(tmp_path, UPLINKED))
+    (bridge,) = ovs_bridges(host_map)
+    assert bridge.trunks == (8, 9, 10, 4094)
+    assert bridge.native_vlan == 4093
+    assert host_map.networks["red"].access_tag == 4093
+
+
+def test_portgroup_vlans_collide_with_other_networks_on_the_uplink(tmp_path: Path) -> None:
+    path = write(tmp_path, UPLINKED.replace("vlan = 10", "vlan = 9"))
+    with pytest.raises(NetworkMapError) as caught:
+        load_network_map(path)
+    assert str(caught.value) == (
+        f"{path}:8: networks.red.portgroups.b.trunk: network blue is VLAN 9 on uplink eth1 "
+        "already: networks sharing an uplink need different VLANs (one of them untagged at most)")
