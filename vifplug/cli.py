@@ -79,9 +79,16 @@ def _build_parser() -> argparse.ArgumentParser:
                 "Check every rule of vif.json format 1 and that each VIF can be connected with "
                 "the given options. Prints nothing but a summary when valid."
                 ).set_defaults(handler=_validate)
-    vif_command("explain", "say, for a person, how each VIF is connected and why",
-                "For each VIF: the connection chosen, the reason, and the host devices it "
-                "implies, drawn from the guest outwards.").set_defaults(handler=_explain)
+    explain = vif_command(
+        "explain", "say, for a person, how each VIF is connected and why",
+        "For each VIF: the connection chosen, the reason, and the host devices it implies, "
+        "drawn from the guest outwards. With --networks: also what this host's map gives its "
+        "network, and for each attribute (MAC, port identities, port profile, VLAN, "
+        "bandwidth, trustGuestRxFilters) its value and the layer it comes from (interface, "
+        "portgroup, network: the merge rule).")
+    explain.add_argument("--networks", metavar="FILE",
+                         help="the host's network map (networks.toml) to merge with")
+    explain.set_defaults(handler=_explain)
     for name, verb, description in (
         ("plug", "make each VIF's host side exist (bridges, veths, TAPs, OVS ports)",
          "Apply each VIF's plan: checks first, then net devices (netlink), then one OVSDB "
@@ -178,6 +185,9 @@ def _add_hook_commands(commands: Any) -> None:
     preview.add_argument("domain_xml", metavar="domain.xml", help="('-' reads stdin)")
     preview.add_argument("--networks", metavar="FILE", help="the network map (default: "
                          "$VIFPLUG_NETWORKS, else /etc/vifplug/networks.toml)")
+    preview.add_argument("--explain", action="store_true",
+                         help="print instead, for each rewritten interface, every attribute's "
+                         "value and the layer it comes from (interface, portgroup, network)")
     preview.set_defaults(handler=_hook_rewrite)
     check = hook_commands.add_parser(
         "check", help="can this host take the guest? (a migration's preflight)",
@@ -401,7 +411,8 @@ def _render(args: argparse.Namespace, out: TextIO) -> int:
         from vifplug.libvirt_networks import as_network
 
         interfaces = [as_network(driver.interface_xml(vif), network=vif.network.name,
-                                 connection=driver.select(vif).name) for vif in vifs]
+                                 connection=driver.select(vif).name,
+                                 portgroup=vif.network.portgroup) for vif in vifs]
         if array:
             element = etree.Element("devices")
             element.extend(interfaces)
@@ -426,6 +437,12 @@ def _validate(args: argparse.Namespace, out: TextIO) -> int:
 def _explain(args: argparse.Namespace, out: TextIO) -> int:
     driver, vifs, _, _ = _each(args)
     options = driver.options
+    merged: list[list[str]] = [[] for _ in vifs]
+    if args.networks is not None:  # everything checked before the first line is printed
+        from vifplug.netmap import load_network_map
+
+        host_map = load_network_map(args.networks)
+        merged = [_explain_merge(vif, host_map) for vif in vifs]
     for number, vif in enumerate(vifs):
         if number:
             print(file=out)
@@ -441,7 +458,42 @@ def _explain(args: argparse.Namespace, out: TextIO) -> int:
         steps = driver.plan(vif).steps
         print("  plug        " + ("nothing to do on the host" if not steps else
                                   "\n              ".join(str(step) for step in steps)), file=out)
+        for line in merged[number]:
+            print(line, file=out)
     return EXIT_OK
+
+
+def _explain_merge(vif: Vif, host_map: Any) -> list[str]:
+    """The host's network for ``vif`` and the merge rule's choice per attribute, as lines.
+
+    Raises VifError (exit 2) for a network the map lacks, a portgroup its network lacks, and a
+    parameter the VIF and the host give differently (:mod:`vifplug.merge`)."""
+    from vifplug.merge import host_layers, interface_layer, merge, portgroup_note
+    from vifplug.xml import metadata_entry
+
+    network = host_map.get(vif.network.name)
+    if network is None:
+        raise VifError(f"interface {vif.mac}: network {vif.network.name!r} is not defined in "
+                       f"{host_map.path}")
+    group, host = host_layers(host_map, network, vif.mac, vif.network.portgroup)
+    chosen = merge(interface_layer(metadata_entry(vif)), group, host)
+    lines = [f"  host        network {network.name!r} ({host_map.path}): {network.describe()}"]
+    note = portgroup_note(network, vif.network.portgroup)
+    if note:
+        lines.append(f"  portgroup   {note}")
+    return lines + _merge_lines(chosen, network.switch, "  merge       ")
+
+
+def _merge_lines(chosen: Any, switch: str, first: str) -> list[str]:
+    """One aligned line per attribute with a value: ``name  value  source``."""
+    from vifplug.merge import show
+
+    rows = show(chosen, switch)
+    name_width = max(len(name) for name, _, _ in rows) if rows else 0
+    value_width = max(len(value) for _, value, _ in rows) if rows else 0
+    return [(first if number == 0 else " " * len(first))
+            + f"{name:<{name_width}}  {value:<{value_width}}  {source}"
+            for number, (name, value, source) in enumerate(rows)]
 
 
 def _instance_uuid(text: str | None) -> str | None:
@@ -588,7 +640,7 @@ def _hook_uninstall(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _hook_rewrite(args: argparse.Namespace, out: TextIO) -> int:
-    from vifplug.hook import HookError, rewrite
+    from vifplug.hook import HookError, Rewritten, rewrite
     from vifplug.netmap import load_network_map
 
     host_map = load_network_map(args.networks)
@@ -597,11 +649,25 @@ def _hook_rewrite(args: argparse.Namespace, out: TextIO) -> int:
     else:
         with open(args.domain_xml, "rb") as handle:
             data = handle.read()
+    rewritten: list[Rewritten] = []
     try:
-        out.write(rewrite(data, host_map))
+        result = rewrite(data, host_map, log=rewritten.append)
     except HookError as exc:
         raise VifError(f"{args.domain_xml}: {exc}") from None
-    out.write("\n")
+    if not args.explain:
+        out.write(result)
+        out.write("\n")
+        return EXIT_OK
+    if not rewritten:
+        print("no vifplug interface in this domain", file=out)
+    for number, entry in enumerate(rewritten):
+        if number:
+            print(file=out)
+        print(f"interface {entry.mac}, network {entry.network!r}: {entry.detail}", file=out)
+        if entry.portgroup:
+            print(f"  portgroup  {entry.portgroup}", file=out)
+        for line in _merge_lines(entry.chosen, entry.switch, "  merge      "):
+            print(line, file=out)
     return EXIT_OK
 
 
