@@ -132,6 +132,8 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="print each VIF's state as JSON (also when not ready)")
     wait.set_defaults(handler=_wait)
     _add_hook_commands(commands)
+    _add_host_commands(commands)
+    _add_pools_commands(commands)
     schema = commands.add_parser("schema", help="print the JSON Schema of vif.json",
                                  description="Print the JSON Schema (2020-12) of vif.json.")
     schema.set_defaults(handler=_schema)
@@ -154,7 +156,7 @@ def _timeout_option(sub: argparse.ArgumentParser,
 
 
 def _add_hook_commands(commands: Any) -> None:
-    """``vifplug hook install|uninstall|rewrite|run`` and ``vifplug host show``."""
+    """``vifplug hook install|uninstall|rewrite|check|run``."""
     hook = commands.add_parser("hook", help="the libvirt qemu hook that rewrites migrating guests",
                                description="Install, remove, preview or run vifplug's libvirt "
                                "qemu hook (see docs: the migration hook).")
@@ -168,6 +170,9 @@ def _add_hook_commands(commands: Any) -> None:
     install.add_argument("--networks", metavar="FILE",
                          help="the network map the hook reads (absolute path; default: "
                          "/etc/vifplug/networks.toml)")
+    install.add_argument("--pools", metavar="FILE",
+                         help="the NIC pools' state file the hook keeps (absolute path; "
+                         "default: /var/lib/vifplug/pools.json)")
     install.add_argument("--layout", choices=("auto", "qemu.d", "qemu"), default="auto",
                          help="where to install (default: qemu.d when libvirtd >= 6.5)")
     install.add_argument("--force", action="store_true",
@@ -214,6 +219,33 @@ def _add_hook_commands(commands: Any) -> None:
     run.add_argument("--networks", metavar="FILE")
     run.set_defaults(handler=_hook_run)
 
+
+
+def _add_pools_commands(commands: Any) -> None:
+    """``vifplug pools show|rebuild``."""
+    pools = commands.add_parser("pools", help="the NIC pools of direct networks: who holds what",
+                                description="Show or rebuild which guest interface holds which "
+                                "NIC of each pooled direct network (interfaces = [...] in the "
+                                "map), as recorded in the pools' state file.")
+    pool_commands = pools.add_subparsers(dest="pools_command", metavar="COMMAND", required=True)
+    for name, help_ in (("show", "print who holds each pool NIC"),
+                        ("rebuild", "make the state file again from the running guests "
+                         "(libvirt, read-only)")):
+        sub = pool_commands.add_parser(name, help=help_, description=help_[0].upper() +
+                                       help_[1:] + ".")
+        sub.add_argument("--networks", metavar="FILE", help="the network map (default: "
+                         "$VIFPLUG_NETWORKS, else /etc/vifplug/networks.toml)")
+        sub.add_argument("--state", metavar="FILE", help="the state file (default: "
+                         "$VIFPLUG_POOLS, else /var/lib/vifplug/pools.json)")
+        if name == "rebuild":
+            sub.add_argument("--connect", metavar="URI", default="qemu:///system",
+                             help="the libvirt to read the running guests from (read-only; "
+                             "default: qemu:///system)")
+        sub.set_defaults(handler=_pools_show if name == "show" else _pools_rebuild)
+
+
+def _add_host_commands(commands: Any) -> None:
+    """``vifplug host show|apply|unit|libvirt-networks``."""
     host = commands.add_parser("host", help="this host's network map: show it, build it",
                                description="Show this host's network map (networks.toml) and "
                                "what differs on the host; build its bridges, bonds and uplinks "
@@ -619,7 +651,7 @@ def _hook_install(args: argparse.Namespace, out: TextIO) -> int:
     from vifplug.hook_install import install
 
     done = install(Path(args.libvirt_dir), networks=args.networks, layout=args.layout,
-                   force=args.force)
+                   force=args.force, pools=args.pools)
     print(f"installed {done.path}", file=out)
     if done.backup is not None:
         print(f"the previous hook is kept as {done.backup}", file=out)
@@ -744,6 +776,47 @@ def _in_netns(args: argparse.Namespace, url: str, out: TextIO) -> int:
     out.write(result.stdout.decode(errors="replace").replace(source, args.domain_xml))
     sys.stderr.write(result.stderr.decode(errors="replace"))
     return result.returncode
+
+
+def _pools_show(args: argparse.Namespace, out: TextIO) -> int:
+    from vifplug.netmap import load_network_map
+    from vifplug.pools import describe, load, state_path
+
+    host_map = load_network_map(args.networks)
+    path = state_path(args.state)
+    for line in describe(load(path), host_map) or ["no pooled network in the map"]:
+        print(line, file=out)
+    return EXIT_OK
+
+
+def _pools_rebuild(args: argparse.Namespace, out: TextIO) -> int:
+    from vifplug.netmap import load_network_map
+    from vifplug.pools import describe, load, locked, rebuild, save
+
+    host_map = load_network_map(args.networks)
+    try:
+        import libvirt
+    except ImportError:
+        raise VifplugError("pools rebuild needs libvirt-python (pip install "
+                           "'vifplug[libvirt]')") from None
+    try:
+        conn = libvirt.openReadOnly(args.connect)
+    except libvirt.libvirtError as exc:
+        raise VifplugError(f"cannot connect to {args.connect}: {exc}") from None
+    try:
+        domains = [(dom.name(), dom.XMLDesc()) for dom in conn.listAllDomains(
+            libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)]
+    finally:
+        conn.close()
+    state = rebuild(domains, host_map)
+    with locked(args.state) as path:
+        before = load(path)
+        save(path, state)
+    print(f"{path}: {'unchanged' if before == state else 'rebuilt'} from {len(domains)} "
+          "running guest(s)", file=out)
+    for line in describe(state, host_map):
+        print(f"  {line}", file=out)
+    return EXIT_OK
 
 
 def _hook_run(args: argparse.Namespace, out: TextIO) -> int:
@@ -880,6 +953,9 @@ def _present(host: Any, network: Any) -> str:
     try:
         if network.switch in ("ovs", "ovn"):
             return "present" if host.ovsdb.bridge_exists(network.bridge) else "MISSING"
+        if network.switch == "direct" and network.pool:
+            missing = [nic for nic in network.pool if host.netlink.get(nic) is None]
+            return f"MISSING {', '.join(missing)}" if missing else "present"
         device = network.bridge if network.switch == "legacy" else network.interface
         link = host.netlink.get(device)
     except (HostError, OSError) as exc:

@@ -51,7 +51,7 @@ from vifplug.netmap import (
     load_network_map,
     parse_bandwidth,
 )
-from vifplug.spec import METADATA_NS, METADATA_PREFIX
+from vifplug.spec import METADATA_NS, METADATA_PREFIX, POOLS_STATE
 
 __all__ = ["MAX_DEPTH", "MAX_INPUT", "HookError", "interface_networks", "main", "parse_domain",
            "rewrite"]
@@ -149,9 +149,16 @@ class Rewritten(NamedTuple):
     portgroup: str = ""
 
 
+#: Picks the NIC of a pooled ``direct`` network for an interface (by MAC): the hook's
+#: allocates it in the pool state (vifplug.pools); without one, the rewrite keeps the NIC the
+#: interface has when it is in the pool, else takes the pool's first (a preview).
+PoolChooser = Callable[[DirectNetwork, str], str]
+
+
 def rewrite(domain_xml: str | bytes, host_map: NetworkMap, *,
             log: Callable[[Rewritten], None] | None = None,
-            networks: Collection[str] | None = None) -> str:
+            networks: Collection[str] | None = None,
+            pool: PoolChooser | None = None) -> str:
     """The domain XML with every vifplug interface rewritten for ``host_map``'s switches.
 
     Each interface's identity (OVS ``interfaceid``, 802.1Qbg ``instanceid``, ``managerid``,
@@ -215,6 +222,8 @@ def rewrite(domain_xml: str | bytes, host_map: NetworkMap, *,
             chosen = merge(interface_layer(own), group, host, _arrived_layer(iface, arrived))
         except MergeError as exc:
             raise HookError(str(exc)) from None
+        if isinstance(network, DirectNetwork) and network.pool:
+            network = network._replace(interface=_pool_nic(iface, network, mac, pool))
         detail = _REWRITERS[network.switch](iface, network, chosen)
         # Remember every identity the interface arrived with (libvirt may have generated one on
         # the last host: an OVS interfaceid, an 802.1Qbg instanceid), then what it carries now
@@ -522,6 +531,38 @@ _REWRITERS: dict[str, Callable[[Element, MappedNetwork, Mapping[str, Choice]], s
 # --- the hook program ---------------------------------------------------------------------------
 
 
+def _pool_nic(iface: Element, network: DirectNetwork, mac: str,
+              pool: PoolChooser | None) -> str:
+    if pool is not None:
+        return pool(network, mac)
+    source = iface.find("source")
+    dev = source.get("dev") if source is not None else None
+    return dev if dev in network.pool else network.pool[0]
+
+
+def _pool_chooser(domain: str) -> PoolChooser:
+    """Allocate in the pool state file for ``domain`` (a refusal when the pool is full)."""
+    from vifplug.pools import Holder, PoolExhausted, allocate
+
+    def choose(network: DirectNetwork, mac: str) -> str:
+        try:
+            return allocate(network, Holder(domain, mac))
+        except PoolExhausted as exc:
+            raise HookError(f"interface {mac}: {exc}; refused") from None
+    return choose
+
+
+def _has_pools(host_map: NetworkMap) -> bool:
+    return any(isinstance(n, DirectNetwork) and n.pool for n in host_map.networks.values())
+
+
+def _release(domain: str) -> None:
+    """The guest stopped here (or left by migration): free the pool NICs it held."""
+    from vifplug.pools import release
+
+    release(domain)
+
+
 def _refuse_early(result: str, host_map: NetworkMap) -> None:
     """The device checks of ``vifplug hook check`` on the rewritten domain: a HookError with
     the first problem (the migration then fails before its memory copy, not after it)."""
@@ -576,6 +617,15 @@ def main(argv: Sequence[str], stdin: Any = None, stdout: Any = None, stderr: Any
     output. Never calls back into libvirt.
     """
     err = stderr if stderr is not None else sys.stderr
+    if len(argv) >= 3 and argv[1] == "release" and argv[2] == "end":
+        # the guest stopped here, or left by migration: free its pool NICs (if pools are used)
+        if os.path.exists(os.environ.get("VIFPLUG_POOLS") or POOLS_STATE):
+            try:
+                _release(argv[0])
+            except Exception as exc:  # never fail libvirt's release: say it and go on
+                print(_one_line(f"vifplug: domain {argv[0]!r}: cannot free its pool NICs: "
+                                f"{exc}"), file=err)
+        return 0
     if len(argv) < 3 or argv[1] not in REWRITE_OPS or argv[2] != "begin":
         return 0
     domain = argv[0]
@@ -584,9 +634,15 @@ def main(argv: Sequence[str], stdin: Any = None, stdout: Any = None, stderr: Any
         data = _binary(stdin if stdin is not None else sys.stdin).read(MAX_INPUT + 1)
         if isinstance(data, str):
             data = data.encode("utf-8")
-        result = rewrite(data, host_map, log=_syslog)
-        if argv[1] == "migrate" and host_map.strict:
-            _refuse_early(result, host_map)
+        chooser = _pool_chooser(domain) if _has_pools(host_map) else None
+        try:
+            result = rewrite(data, host_map, log=_syslog, pool=chooser)
+            if argv[1] == "migrate" and host_map.strict:
+                _refuse_early(result, host_map)
+        except BaseException:
+            if chooser is not None:
+                _release(domain)  # refused: the guest will not run here
+            raise
     except (HookError, NetworkMapError) as exc:
         print(f"vifplug: {_one_line(str(exc))}", file=err)
         return 1

@@ -76,7 +76,8 @@ def network_element(network: MappedNetwork) -> etree._Element:
         if network.trust_guest_rx_filters is not None:
             root.set("trustGuestRxFilters", "yes" if network.trust_guest_rx_filters else "no")
         forward = _SubElement(root, "forward", mode=network.mode)
-        _SubElement(forward, "interface", dev=network.interface)
+        for nic in network.nics:  # a pool: libvirt hands them out itself
+            _SubElement(forward, "interface", dev=nic)
         _port_profile(root, network.qbg, network.qbh_profile_id)
         _portgroups(root, network)
         return root

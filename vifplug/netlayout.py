@@ -229,10 +229,13 @@ def _check_direct(networks: Mapping[str, MappedNetwork],
         if isinstance(holder, OvsNetwork) or holder.vlan is None:
             held.setdefault(uplink.name, f"the uplink of network {name}, a port of its bridge")
     for name, network in sorted(networks.items()):
-        if isinstance(network, DirectNetwork) and network.interface in held:
-            raise MapRuleError(("networks", name, "interface"), f"{network.interface} is "
-                               f"{held[network.interface]}: macvtap needs a device no bridge "
-                               "or bond holds")
+        if not isinstance(network, DirectNetwork):
+            continue
+        key = "interfaces" if network.pool else "interface"
+        for nic in network.nics:
+            if nic in held:
+                raise MapRuleError(("networks", name, key), f"{nic} is {held[nic]}: macvtap "
+                                   "needs a device no bridge or bond holds")
 
 
 # --- OVS: one bridge per uplink -------------------------------------------------------------
@@ -343,7 +346,8 @@ def _other_devices(networks: Mapping[str, MappedNetwork]) -> dict[str, str]:
         elif isinstance(network, OvnNetwork):
             found.setdefault(network.bridge, f"OVN network {name}'s integration bridge")
         elif isinstance(network, DirectNetwork):
-            found.setdefault(network.interface, f"network {name}'s macvtap NIC")
+            for nic in network.nics:
+                found.setdefault(nic, f"network {name}'s macvtap NIC")
         if isinstance(network, LegacyNetwork | OvsNetwork) and network.uplink is not None:
             for device in (network.uplink.name, *network.uplink.nics):
                 found.setdefault(device, f"an uplink NIC or bond (network {name})")

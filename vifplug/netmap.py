@@ -368,17 +368,33 @@ class DirectNetwork(NamedTuple):
     override: bool = False
     #: ``<interface trustGuestRxFilters>`` for every guest (a portgroup's wins).
     trust_guest_rx_filters: bool | None = None
+    #: A pool of NICs (``interfaces = [...]``) instead of one ``interface`` (then ""): each
+    #: guest interface gets one of them (vifplug.pools).
+    pool: tuple[str, ...] = ()
 
     @property
     def switch(self) -> str:
         return "direct"
+
+    @property
+    def exclusive(self) -> bool:
+        """Each NIC serves one guest interface at a time: passthrough mode (the guest owns
+        the NIC) and 802.1Qbh (a port profile per NIC)."""
+        return self.mode == "passthrough" or self.qbh_profile_id is not None
+
+    @property
+    def nics(self) -> tuple[str, ...]:
+        """The NICs guests of the network may land on."""
+        return self.pool or (self.interface,)
 
     def describe(self) -> str:
         profile = (" with 802.1Qbg" if self.qbg is not None else
                    f" with 802.1Qbh profile {self.qbh_profile_id}" if self.qbh_profile_id else "")
         trust = ("" if self.trust_guest_rx_filters is None else
                  f", trustGuestRxFilters {'yes' if self.trust_guest_rx_filters else 'no'}")
-        return f"macvtap on {self.interface} ({self.mode}){profile}{trust}{_host_text(self)}"
+        share = "one guest per NIC" if self.exclusive else "least used first"
+        where = f"a pool of {', '.join(self.pool)} ({share})" if self.pool else self.interface
+        return f"macvtap on {where} ({self.mode}){profile}{trust}{_host_text(self)}"
 
 
 MappedNetwork = LegacyNetwork | OvsNetwork | OvnNetwork | DirectNetwork
@@ -574,7 +590,7 @@ _KEYS: dict[str, frozenset[str]] = {
     "legacy": frozenset({"switch", "bridge", "vlan"}) | _UPLINK_KEYS | _HOST_KEYS,
     "ovs": frozenset({"switch", "bridge", "vlan", "trunk"}) | _UPLINK_KEYS | _HOST_KEYS,
     "ovn": frozenset({"switch", "bridge", "logical_switch"}) | _HOST_KEYS,
-    "direct": frozenset({"switch", "interface", "mode", "qbg", "qbh",
+    "direct": frozenset({"switch", "interface", "interfaces", "mode", "qbg", "qbh",
                          "trust_guest_rx_filters"}) | _HOST_KEYS,
 }
 
@@ -746,7 +762,8 @@ def _ovn(name: str, table: dict[str, Any], where: tuple[str, ...],
 
 def _direct(name: str, table: dict[str, Any], where: tuple[str, ...],
             at: _Locator) -> MappedNetwork:
-    interface = _device(table, "interface", where, at)
+    pool = _pool(table, where, at)
+    interface = "" if pool else _device(table, "interface", where, at)
     mode = table.get("mode", "vepa")
     if mode not in DIRECT_MODES:
         raise at.error((*where, "mode"), f"must be one of {', '.join(DIRECT_MODES)} "
@@ -767,7 +784,31 @@ def _direct(name: str, table: dict[str, Any], where: tuple[str, ...],
             raise at.error((*where, "qbh", "profile_id"), f"{exc} (got {value!r})") from None
         if profile is None:
             raise at.error((*where, "qbh", "profile_id"), f"must be a string (got {value!r})")
-    return DirectNetwork(name, interface, mode, qbg, profile)
+    return DirectNetwork(name, interface, mode, qbg, profile, pool=pool)
+
+
+def _pool(table: dict[str, Any], where: tuple[str, ...], at: _Locator) -> tuple[str, ...]:
+    """``interfaces = [...]``: a pool of NICs, each named once; not with ``interface``."""
+    if "interfaces" not in table:
+        return ()
+    key = (*where, "interfaces")
+    if "interface" in table:
+        raise at.error(key, "give 'interface' (one NIC) or 'interfaces' (a pool), not both")
+    value = table["interfaces"]
+    if not isinstance(value, list) or not value:
+        raise at.error(key, f"must be a non-empty array of NIC names (got {value!r})")
+    nics: list[str] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise at.error(key, f"item {index}: must be a string (got {item!r})")
+        try:
+            nic = check_device_name(item)
+        except ValueError as exc:
+            raise at.error(key, f"item {index}: {exc} (got {item!r})") from None
+        if nic in nics:
+            raise at.error(key, f"NIC {nic} is listed twice (a pool names each NIC once)")
+        nics.append(nic)
+    return tuple(nics)
 
 
 _QBG_RANGES = {"manager_id": spec.UINT8_MAX, "type_id": spec.UINT24_MAX,

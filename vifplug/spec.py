@@ -47,3 +47,8 @@ UNIX_PATH_MAX = 107
 UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 #: A MAC address ``xx:xx:xx:xx:xx:xx`` (either case).
 MAC_PATTERN = r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}"
+
+#: Where vifplug records which guest holds which NIC of a pooled ``direct`` network
+#: (vifplug.pools; ``VIFPLUG_POOLS`` overrides it). Here because the hook's ``release``
+#: operation checks it exists before importing anything.
+POOLS_STATE = "/var/lib/vifplug/pools.json"
