@@ -140,6 +140,26 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _map_option(sub: argparse.ArgumentParser) -> None:
+    """``--networks FILE``: the network map."""
+    sub.add_argument("--networks", metavar="FILE", help="the network map (default: "
+                     "$VIFPLUG_NETWORKS, else /etc/vifplug/networks.toml)")
+
+
+def _netns_ovsdb_options(sub: argparse.ArgumentParser, *, netns_help: str) -> None:
+    """``--netns NAME`` and ``--ovsdb URL``: which host to look at."""
+    sub.add_argument("--netns", metavar="NAME", help=netns_help)
+    sub.add_argument("--ovsdb", metavar="URL", default=None,
+                     help="the OVSDB server (default: unix:/run/openvswitch/db.sock)")
+
+
+def _record_option(sub: argparse.ArgumentParser) -> None:
+    """``--record FILE``: host apply's record of the Linux devices it made."""
+    sub.add_argument("--record", metavar="FILE", help="vifplug's record of the Linux devices "
+                     "it made (default: $VIFPLUG_HOST_RECORD, else "
+                     "/var/lib/vifplug/host-devices.json)")
+
+
 def _host_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--netns", metavar="NAME",
                      help="work in this network namespace (ip netns) instead of the host's")
@@ -188,8 +208,7 @@ def _add_hook_commands(commands: Any) -> None:
         description="Print domain.xml with every vifplug interface rewritten for this host's "
         "network map: a preview of what an incoming migration gets.")
     preview.add_argument("domain_xml", metavar="domain.xml", help="('-' reads stdin)")
-    preview.add_argument("--networks", metavar="FILE", help="the network map (default: "
-                         "$VIFPLUG_NETWORKS, else /etc/vifplug/networks.toml)")
+    _map_option(preview)
     preview.add_argument("--explain", action="store_true",
                          help="print instead, for each rewritten interface, every attribute's "
                          "value and the layer it comes from (interface, portgroup, network)")
@@ -203,20 +222,16 @@ def _add_hook_commands(commands: Any) -> None:
         "ready; 1 with one line per problem. The hook's `migrate begin` runs the same device "
         "checks (not the chassis registration) unless the map says strict = false.")
     check.add_argument("domain_xml", metavar="domain.xml", help="('-' reads stdin)")
-    check.add_argument("--networks", metavar="FILE", help="the network map (default: "
-                       "$VIFPLUG_NETWORKS, else /etc/vifplug/networks.toml)")
-    check.add_argument("--ovsdb", metavar="URL", default=None,
-                       help="the OVSDB server's unix socket (default: "
-                       "unix:/run/openvswitch/db.sock)")
-    check.add_argument("--netns", metavar="NAME",
-                       help="check in this network namespace (runs itself there with `ip netns "
-                       "exec`, which shows that namespace's devices in /sys)")
+    _map_option(check)
+    _netns_ovsdb_options(check, netns_help="check in this network namespace (runs itself "
+                         "there with `ip netns exec`, which shows that namespace's devices in "
+                         "/sys)")
     check.set_defaults(handler=_hook_check)
     run = hook_commands.add_parser("run", help="run exactly as libvirt runs the hook",
                                    description="DOMAIN OP SUBOP [EXTRA], the domain XML on "
                                    "stdin: the same as hooks/qemu.")
     run.add_argument("hook_args", nargs="+", metavar="ARG", help="DOMAIN OP SUBOP [EXTRA]")
-    run.add_argument("--networks", metavar="FILE")
+    _map_option(run)
     run.set_defaults(handler=_hook_run)
 
 
@@ -233,8 +248,7 @@ def _add_pools_commands(commands: Any) -> None:
                          "(libvirt, read-only)")):
         sub = pool_commands.add_parser(name, help=help_, description=help_[0].upper() +
                                        help_[1:] + ".")
-        sub.add_argument("--networks", metavar="FILE", help="the network map (default: "
-                         "$VIFPLUG_NETWORKS, else /etc/vifplug/networks.toml)")
+        _map_option(sub)
         sub.add_argument("--state", metavar="FILE", help="the state file (default: "
                          "$VIFPLUG_POOLS, else /var/lib/vifplug/pools.json)")
         if name == "rebuild":
@@ -257,13 +271,9 @@ def _add_host_commands(commands: Any) -> None:
         "or NIC exists on this host now; with an OVN network, whether this host is a "
         "registered OVN chassis (the Open_vSwitch row's system-id, ovn-remote, ovn-encap-*) "
         "and its ovn-remote reachable.")
-    show.add_argument("--networks", metavar="FILE")
-    show.add_argument("--netns", metavar="NAME", help="look in this network namespace")
-    show.add_argument("--ovsdb", metavar="URL", default=None,
-                      help="the OVSDB server (default: unix:/run/openvswitch/db.sock)")
-    show.add_argument("--record", metavar="FILE", help="vifplug's record of the Linux devices "
-                      "it made (default: $VIFPLUG_HOST_RECORD, else "
-                      "/var/lib/vifplug/host-devices.json)")
+    _map_option(show)
+    _netns_ovsdb_options(show, netns_help="look in this network namespace")
+    _record_option(show)
     show.set_defaults(handler=_host_show)
     apply = host_commands.add_parser(
         "apply", help="build the map's bridges, bonds, VLAN devices and uplinks on this host",
@@ -275,19 +285,14 @@ def _add_host_commands(commands: Any) -> None:
         "change is undone if a step fails. Exit 2 when the map cannot be applied (a device in "
         "the way that is not vifplug's, a missing NIC, a map mixing switch types): nothing "
         "is changed then.")
-    apply.add_argument("--networks", metavar="FILE", help="the network map (default: "
-                       "$VIFPLUG_NETWORKS, else /etc/vifplug/networks.toml)")
+    _map_option(apply)
     apply.add_argument("--dry-run", action="store_true", help="print the plan and touch nothing")
-    apply.add_argument("--netns", metavar="NAME",
-                       help="work in this network namespace (ip netns) instead of the host's")
-    apply.add_argument("--ovsdb", metavar="URL", default=None,
-                       help="the OVSDB server (default: unix:/run/openvswitch/db.sock)")
+    _netns_ovsdb_options(apply, netns_help="work in this network namespace (ip netns) instead "
+                         "of the host's")
     apply.add_argument("--datapath-type", metavar="TYPE", choices=("system", "netdev"),
                        help="the datapath of the OVS bridges vifplug makes (default: OVS's "
                        "own, system; netdev: the userspace datapath)")
-    apply.add_argument("--record", metavar="FILE", help="vifplug's record of the Linux devices "
-                       "it made (default: $VIFPLUG_HOST_RECORD, else "
-                       "/var/lib/vifplug/host-devices.json)")
+    _record_option(apply)
     apply.set_defaults(handler=_host_apply)
     unit = host_commands.add_parser(
         "unit", help="print the systemd unit that runs host apply at boot",
@@ -303,9 +308,7 @@ def _add_host_commands(commands: Any) -> None:
         "NIC); with --define, define each on that libvirt (persistent, autostarted) and start "
         "it. Guests whose interfaces name these networks (`vifplug render --as-network`) "
         "migrate between hosts whose networks differ with no hook.")
-    networks.add_argument("--networks", metavar="FILE",
-                          help="the network map (default: $VIFPLUG_NETWORKS, else "
-                          "/etc/vifplug/networks.toml)")
+    _map_option(networks)
     networks.add_argument("--network", metavar="NAME", action="append",
                           help="only this network of the map (repeatable)")
     networks.add_argument("--define", metavar="URI",
