@@ -125,6 +125,30 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="print each VIF's state as JSON (also when not ready)")
     wait.set_defaults(handler=_wait)
     _add_hook_commands(commands)
+    audit = commands.add_parser(
+        "audit", help="compare this host's VIF plumbing with libvirt's domains",
+        description="List everything vifplug-shaped on this host (tap/qbr/qvb/qvo/vhu devices, "
+        "OVS ports with a guest's external_ids, vifplug's lock files), match it against "
+        "libvirt's domains (read-only connection: running and defined) and the network map, "
+        "and report each orphan, missing, mismatch and foreign object with its evidence. "
+        "Changes nothing.",
+        epilog="Exit codes: 0 clean, 1 findings (or the host or libvirt cannot be read), "
+        "2 bad input.")
+    audit.add_argument("--json", action="store_true",
+                       help="print the report as JSON (format 1, docs: audit)")
+    audit.add_argument("--connect", metavar="URI", default=None,
+                       help="libvirt URI (default: libvirt's default, e.g. qemu:///system)")
+    audit.add_argument("--netns", metavar="NAME",
+                       help="audit this network namespace (ip netns) instead of the host's")
+    audit.add_argument("--ovsdb", metavar="URL", default=None,
+                       help="the OVSDB server (default: unix:/run/openvswitch/db.sock)")
+    audit.add_argument("--networks", metavar="FILE",
+                       help="the network map (default: $VIFPLUG_NETWORKS, else "
+                       "/etc/vifplug/networks.toml when it exists; without one, mismatches "
+                       "are not checked)")
+    audit.add_argument("--lock-dir", metavar="DIR", default=None,
+                       help="vifplug's lock files (default: /run/vifplug/locks)")
+    audit.set_defaults(handler=_audit)
     schema = commands.add_parser("schema", help="print the JSON Schema of vif.json",
                                  description="Print the JSON Schema (2020-12) of vif.json.")
     schema.set_defaults(handler=_schema)
@@ -532,6 +556,30 @@ def _wait(args: argparse.Namespace, out: TextIO) -> int:
     else:
         print(f"{'VIF' if len(vifs) == 1 else f'{len(vifs)} VIFs'} ready", file=out)
     return EXIT_OK
+
+
+def _audit(args: argparse.Namespace, out: TextIO) -> int:
+    from pathlib import Path
+
+    from vifplug.audit import audit, report_json, report_text
+    from vifplug.host import DEFAULT_OVSDB, Host
+    from vifplug.host.apply import LOCK_DIR
+    from vifplug.host.inventory import read_domains, read_inventory
+    from vifplug.netmap import load_network_map, map_path
+
+    path = map_path(args.networks)
+    host_map = (load_network_map(path) if args.networks is not None or os.path.exists(path)
+                else None)
+    with Host(netns=args.netns, ovsdb=args.ovsdb or DEFAULT_OVSDB) as host:
+        inventory = read_inventory(host, Path(args.lock_dir) if args.lock_dir else LOCK_DIR)
+    domains = read_domains(args.connect)
+    result = audit(inventory, domains, host_map.networks if host_map is not None else None,
+                   map_path=host_map.path if host_map is not None else None)
+    if args.json:
+        _print_json(report_json(result), out)
+    else:
+        print(report_text(result), file=out)
+    return EXIT_OK if result.clean else EXIT_FAILURE
 
 
 def _print_json(data: object, out: TextIO) -> None:
