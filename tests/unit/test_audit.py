@@ -103,8 +103,8 @@ HYBRID_HOST = host(QBR, QVB, QVO, TAP, ovs=(QVO_PORT,))
 CASES: list[tuple[str, Inventory, tuple[Domain, ...], list[tuple[str, str]], str]] = [
     ("clean hybrid guest", HYBRID_HOST, (dom(HYBRID),), [], ""),
     ("clean virtualport guest", host(TAP, ovs=(VP_PORT,)), (dom(VP),), [], ""),
-    ("defined, not running, guest claims its plugged hybrid VIF", host(QBR, QVB, QVO, ovs=(QVO_PORT,)),
-     (dom(HYBRID, running=False),), [], ""),
+    ("defined, not running, guest claims its plugged hybrid VIF",
+     host(QBR, QVB, QVO, ovs=(QVO_PORT,)), (dom(HYBRID, running=False),), [], ""),
     ("guest destroyed behind vifplug's back: qbr/qvb/qvo orphans",
      host(QBR, QVB, QVO, ovs=(QVO_PORT,)), (),
      [("orphan", "qbr" + P), ("orphan", "qvb" + P), ("orphan", "qvo" + P)], "no domain has it"),
@@ -200,7 +200,8 @@ def test_evidence_of_a_mismatch_lists_each_difference(networks: Any) -> None:
     assert finding.evidence["differences"] == [
         {"field": "tag", "actual": 200, "expected": 100},
         {"field": "mtu_request", "actual": 9000, "expected": 1500}]
-    assert finding.domain is not None and finding.domain.uuid == DOM_UUID
+    assert finding.domain is not None
+    assert finding.domain.uuid == DOM_UUID
 
 
 def test_no_map_no_mismatch() -> None:
