@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from vifplug.host import Host
     from vifplug.host.netlink import Link, Netlink
 
-__all__ = ["LinkChanges", "Outcome", "Progress", "apply_plug", "apply_unplug", "vif_locks"]
+__all__ = ["LinkChanges", "Outcome", "Progress", "apply_gc", "apply_plug", "apply_unplug",
+           "vif_locks"]
 
 #: Called after each step is done (the CLI's progress bar for batches).
 Progress = Callable[[Step], None]
@@ -347,3 +348,64 @@ def _rollback(journal: list[tuple[Step, Undo]]) -> tuple[str, ...]:
         except Exception as exc:
             errors.append(f"undo of '{step}': {exc}")
     return tuple(errors)
+
+
+def apply_gc(steps: Sequence[Step], undo: Sequence[Step], host: Host) -> Outcome:
+    """Apply ``vifplug gc``'s plan (:class:`vifplug.gc.GcPlan`) all or nothing: its OVSDB steps
+    (orphan ports deleted, mismatched ports repaired) in one transaction, then every orphan
+    device deleted in one netlink request. If the deletion fails, the devices already moved
+    into the deletion's link group go back to group 0 and ``undo`` (OVSDB steps that put back
+    what the transaction changed) is committed: the host is as it was, and the error says so.
+    """
+    outcome = Outcome()
+    ovsdb_steps = [step for step in steps if step.phase == "ovsdb"]
+    links = [step for step in steps if step.phase == "link"]
+    cursor = _Cursor()
+    try:
+        _ovsdb_phase(ovsdb_steps, host, outcome, cursor, progress=None)
+    except BaseException as exc:  # one transaction: nothing changed
+        failed = cursor.at if cursor.at is not None else "gc"
+        raise StepFailed(failed, exc, device=getattr(failed, "device", None),
+                         rolled_back=True) from exc
+    moved: list[str] = []
+    try:
+        for step in links:
+            cursor.at = step
+            faults.before(host, step)
+        if links:
+            from pyroute2 import NetlinkError
+
+            cursor.at = links[0] if len(links) == 1 else _Transaction(links)
+            group = secrets.randbelow(2**31 - 2) + 1
+            for name in [name for step in links for name in step.deletes()]:
+                try:
+                    host.netlink.update(name, group=group)
+                except NetlinkError as exc:
+                    if exc.code == errno.ENODEV:
+                        continue  # gone already (a veth's peer deleted with it)
+                    raise
+                moved.append(name)
+            if moved:
+                try:
+                    host.netlink.delete_group(group)
+                except NetlinkError as exc:
+                    if exc.code != errno.ENODEV:
+                        raise
+            outcome.changed.extend(links)
+    except BaseException as exc:
+        errors = []
+        for name in moved:
+            try:
+                host.netlink.update(name, group=0)
+            except Exception as again:
+                errors.append(f"put {name} back in link group 0: {again}")
+        changed = {id(step) for step in outcome.changed}
+        if any(id(step) in changed for step in ovsdb_steps) and undo:
+            try:
+                host.commit(list(undo))
+            except Exception as again:
+                errors.append(f"undo of the OVSDB transaction: {again}")
+        failed = cursor.at if cursor.at is not None else "gc"
+        raise StepFailed(failed, exc, device=getattr(failed, "device", None),
+                         rolled_back=not errors, undo_errors=tuple(errors)) from exc
+    return outcome
