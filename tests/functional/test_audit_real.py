@@ -137,3 +137,63 @@ def test_each_finding_kind_made_on_purpose(env: Env, tmp_path: Path) -> None:
     assert found[foreign][1]["evidence"]["ovs"]["external_ids"] == {}
     locks = {lock["vif_id"] for lock in report["checked"]["locks"]}
     assert {alive.id, gone.id, cut.id, parked.id} <= locks
+
+
+def gc(scene: Scene, *extra: str) -> tuple[int, str]:
+    node = scene.dir / "node.xml"
+    node.write_text("<node>\n" + "\n".join(scene.domains) + "\n</node>\n")
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["gc", "--netns", scene.env.netns.name, "--ovsdb", scene.env.ovs.db,
+                 "--connect", f"test://{node}", "--networks", str(scene.dir / "networks.toml"),
+                 "--lock-dir", str(scene.dir / "locks"), "--state", str(scene.dir / "seen.json"),
+                 *extra], stdout=out, stderr=err)
+    assert err.getvalue() == ""
+    return code, out.getvalue()
+
+
+def test_gc_removes_exactly_the_orphans_and_repairs_the_mismatch(env: Env,
+                                                                 tmp_path: Path) -> None:
+    scene = Scene(env, tmp_path)
+    alive = scene.plug(guest="alive")
+    gone = scene.plug()
+    cut = scene.plug(guest="cut")
+    parked = scene.plug(guest="parked", running=False)
+    foreign = "tapf" + secrets.token_hex(4)
+    env.leftovers.links.append(foreign)
+    env.leftovers.ports.append(foreign)
+    env.netns.add_tap(foreign)
+    env.ovs.vsctl("add-port", "br-int", foreign)
+    env.ovs.vsctl("set", "Port", alive.qvo_name, "tag=200")
+    env.netns.delete_link(cut.qbr_name)
+    names = (*vif_names(alive), *vif_names(gone), *vif_names(cut), *vif_names(parked), foreign)
+
+    before = env.snapshot()
+    code, out = gc(scene, "--dry-run", "--older-than", "0")
+    assert code == 0
+    assert f"delete OVS port {gone.qvo_name} if it exists" in out
+    assert f"ensure OVS port {alive.qvo_name} on br-int" in out
+    assert out.endswith("dry run: nothing changed\n")
+    assert env.snapshot() == before
+    assert not (tmp_path / "seen.json").exists()
+
+    code, out = gc(scene)  # everything was first seen just now: too young
+    assert code == 0
+    assert f"skip orphan {gone.qbr_name}: seen 0 s ago" in out
+    assert env.snapshot() == before
+
+    code, out = gc(scene, "--older-than", "0")
+    assert code == 0, out
+    assert f"skip foreign {foreign}: foreign: never touched" in out
+    assert f"skip missing {cut.mac}" in out
+    links = {link["ifname"] for link in env.netns.links()}
+    assert not links & {gone.qbr_name, gone.qvb_name, gone.qvo_name}
+    assert {foreign, alive.qbr_name, alive.qvb_name, alive.qvo_name, alive.tap_name,
+            cut.qvb_name, cut.qvo_name, cut.tap_name, parked.qbr_name, parked.qvo_name} <= links
+    ports = set(env.ovs.ports("br-int"))
+    assert gone.qvo_name not in ports
+    assert {foreign, alive.qvo_name, cut.qvo_name, parked.qvo_name} <= ports
+    assert env.ovs.get("Port", alive.qvo_name, "tag") == "100"
+
+    _, report = scene.audit()
+    assert {name: kind for name, (kind, _) in mine(report, *names).items()} == {
+        foreign: "foreign", cut.mac: "missing"}
