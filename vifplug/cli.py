@@ -644,7 +644,7 @@ def _gc(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
     lock_dir = Path(args.lock_dir) if args.lock_dir else LOCK_DIR
     with Host(netns=args.netns, ovsdb=args.ovsdb or DEFAULT_OVSDB) as host, \
-            vif_locks(list(plan.lock_ids), host.scope, lock_dir):
+            vif_locks(list(plan.lock_ids), host.scope, lock_dir, remove=plan.removed_ids):
         outcome = apply_gc(plan.steps, plan.undo, host)
     print(f"done: {len(outcome.changed)} of {len(plan.steps)} steps changed the host", file=out)
     return EXIT_OK

@@ -45,12 +45,14 @@ class GcPlan:
     """What gc does, in order: ``steps`` (OVSDB steps, then device deletions); ``undo``: the
     OVSDB steps that put back what ``steps`` change in OVSDB (a rollback after a failed
     deletion); ``skipped``: what gc leaves alone, and why; ``lock_ids``: the VIF ids whose lock
-    files gc holds while it applies."""
+    files gc holds while it applies; ``removed_ids``: those of them whose host side it removes
+    (their lock files go too, as after an unplug)."""
 
     steps: tuple[Step, ...] = ()
     undo: tuple[Step, ...] = ()
     skipped: tuple[Skipped, ...] = ()
     lock_ids: tuple[str, ...] = ()
+    removed_ids: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         lines = ["gc plan:"]
@@ -100,6 +102,7 @@ def plan_gc(result: AuditResult, *, seen: Mapping[str, float], now: float,
     undo: list[Step] = []
     skipped: list[Skipped] = []
     lock_ids: set[str] = set()
+    removed_ids: set[str] = set()
     locks = result.inventory.locks
     for finding in result.findings:
         kind, subject = finding.kind, finding.subject
@@ -126,13 +129,15 @@ def plan_gc(result: AuditResult, *, seen: Mapping[str, float], now: float,
             continue
         if kind == "orphan":
             _remove(finding, ovsdb, links, undo)
+            removed_ids.update(lock.vif_id for lock in related)
         else:
             reason = _repair(finding, ovsdb, undo)
             if reason is not None:
                 skipped.append(Skipped(kind, subject, reason))
                 continue
         lock_ids.update(lock.vif_id for lock in related)
-    return GcPlan(tuple(ovsdb + links), tuple(undo), tuple(skipped), tuple(sorted(lock_ids)))
+    return GcPlan(tuple(ovsdb + links), tuple(undo), tuple(skipped), tuple(sorted(lock_ids)),
+                  tuple(sorted(removed_ids)))
 
 
 def _remove(finding: Finding, ovsdb: list[Step], links: list[Step], undo: list[Step]) -> None:

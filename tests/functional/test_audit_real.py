@@ -193,6 +193,10 @@ def test_gc_removes_exactly_the_orphans_and_repairs_the_mismatch(env: Env,
     assert gone.qvo_name not in ports
     assert {foreign, alive.qvo_name, cut.qvo_name, parked.qvo_name} <= ports
     assert env.ovs.get("Port", alive.qvo_name, "tag") == "100"
+    # the removed VIF's lock file goes with it; the others stay
+    scope = f"netns-{env.netns.name}"
+    assert not (tmp_path / "locks" / f"{scope}-{gone.id}.lock").exists()
+    assert (tmp_path / "locks" / f"{scope}-{alive.id}.lock").exists()
 
     _, report = scene.audit()
     assert {name: kind for name, (kind, _) in mine(report, *names).items()} == {

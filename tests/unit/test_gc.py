@@ -258,3 +258,24 @@ def test_cli_bad_older_than_and_bad_state(edges: dict[str, Any], tmp_path: Path)
     code, _, err = run("gc", "--dry-run", "--state", str(tmp_path / "bad.json"))
     assert code == 2
     assert "bad.json" in err
+
+
+def test_lock_files_held_and_removed(networks: Any) -> None:
+    lock = LockFile("/l", "host", VIF_ID, NOW - 3600)
+    plan = planned(audit(replace(ORPHANED, locks=(lock,)), (), networks))
+    assert (plan.lock_ids, plan.removed_ids) == ((VIF_ID,), (VIF_ID,))
+    retagged = replace(RETAGGED, locks=(lock,))
+    plan = planned(audit(retagged, (dom(HYBRID),), networks))
+    assert (plan.lock_ids, plan.removed_ids) == ((VIF_ID,), ())
+
+
+def test_vif_locks_touch_and_remove_only_the_named(tmp_path: Path) -> None:
+    import os
+
+    from vifplug.host.apply import vif_locks
+
+    (tmp_path / "host-a.lock").touch()
+    os.utime(tmp_path / "host-a.lock", (1, 1))
+    with vif_locks(["a", "b"], "host", tmp_path, remove={"b"}):
+        assert (tmp_path / "host-a.lock").stat().st_mtime > 1  # touched: a plug is recent
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["host-a.lock"]

@@ -17,7 +17,7 @@ import errno
 import fcntl
 import os
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,20 +67,29 @@ class Outcome:
 
 @contextmanager
 def vif_locks(vif_ids: Sequence[str], scope: str, lock_dir: Path = LOCK_DIR, *,
-              remove: bool = False) -> Iterator[None]:
+              remove: bool | Collection[str] = False) -> Iterator[None]:
     """Hold an exclusive lock per VIF (sorted: no deadlock between batches) for one host scope
-    (the netns); released on exit, or by the kernel when the process dies. With ``remove``
+    (the netns), touching each lock file (its mtime: the VIF's last plug or unplug); released
+    on exit, or by the kernel when the process dies. With ``remove``
     (a successful unplug), the lock files are deleted before they are released, so they do not
-    pile up: a waiter that then wakes on a deleted file notices and locks the new one."""
+    pile up: a waiter that then wakes on a deleted file notices and locks the new one.
+    ``remove`` may also name the VIF ids whose lock files go (``vifplug gc``: the VIFs it
+    removed, not those it repaired)."""
     lock_dir.mkdir(parents=True, exist_ok=True)
     paths = [lock_dir / f"{scope}-{vif_id}.lock" for vif_id in sorted(set(vif_ids))]
     with ExitStack() as stack:
         for path in paths:
-            stack.callback(os.close, _lock(path))
+            fd = _lock(path)
+            stack.callback(os.close, fd)
+            # its mtime says when the VIF was last plugged or unplugged: `vifplug gc` leaves
+            # alone what a plug touched less than --older-than seconds ago
+            os.utime(fd)
         yield
         if remove:
-            for path in paths:
-                path.unlink(missing_ok=True)
+            gone = set(vif_ids) if remove is True else set(remove)
+            for vif_id, path in zip(sorted(set(vif_ids)), paths, strict=True):
+                if vif_id in gone:
+                    path.unlink(missing_ok=True)
 
 
 def _lock(path: Path) -> int:
