@@ -1,6 +1,6 @@
 """``vifplug audit`` on a real namespace and a real private OVS, against libvirt's test driver
 (a node file of domains: read-only, like the real one; real QEMU guests:
-tests/integration/test_audit_guests.py when it exists). Each finding kind is made on purpose:
+tests/integration/test_audit_guests.py). Each finding kind is made on purpose:
 VIFs plugged by vifplug whose guest is gone (orphan), a port re-tagged by hand (mismatch), a qbr
 deleted by hand under a running guest (missing), a TAP added to OVS by hand with no marks
 (foreign). Only the objects a test made are looked at: the session's OVS is shared."""
