@@ -6,7 +6,8 @@ first seen, and the lock files, it makes a :class:`GcPlan` — plan steps of
 ``DeleteLink`` in one netlink request) with the OVSDB steps that undo them, and what it leaves
 alone and why. :func:`vifplug.host.apply.apply_gc` applies it, all or nothing.
 
-What gc never touches: a ``foreign`` object; an orphan whose ``vm-uuid``/``vm-id`` names an
+What gc never touches: a ``foreign`` object; a name that is not a device name vifplug would
+make (``[A-Za-z0-9_.-]``, at most 15 bytes); an orphan whose ``vm-uuid``/``vm-id`` names an
 existing domain (nor, by the audit's rules, anything a domain claims); anything whose VIF's lock
 a plug or unplug holds now; anything younger than ``older_than``.
 
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vifplug.audit import AuditResult, Finding, LockFile, id_part
+from vifplug.names import check_device_name
 from vifplug.plan import DeleteLink, DeleteOvsPort, EnsureOvsPort, Step
 
 __all__ = ["DEFAULT_OLDER_THAN", "GcPlan", "Skipped", "finding_keys", "plan_gc", "seen_now"]
@@ -126,6 +128,11 @@ def plan_gc(result: AuditResult, *, seen: Mapping[str, float], now: float,
         if age < older_than:
             skipped.append(Skipped(kind, subject, f"seen {age:.0f} s ago, younger than "
                                                   f"--older-than {older_than:g} s"))
+            continue
+        try:
+            check_device_name(subject)
+        except ValueError as exc:
+            skipped.append(Skipped(kind, subject, f"not a name vifplug handles: {exc}"))
             continue
         if kind == "orphan":
             _remove(finding, ovsdb, links, undo)
