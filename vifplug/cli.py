@@ -594,7 +594,7 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK if result.clean else EXIT_FAILURE
 
 
-def _audit_result(args: argparse.Namespace) -> Any:
+def _audit_result(args: argparse.Namespace, again: Any = None) -> Any:
     from pathlib import Path
 
     from vifplug.audit import audit
@@ -606,8 +606,11 @@ def _audit_result(args: argparse.Namespace) -> Any:
     path = map_path(args.networks)
     host_map = (load_network_map(path) if args.networks is not None or os.path.exists(path)
                 else None)
-    with Host(netns=args.netns, ovsdb=args.ovsdb or DEFAULT_OVSDB) as host:
-        inventory = read_inventory(host, Path(args.lock_dir) if args.lock_dir else LOCK_DIR)
+    if again is not None:  # the same host, libvirt's domains read anew
+        inventory = again.inventory
+    else:
+        with Host(netns=args.netns, ovsdb=args.ovsdb or DEFAULT_OVSDB) as host:
+            inventory = read_inventory(host, Path(args.lock_dir) if args.lock_dir else LOCK_DIR)
     domains = read_domains(args.connect)
     return audit(inventory, domains, host_map.networks if host_map is not None else None,
                  map_path=host_map.path if host_map is not None else None)
@@ -621,7 +624,7 @@ def _gc(args: argparse.Namespace, out: TextIO) -> int:
     import time
     from pathlib import Path
 
-    from vifplug.gc import plan_gc, seen_now
+    from vifplug.gc import narrow, plan_gc, seen_now
     from vifplug.host import DEFAULT_OVSDB, Host
     from vifplug.host.apply import LOCK_DIR, apply_gc, vif_locks
 
@@ -642,6 +645,11 @@ def _gc(args: argparse.Namespace, out: TextIO) -> int:
     _write_gc_state(state, record)
     if not plan.steps:
         return EXIT_OK
+    # a domain defined since the audit read libvirt claims what it names: read them again
+    narrowed = narrow(plan, _audit_result(args, again=result))
+    for skip in narrowed.skipped[len(plan.skipped):]:
+        print(f"  skip {skip.kind} {skip.subject}: {skip.reason}", file=out)
+    plan = narrowed
     lock_dir = Path(args.lock_dir) if args.lock_dir else LOCK_DIR
     with Host(netns=args.netns, ovsdb=args.ovsdb or DEFAULT_OVSDB) as host, \
             vif_locks(list(plan.lock_ids), host.scope, lock_dir, remove=plan.removed_ids):

@@ -29,7 +29,8 @@ from vifplug.audit import AuditResult, Finding, LockFile, id_part
 from vifplug.names import check_device_name
 from vifplug.plan import DeleteLink, DeleteOvsPort, EnsureOvsPort, Step
 
-__all__ = ["DEFAULT_OLDER_THAN", "GcPlan", "Skipped", "finding_keys", "plan_gc", "seen_now"]
+__all__ = ["DEFAULT_OLDER_THAN", "GcPlan", "Skipped", "finding_keys", "narrow", "plan_gc",
+           "seen_now"]
 
 #: Seconds a finding must have been seen before gc acts on it, by default.
 DEFAULT_OLDER_THAN = 60.0
@@ -185,3 +186,22 @@ def _ensure(columns: Mapping[str, Any], ids: Mapping[str, Any]) -> EnsureOvsPort
                          external_ids=tuple(sorted(ids["external_ids"].items())),
                          mtu_request=columns["mtu_request"], tag=columns["tag"],
                          trunks=tuple(columns["trunks"]), interface_type=columns["type"])
+
+
+def narrow(plan: GcPlan, result: AuditResult) -> GcPlan:
+    """``plan`` without the removals of what is no longer an orphan in ``result`` (a fresh
+    audit: a domain defined while gc planned claims it now). Pure."""
+    still = {f.subject for f in result.findings if f.kind == "orphan" and f.domain is None}
+    planned = {step.device for step in plan.steps if not isinstance(step, EnsureOvsPort)}
+    gone = planned - still
+    if not gone:
+        return plan
+    parts = [part for name in gone if (part := id_part(name)) is not None and len(part) >= 8]
+    dropped = {vif_id for vif_id in plan.removed_ids if any(vif_id.startswith(p) for p in parts)}
+    return GcPlan(
+        tuple(s for s in plan.steps if isinstance(s, EnsureOvsPort) or s.device not in gone),
+        tuple(s for s in plan.undo if s.device not in gone),
+        (*plan.skipped, *(Skipped("orphan", name, "a domain has it now (defined while gc "
+                                                  "planned)") for name in sorted(gone))),
+        tuple(i for i in plan.lock_ids if i not in dropped),
+        tuple(i for i in plan.removed_ids if i not in dropped))

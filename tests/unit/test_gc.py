@@ -282,3 +282,16 @@ def test_vif_locks_touch_and_remove_only_the_named(tmp_path: Path) -> None:
     with vif_locks(["a", "b"], "host", tmp_path, remove={"b"}):
         assert (tmp_path / "host-a.lock").stat().st_mtime > 1  # touched: a plug is recent
     assert sorted(p.name for p in tmp_path.iterdir()) == ["host-a.lock"]
+
+
+def test_narrow_drops_what_a_new_domain_claims(networks: Any) -> None:
+    from vifplug.gc import narrow
+
+    lock = LockFile("/l", "host", VIF_ID, NOW - 3600)
+    inventory = replace(ORPHANED, locks=(lock,))
+    plan = planned(audit(inventory, (), networks))
+    assert narrow(plan, audit(inventory, (), networks)) is plan
+    after = narrow(plan, audit(inventory, (dom(HYBRID, running=False),), networks))
+    assert (after.steps, after.undo, after.lock_ids, after.removed_ids) == ((), (), (), ())
+    assert {skip.subject for skip in after.skipped} == {"qbr" + P, "qvb" + P, "qvo" + P}
+    assert all("a domain has it now" in skip.reason for skip in after.skipped)
