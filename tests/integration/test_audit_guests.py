@@ -4,7 +4,7 @@ made on purpose: a guest destroyed behind vifplug's back (orphan), its qbr delet
 a running guest (missing), a port re-tagged by hand (mismatch), an OVS port with no marks
 (foreign). Then ``gc`` removes exactly the orphans and re-tags the mismatch, leaves the foreign
 port, and the running guests keep their QEMU, TAP and port throughout (stand-in guests: diskless
-QEMU, no guest OS; traffic through a re-tag is tests/functional/test_traffic.py's matter)."""
+QEMU, no guest OS; traffic through gc: tests/functional/test_gc_traffic.py)."""
 
 from __future__ import annotations
 
