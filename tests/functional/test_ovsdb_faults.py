@@ -9,11 +9,10 @@ later plug or unplug converges: every VIF ready, then the host exactly as before
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -31,17 +30,6 @@ pytestmark = [pytest.mark.root]
 DRIVER = GenericVIFDriver(firewall=True)
 INSTANCE = "6c0b4a9e-2f1d-4e3c-8b7a-5d4c3b2a1f0e"
 BATCH = 30
-
-
-@contextlib.contextmanager
-def vswitchd_stopped(ovs: PrivateOvs) -> Iterator[None]:
-    pid = read_pidfile(ovs.dir / "ovs-vswitchd.pid")
-    assert pid is not None
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
 
 
 def kill_and_restart_ovsdb(ovs: PrivateOvs, after: float) -> threading.Thread:
@@ -78,7 +66,7 @@ def test_vswitchd_stopped_during_a_batch_plug_and_its_unplug(
     host = env.host(ovsdb_backend)
     before = env.snapshot()
 
-    with vswitchd_stopped(env.ovs):
+    with env.ovs.vswitchd_stopped():
         if ovsdb_backend == "native":
             # committed without ovs-vswitchd; readiness cannot come: one clear line, then
             # one line per VIF; what was plugged stays
@@ -95,7 +83,7 @@ def test_vswitchd_stopped_during_a_batch_plug_and_its_unplug(
         DRIVER.plug_many(vifs, host, instance_uuid=INSTANCE)
     assert all(state.ready for state in DRIVER.wait(vifs, host, timeout=30))
 
-    with vswitchd_stopped(env.ovs):
+    with env.ovs.vswitchd_stopped():
         if ovsdb_backend == "native":
             with pytest.raises(NotAppliedError) as unapplied:
                 DRIVER.unplug_many(vifs, host, timeout=2)

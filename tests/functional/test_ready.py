@@ -7,20 +7,14 @@ wait that must succeed is given the default 30 s it never needs.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures._proc import read_pidfile
-from tests.fixtures.ovs import PrivateOvs
 from tests.functional.conftest import Env, example_data
 from vifplug.driver import GenericVIFDriver
 from vifplug.host.errors import NotAppliedError, NotReadyError
@@ -30,18 +24,6 @@ from vifplug.model import BridgeVif, OvsVif, VhostUserVif
 pytestmark = [pytest.mark.root]
 
 DRIVER = GenericVIFDriver(firewall=True)
-
-
-@contextlib.contextmanager
-def vswitchd_stopped(ovs: PrivateOvs) -> Iterator[None]:
-    """ovs-vswitchd SIGSTOPped (it reads no database change, applies nothing), then resumed."""
-    pid = read_pidfile(ovs.dir / "ovs-vswitchd.pid")
-    assert pid is not None
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
 
 
 @pytest.mark.parametrize("example", ["ovs-hybrid.json", "ovs-manual.json"])
@@ -65,7 +47,7 @@ def test_not_ready_until_ovs_vswitchd_applies_the_plug(env: Env) -> None:
     vif = env.vif("ovs-hybrid.json")
     assert isinstance(vif, OvsVif)
     host = env.host("native")
-    with vswitchd_stopped(env.ovs):
+    with env.ovs.vswitchd_stopped():
         outcome = DRIVER.plug(vif, host, wait=False)  # ovsdb-server takes the commit
         with pytest.raises(NotReadyError) as raised:
             DRIVER.wait([vif], host, timeout=1, cfg=outcome.ovs_cfg)
@@ -82,7 +64,7 @@ def test_not_ready_until_ovs_vswitchd_applies_the_plug(env: Env) -> None:
 def test_plug_that_is_not_ready_says_what_stays(env: Env) -> None:
     vif = env.vif("ovs-manual.json")
     host = env.host("native")
-    with vswitchd_stopped(env.ovs), pytest.raises(NotReadyError) as raised:
+    with env.ovs.vswitchd_stopped(), pytest.raises(NotReadyError) as raised:
         DRIVER.plug(vif, host, timeout=1)
     assert "what was plugged stays" in str(raised.value)
     assert isinstance(vif, OvsVif)
@@ -99,7 +81,7 @@ def test_unplug_waits_for_ovs_vswitchd_after_deleting_the_devices(env: Env) -> N
     assert isinstance(vif, OvsVif)
     host = env.host("native")
     DRIVER.plug(vif, host)
-    with vswitchd_stopped(env.ovs), pytest.raises(NotAppliedError) as raised:
+    with env.ovs.vswitchd_stopped(), pytest.raises(NotAppliedError) as raised:
         DRIVER.unplug(vif, host, timeout=1)
     assert "the ports are out of OVSDB and the devices deleted" in str(raised.value)
     assert f"has not applied configuration {raised.value.cfg}" in str(raised.value)
@@ -168,7 +150,7 @@ def test_cli_wait(env: Env, tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     where = ["--netns", env.netns.name, "--ovsdb", env.ovs.db]
 
-    with vswitchd_stopped(env.ovs):
+    with env.ovs.vswitchd_stopped():
         plugged = vifplug("plug", *where, "--no-wait", str(path))
         assert plugged.returncode == 0, plugged.stderr
         waited = vifplug("wait", *where, "--timeout", "1", "--json", str(path))

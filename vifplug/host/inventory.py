@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from vifplug.audit import OWNER_KEY, Domain, HostLink, Inventory, LockFile, OvsInterface
 from vifplug.errors import VifplugError
 from vifplug.host.errors import HostError
+from vifplug.host.ovsdb import database_said
 
 if TYPE_CHECKING:
     from vifplug.host import Host
@@ -100,7 +101,7 @@ def read_ovs_interfaces(url: str) -> tuple[tuple[OvsInterface, ...], tuple[str, 
         argv += ["--", f"--columns={','.join(columns)}", "list", table]
     result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=40)
     if result.returncode != 0:
-        raise HostError(f"cannot read OVSDB at {url}: ovs-vsctl: {result.stderr.strip()}")
+        raise HostError(f"cannot read OVSDB at {url}: {database_said(result.stderr)}")
     tables: dict[str, list[dict[str, Any]]] = {}
     for table, output in zip(_COLUMNS, result.stdout.splitlines(), strict=True):
         data = json.loads(output)

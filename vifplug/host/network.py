@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from vifplug.errors import VifError
 from vifplug.host.errors import HostError, StepFailed
+from vifplug.host.ovsdb import database_said
 from vifplug.hostnet import (
     OWNER,
     OWNER_KEY,
@@ -191,7 +192,7 @@ def read_ovs(url: str) -> tuple[dict[str, OvsBridgeState], dict[str, OvsPortStat
         argv += ["--", f"--columns={','.join(columns)}", "list", table]
     result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=40)
     if result.returncode != 0:
-        raise HostError(f"cannot read OVSDB at {url}: ovs-vsctl: {result.stderr.strip()}")
+        raise HostError(f"cannot read OVSDB at {url}: {database_said(result.stderr)}")
     tables: dict[str, list[dict[str, Any]]] = {}
     for table, output in zip(_LISTS, result.stdout.splitlines(), strict=True):
         data = json.loads(output)

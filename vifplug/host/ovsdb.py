@@ -602,7 +602,7 @@ class VsctlOvsdb:
     def bridge_exists(self, bridge: str) -> bool:
         result = self._run(["br-exists", bridge])
         if result.returncode not in (0, 2):
-            raise HostError(f"ovs-vsctl br-exists {bridge}: {result.stderr.strip()}",
+            raise HostError(f"ovs-vsctl br-exists {bridge}: {database_said(result.stderr)}",
                             device=bridge)
         return result.returncode == 0
 
@@ -628,7 +628,7 @@ class VsctlOvsdb:
             args += ["--", f"--columns=_uuid,{','.join(_COLUMNS[table])}", "list", table]
         result = self._run(args)
         if result.returncode != 0:
-            raise HostError(f"ovs-vsctl list: {result.stderr.strip()}")
+            raise HostError(f"ovs-vsctl list: {database_said(result.stderr)}")
         rows: dict[str, list[dict[str, Any]]] = {}
         for table, output in zip(tables, result.stdout.splitlines(), strict=True):
             data = json.loads(output)
