@@ -11,7 +11,9 @@ libvirt's live XML names the new switch, the old switch is gone, and a second ap
 nothing to do. ``--guests=refuse`` (the default) exits 2 naming the guest and changes nothing.
 At the end the guest is destroyed and an apply of an empty map leaves nothing of vifplug.
 
-Failure halfway: the new switch built and the guest moved, the uplink step (the finish) fails
+A foreign device in the way of the new bridge (a Linux bridge ``br-u1`` that is not vifplug's)
+is refused before anything changes (exit 2), the guest answering throughout. Failure halfway:
+the new switch built and the guest moved, the uplink step (the finish) fails
 (a failure injected there); the finish is rolled back, the old map is put back at the hook's
 path, the guest is moved back onto the Linux bridge and keeps answering, the OVS bridge built
 is removed, and vifplug's record is as before.
@@ -143,6 +145,16 @@ def test_a_transition_failing_halfway_puts_everything_back(
     with site.guest(image, tmp_path / "console"), \
             Pinger(site.segment.netns, GUEST_IP, interval=0.02) as pinger:
         pinger.wait_reply(timeout=GUEST_DEADLINE)
+        # a foreign device in the way of the new bridge: refused before anything changes
+        site.netns.add_bridge("br-u1")
+        code, out, err = site.apply(OVS, "--guests", "move")
+        assert code == 2, out + err
+        assert "br-u1 exists on this host as a bridge device, not vifplug's" in err
+        assert_on_red(site, site.conn.lookupByName("vp-tr-guest"))
+        assert site.record.read_text() == record_before
+        site.netns.delete_link("br-u1")
+        pinger.wait_reply(after=pinger.mark(), timeout=RESUME_DEADLINE)
+        # failing halfway: the guest moved, the uplink step fails
         site.networks.write_text(OVS)
         mark = pinger.mark()
         with Host(netns=site.netns.name, ovsdb=site.ovs.db, ovsdb_backend="vsctl") as host, \
