@@ -6,6 +6,7 @@ which bridges hold guests (``guest_holders``); the record of the map last applie
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,3 +155,160 @@ def test_empty_map_makes_every_network_move(tmp_path: Path) -> None:
 
     new = load(tmp_path, OVS)
     assert moving_networks(empty_map(new), new) == {"red"}
+
+
+# --- the orchestration, its host and libvirt edges replaced -------------------------------------
+
+
+class Edges:
+    """read_host_state, the engine, read_guests/plan_moves and move_guests of
+    vifplug.host.transition replaced: the states it reads in turn, the plans it applies, the
+    guest moves it asks for (each may be made to fail)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, states: list[HostState],
+                 moves: list[str]) -> None:
+        import vifplug.host.transition as transition_module
+        from vifplug.guests import GuestMove
+
+        self.states = states
+        self.applied: list[tuple[str, ...]] = []
+        self.moved: list[tuple[str, str]] = []
+        self.fail_apply: int | None = None
+        self.fail_move: int | None = None
+        self.hook_map_at_rollback: list[str] = []
+        planned = [GuestMove(name, (), "restore", "", None, None) for name in moves]
+        monkeypatch.setattr(transition_module, "read_host_state",
+                            lambda host: self.states.pop(0) if len(self.states) > 1
+                            else self.states[0])
+        monkeypatch.setattr(transition_module, "read_guests", lambda conn: [])
+        monkeypatch.setattr(transition_module, "plan_moves", lambda *a, **k: planned)
+        monkeypatch.setattr(transition_module, "_apply", self.apply)
+        monkeypatch.setattr(transition_module, "move_guests", self.move)
+
+    def apply(self, plan: Any, host: Any) -> None:
+        from vifplug.host.errors import StepFailed
+
+        self.applied.append(tuple(step.describe() for step in plan.steps))
+        if self.fail_apply == len(self.applied):
+            step = plan.steps[-1]
+            raise StepFailed(step, RuntimeError("injected"), device=step.device,
+                             rolled_back=True)
+
+    def move(self, conn: Any, old: NetworkMap, new: NetworkMap, **kwargs: Any) -> list[Any]:
+        from vifplug.guests import GuestMoveError
+
+        self.moved.append((old.text, new.text))
+        if self.fail_move == len(self.moved):
+            kwargs["before_rollback"]()
+            self.hook_map_at_rollback.append(Path(new.path).read_text())
+            raise GuestMoveError("domain 'web1': interface fa:16:3e:00:00:11: injected")
+        return []
+
+
+def start(tmp_path: Path) -> tuple[NetworkMap, DeviceRecord]:
+    """The host ran LEGACY (recorded), the operator wrote OVS at the map's path."""
+    record = DeviceRecord(tmp_path / "record.json", "host")
+    with record.locked():
+        record.write(Owned({"red": RED}, {"eth1": "red"}), applied=load(tmp_path, LEGACY))
+    return load(tmp_path, OVS), record
+
+
+def moved_state() -> HostState:
+    links = {"eth1": link("eth1", master="red"), "red": link("red", "bridge"),
+             "vnet0": link("vnet0", "tun")}
+    return HostState(links, {"br-eth1": OvsBridgeState("br-eth1", True, "", ("br-eth1",
+                                                                            "vnet0"))},
+                     {"vnet0": OvsPortState("vnet0", "br-eth1", False, ("vnet0",), 4094)}, {})
+
+
+def test_transition_phases_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vifplug.host.transition import transition
+
+    new, record = start(tmp_path)
+    edges = Edges(monkeypatch, [on_red("vnet0")[0], moved_state()], ["web1"])
+    done = transition(new, None, record, None)  # type: ignore[arg-type]
+    assert done is not None
+    assert edges.applied == [("ensure OVS bridge br-eth1 (vifplug-owner=host)",),
+                             ("delete Linux bridge red (vifplug's, for network red)",
+                              "ensure OVS port eth1 on br-eth1 (vlan_mode=access, tag=4094)")]
+    assert edges.moved == [(LEGACY, OVS)]
+    assert record.read() == Owned()
+    assert record.applied().text == OVS  # type: ignore[union-attr]
+    assert set(done.timings) == {"build", "guests", "finish"}
+
+
+def test_a_failed_finish_moves_the_guests_back_and_undoes_the_build(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vifplug.host.transition import TransitionError, transition
+
+    new, record = start(tmp_path)
+    before = record.path.read_text()
+    back = HostState(moved_state().links | {"vnet0": link("vnet0", "tun", "red")},
+                     {"br-eth1": OvsBridgeState("br-eth1", True, "", ("br-eth1",))}, {}, {})
+    edges = Edges(monkeypatch, [on_red("vnet0")[0], moved_state(), back], ["web1"])
+    edges.fail_apply = 2
+    with pytest.raises(TransitionError) as caught:
+        transition(new, None, record, None)  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert "finishing (uplink, old switch) failed" in message
+    assert "the guests moved back; the new switch's build undone" in message
+    assert f"{tmp_path}/networks.toml.rejected" in message
+    assert edges.moved == [(LEGACY, OVS), (OVS, LEGACY)]
+    assert edges.applied[-1] == ("delete OVS bridge br-eth1 (vifplug's)",)
+    assert (tmp_path / "networks.toml").read_text() == LEGACY  # the hook's map: the old one
+    assert (tmp_path / "networks.toml.rejected").read_text() == OVS
+    assert record.path.read_text() == before
+
+
+def test_a_failed_guest_move_puts_the_old_map_back_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vifplug.host.transition import TransitionError, transition
+
+    new, record = start(tmp_path)
+    before = record.path.read_text()
+    edges = Edges(monkeypatch, [on_red("vnet0")[0],
+                                HostState(on_red("vnet0")[0].links,
+                                          {"br-eth1": OvsBridgeState("br-eth1", True)}, {},
+                                          {})], ["web1"])
+    edges.fail_move = 1
+    with pytest.raises(TransitionError) as caught:
+        transition(new, None, record, None)  # type: ignore[arg-type]
+    assert "moving the guests failed: domain 'web1': interface fa:16:3e:00:00:11" in str(
+        caught.value)
+    assert edges.hook_map_at_rollback == [LEGACY]  # before the guests were moved back
+    assert edges.applied[-1] == ("delete OVS bridge br-eth1 (vifplug's)",)
+    assert record.path.read_text() == before
+
+
+def test_a_failed_build_moves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vifplug.host.transition import TransitionError, transition
+
+    new, record = start(tmp_path)
+    before = record.path.read_text()
+    edges = Edges(monkeypatch, [on_red("vnet0")[0]], ["web1"])
+    edges.fail_apply = 1
+    with pytest.raises(TransitionError, match="building the new switch failed, nothing moved"):
+        transition(new, None, record, None)  # type: ignore[arg-type]
+    assert edges.moved == []
+    assert (tmp_path / "networks.toml").read_text() == OVS  # untouched
+    assert record.path.read_text() == before
+
+
+def test_no_map_recorded_refuses_to_move(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from vifplug.host.transition import transition
+
+    new = load(tmp_path, OVS)
+    record = DeviceRecord(tmp_path / "record.json", "host")
+    Edges(monkeypatch, [on_red("vnet0")[0]], ["web1"])
+    with pytest.raises(HostMapError, match="no map is recorded as applied on this host, so "
+                       r"the guests \(web1\) could not be moved back"):
+        transition(new, None, record, None)  # type: ignore[arg-type]
+
+
+def test_no_guest_to_move_is_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vifplug.host.transition import transition
+
+    new, record = start(tmp_path)
+    Edges(monkeypatch, [on_red()[0]], [])
+    assert transition(new, None, record, None) is None  # type: ignore[arg-type]
