@@ -251,8 +251,11 @@ class HostPlan:
 
 class _Planner:
     def __init__(self, host_map: NetworkMap, state: HostState, owned: Owned,
-                 datapath_type: str | None, keep: frozenset[str] = frozenset()) -> None:
+                 datapath_type: str | None, *, keep: frozenset[str] = frozenset(),
+                 keep_uplinks: bool = True) -> None:
         self.map = host_map
+        #: With :attr:`keep`: whether the uplinks the kept bridges hold stay there too.
+        self.keep_uplinks = keep_uplinks
         #: vifplug's bridges (Linux or OVS) that still hold guests: not removed, and no port
         #: (an uplink) taken from them yet — the build half of a switch transition.
         self.keep = keep
@@ -318,7 +321,7 @@ class _Planner:
 
     def _held_by_kept(self, name: str) -> bool:
         """Whether ``name`` is a port of a bridge in :attr:`keep` (Linux master or OVS)."""
-        if not self.keep:
+        if not self.keep or not self.keep_uplinks:
             return False
         link = self.state.links.get(name)
         port = self.state.ports.get(name)
@@ -397,8 +400,14 @@ class _Planner:
                 continue  # not what vifplug made (replaced by someone): not its business
             if device.name in self.keep:
                 self.devices_after[device.name] = device  # still vifplug's, removed later
-                self.ports_after.update({port: master for port, master in
-                                         self.owned.ports.items() if master == device.name})
+                for port, master in self.owned.ports.items():
+                    if master != device.name:
+                        continue
+                    if self.keep_uplinks:
+                        self.ports_after[port] = master
+                    elif port in links and links[port].master == device.name:
+                        self.link_removals.append(((device.network,),
+                                                   ReleasePort(port, device.name)))
                 continue
             if device.kind == "bridge":
                 foreign = sorted(name for name, link in links.items()
@@ -520,7 +529,13 @@ class _Planner:
             return
         wanted = {bridge.name for bridge in ovs_bridges(self.map)}
         for name, row in sorted(state.bridges.items()):
-            if not row.owned or name in wanted or name in self.keep:
+            if not row.owned or name in wanted:
+                continue
+            if name in self.keep:
+                if not self.keep_uplinks:  # its uplink (vifplug's port) leaves it now
+                    self.ovs_removals += [((), DeleteOvsPort(port)) for port in row.ports
+                                         if port != name and (state.ports.get(port)
+                                                              or _NO_PORT).owned]
                 continue
             foreign = sorted(port for port in row.ports if port != name
                              and not (state.ports.get(port) or _NO_PORT).owned)
@@ -554,7 +569,7 @@ _NO_PORT = OvsPortState("", None, owned=False)
 
 def plan_host(host_map: NetworkMap, state: HostState, owned: Owned = Owned(), *,
               datapath_type: str | None = None,
-              keep: Iterable[str] = ()) -> HostPlan:
+              keep: Iterable[str] = (), keep_uplinks: bool = True) -> HostPlan:
     """The steps that make the host as the map says; :class:`HostMapError` (every problem, one
     per line, each naming ``file:line: key`` or the device) when it cannot be done, including a
     map that mixes switch types (:func:`~vifplug.netlayout.one_switch_type_problem`).
@@ -564,11 +579,14 @@ def plan_host(host_map: NetworkMap, state: HostState, owned: Owned = Owned(), *,
     ``keep``: vifplug's Linux or OVS bridges that still hold guests (the old switch of a
     transition, before the guests move): they are neither removed nor robbed of a port — an
     uplink they hold stays there, and the steps that would move it are left out (a plan made
-    without ``keep`` afterwards has them); :attr:`HostPlan.owned_after` still lists them."""
+    without ``keep`` afterwards has them); :attr:`HostPlan.owned_after` still lists them.
+    ``keep_uplinks=False``: the kept bridges stay, but their uplinks move to the new switch now
+    (released from a kept Linux bridge; their port removed from a kept OVS bridge)."""
     mixed = one_switch_type_problem(host_map)
     if mixed is not None:
         raise HostMapError(str(mixed))
-    return _Planner(host_map, state, owned, datapath_type, frozenset(keep)).plan()
+    return _Planner(host_map, state, owned, datapath_type, keep=frozenset(keep),
+                    keep_uplinks=keep_uplinks).plan()
 
 
 # --- steps of net devices ---------------------------------------------------------------------

@@ -4,19 +4,20 @@ bridges to OVS and back in one rolled-back step (tests/fixtures/transition.py).
 The host's NIC ``u1`` is a veth into a "physical switch" segment whose peer pings the guest
 every 20 ms (tests/fixtures/pinger.py). The map at the qemu hook's path changes ``red`` from
 ``legacy`` (Linux bridge ``red`` holding ``u1``) to ``ovs`` (``br-u1``, ``u1`` its uplink) and
-back; each time ``host apply --guests=move`` builds the new switch, moves the guest (save +
-restore: libvirt cannot re-point a TAP between a Linux bridge and OVS live) and moves ``u1``.
+back; each time ``host apply --guests=move`` builds the new switch, moves ``u1`` to it, moves the
+guest (save + restore: libvirt cannot re-point a TAP between a Linux bridge and OVS live) and
+removes the old switch.
 After each: the peer's pings are answered again (the number lost is reported, never asserted),
 libvirt's live XML names the new switch, the old switch is gone, and a second apply finds
 nothing to do. ``--guests=refuse`` (the default) exits 2 naming the guest and changes nothing.
 At the end the guest is destroyed and an apply of an empty map leaves nothing of vifplug.
 
 A foreign device in the way of the new bridge (a Linux bridge ``br-u1`` that is not vifplug's)
-is refused before anything changes (exit 2), the guest answering throughout. Failure halfway:
-the new switch built and the guest moved, the uplink step (the finish) fails
-(a failure injected there); the finish is rolled back, the old map is put back at the hook's
-path, the guest is moved back onto the Linux bridge and keeps answering, the OVS bridge built
-is removed, and vifplug's record is as before.
+is refused before anything changes (exit 2), the guest answering throughout. Failure
+halfway: the new switch built, the uplink and the guest moved to it, removing the old Linux
+bridge (the finish) fails (a failure injected there); the finish is rolled back, the old map
+is put back at the hook's path, the guest is moved back onto the Linux bridge and keeps
+answering, the OVS bridge built is removed, and vifplug's record is as before.
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ def test_legacy_to_ovs_and_back_with_a_running_guest(
     assert site.netns.link("u1").get("master") is None  # type: ignore[union-attr]
     for where, gap, said in lost:
         phases = "; ".join(line.strip() for line in said.splitlines()
-                           if line.startswith(("  built:", "  moved ", "  finished:")))
+                           if line.startswith(("  built:", "  uplink moved:", "  moved ",
+                                               "  finished:")))
         report(f"{where}: {gap.lost} of {gap.sent} pings lost (20 ms), outage "
                f"{gap.outage:.3f} s ({phases})")
 
@@ -130,7 +132,7 @@ def test_a_transition_failing_halfway_puts_everything_back(
     from vifplug.host.faults import injected
     from vifplug.host.network import DeviceRecord
     from vifplug.host.transition import TransitionError, transition
-    from vifplug.hostnet import EnsureOvsUplink
+    from vifplug.hostnet import DeleteOwnedLink
     from vifplug.netmap import load_network_map
     from vifplug.plan import Step
 
@@ -139,7 +141,7 @@ def test_a_transition_failing_halfway_puts_everything_back(
     record_before = site.record.read_text()
 
     def fault(step: Step) -> None:
-        if isinstance(step, EnsureOvsUplink):
+        if isinstance(step, DeleteOwnedLink):
             raise RuntimeError(f"injected before {step.device}")
 
     with site.guest(image, tmp_path / "console"), \
@@ -154,7 +156,7 @@ def test_a_transition_failing_halfway_puts_everything_back(
         assert site.record.read_text() == record_before
         site.netns.delete_link("br-u1")
         pinger.wait_reply(after=pinger.mark(), timeout=RESUME_DEADLINE)
-        # failing halfway: the guest moved, the uplink step fails
+        # failing halfway: the uplink and the guest moved, the finish fails
         site.networks.write_text(OVS)
         mark = pinger.mark()
         with Host(netns=site.netns.name, ovsdb=site.ovs.db, ovsdb_backend="vsctl") as host, \
@@ -164,7 +166,7 @@ def test_a_transition_failing_halfway_puts_everything_back(
                        datapath_type="netdev")
         message = str(caught.value)
         assert "finishing (uplink, old switch) failed" in message
-        assert "injected before u1" in message
+        assert "injected before red" in message
         assert "the guests moved back" in message
         assert "the new switch's build undone" in message
         assert "NOT" not in message

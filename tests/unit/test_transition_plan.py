@@ -226,7 +226,7 @@ def test_transition_phases_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
     new, record = start(tmp_path)
     edges = Edges(monkeypatch, [on_red("vnet0")[0], moved_state()], ["web1"])
-    done = transition(new, None, record, None)  # type: ignore[arg-type]
+    done = transition(new, None, record, None, uplink_first=False)  # type: ignore[arg-type]
     assert done is not None
     assert edges.applied == [("ensure OVS bridge br-eth1 (vifplug-owner=host)",),
                              ("delete Linux bridge red (vifplug's, for network red)",
@@ -248,7 +248,7 @@ def test_a_failed_finish_moves_the_guests_back_and_undoes_the_build(
     edges = Edges(monkeypatch, [on_red("vnet0")[0], moved_state(), back], ["web1"])
     edges.fail_apply = 2
     with pytest.raises(TransitionError) as caught:
-        transition(new, None, record, None)  # type: ignore[arg-type]
+        transition(new, None, record, None, uplink_first=False)  # type: ignore[arg-type]
     message = str(caught.value)
     assert "finishing (uplink, old switch) failed" in message
     assert "the guests moved back; the new switch's build undone" in message
@@ -272,7 +272,7 @@ def test_a_failed_guest_move_puts_the_old_map_back_first(
                                           {})], ["web1"])
     edges.fail_move = 1
     with pytest.raises(TransitionError) as caught:
-        transition(new, None, record, None)  # type: ignore[arg-type]
+        transition(new, None, record, None, uplink_first=False)  # type: ignore[arg-type]
     assert "moving the guests failed: domain 'web1': interface fa:16:3e:00:00:11" in str(
         caught.value)
     assert edges.hook_map_at_rollback == [LEGACY]  # before the guests were moved back
@@ -312,3 +312,55 @@ def test_no_guest_to_move_is_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     new, record = start(tmp_path)
     Edges(monkeypatch, [on_red()[0]], [])
     assert transition(new, None, record, None) is None  # type: ignore[arg-type]
+
+
+def test_keep_uplinks_false_moves_the_uplink_but_keeps_the_bridge(tmp_path: Path) -> None:
+    """The uplink-first order (``transition(uplink_first=True)``): the kept bridges stay, their
+    uplinks move to the new switch."""
+    from vifplug.hostnet import ReleasePort
+    from vifplug.plan import DeleteOvsPort
+
+    state, owned = on_red("vnet0")
+    plan = plan_host(load(tmp_path, OVS), state, owned, keep={"red"}, keep_uplinks=False)
+    assert plan.steps == (ReleasePort("eth1", "red"), EnsureOwnedOvsBridge("br-eth1"),
+                          EnsureOvsUplink("br-eth1", "eth1", ("eth1",), 4094, (), "access"))
+    assert plan.owned_after == Owned({"red": RED})
+    state, owned = on_br_eth1("vnet0")
+    plan = plan_host(load(tmp_path, LEGACY), state, owned, keep={"br-eth1"},
+                     keep_uplinks=False)
+    assert plan.steps == (EnsureLinuxBridge("red"), EnsureMaster("eth1", "red"),
+                          DeleteOvsPort("eth1"))
+
+
+def test_uplink_first_is_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """build, then the uplink (the old bridge kept with its guest), then the guests, then the
+    old bridge goes; a failed uplink step undoes the build and moves no guest."""
+    from vifplug.host.transition import TransitionError, transition
+
+    new, record = start(tmp_path)
+    on_ovs_uplink = HostState(
+        {"eth1": link("eth1"), "red": link("red", "bridge"), "vnet0": link("vnet0", "tun")},
+        {"br-eth1": OvsBridgeState("br-eth1", True, "", ("br-eth1", "eth1", "vnet0"))},
+        {"eth1": OvsPortState("eth1", "br-eth1", True, ("eth1",), 4094, (), "access"),
+         "vnet0": OvsPortState("vnet0", "br-eth1", False, ("vnet0",), 4094)}, {})
+    built = HostState(on_red("vnet0")[0].links, {"br-eth1": OvsBridgeState(
+        "br-eth1", True, "", ("br-eth1",))}, {}, {})
+    edges = Edges(monkeypatch, [on_red("vnet0")[0], built, on_ovs_uplink], ["web1"])
+    done = transition(new, None, record, None)  # type: ignore[arg-type]
+    assert done is not None
+    assert edges.applied == [("ensure OVS bridge br-eth1 (vifplug-owner=host)",),
+                             ("release eth1 from red",
+                              "ensure OVS port eth1 on br-eth1 (vlan_mode=access, tag=4094)"),
+                             ("delete Linux bridge red (vifplug's, for network red)",)]
+    assert set(done.timings) == {"build", "uplink", "guests", "finish"}
+    assert record.read() == Owned()
+
+    new, record = start(tmp_path)
+    edges = Edges(monkeypatch, [on_red("vnet0")[0], built, built], ["web1"])
+    edges.fail_apply = 2
+    with pytest.raises(TransitionError) as caught:
+        transition(new, None, record, None)  # type: ignore[arg-type]
+    assert "moving the uplink failed, no guest moved" in str(caught.value)
+    assert "the new switch's build undone" in str(caught.value)
+    assert edges.moved == []
+    assert edges.applied[-1] == ("delete OVS bridge br-eth1 (vifplug's)",)
