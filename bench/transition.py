@@ -7,8 +7,8 @@ whose peer pings the guest every 20 ms (``ping -D -O -i 0.02``, tests/fixtures/p
 map at the hook's path goes ``legacy`` (Linux bridge ``red`` holding ``u1``) -> ``ovs``
 (``br-u1``, userspace datapath) -> ``legacy``, each step one
 ``vifplug.host.transition.transition`` (what ``host apply --guests=move`` runs): build the new
-switch, move the guest (save + restore with the rewritten definition), move the uplink and
-remove the old switch.
+switch, move the uplink to it, move the guest (save + restore with the rewritten definition),
+remove the old switch (``--uplink-last``: the uplink moves after the guest instead).
 
 Per transition: **lost** (requests sent from just before the apply until the first reply after
 it that got no reply), **outage** (the longest time between two consecutive replies in that
@@ -20,8 +20,8 @@ Run as root, with nothing else heavy running (TCG and ping share the 2 cores)::
     flock /tmp/vifplug-heavy.lock .venv/bin/python bench/transition.py            # ~1 min
     flock /tmp/vifplug-heavy.lock .venv/bin/python bench/transition.py --runs 9 \\
         --save-dir /dev/shm/vifplug-bench    # the guest's memory saved to tmpfs
-    flock /tmp/vifplug-heavy.lock .venv/bin/python bench/transition.py --uplink-first
-                                             # the uplink moved before the guests
+    flock /tmp/vifplug-heavy.lock .venv/bin/python bench/transition.py --uplink-last
+                                             # the uplink moved after the guests
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ DEADLINE = 60.0
 
 
 def run(runs: int, save_dir: str | None, *,
-        uplink_first: bool = False) -> dict[str, list[dict[str, Any]]]:
+        uplink_first: bool = True) -> dict[str, list[dict[str, Any]]]:
     image = guest_image()
     figures: dict[str, list[dict[str, Any]]] = {"legacy -> ovs": [], "ovs -> legacy": []}
     with tempfile.TemporaryDirectory(prefix="vp-bench-tr-") as tmp, \
@@ -112,13 +112,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--save-dir", help="where the guest's memory is saved while it moves "
                         "(default: a new directory under /var/tmp)")
-    parser.add_argument("--uplink-first", action="store_true",
-                        help="move the uplink before the guests (default: after them)")
+    parser.add_argument("--uplink-last", action="store_true",
+                        help="move the uplink after the guests (default: before them, right "
+                        "after the build)")
     parser.add_argument("--json", help="write every figure here")
     args = parser.parse_args()
     if args.save_dir:
         Path(args.save_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
-    figures = run(args.runs, args.save_dir, uplink_first=args.uplink_first)
+    figures = run(args.runs, args.save_dir, uplink_first=not args.uplink_last)
     print(table(figures, args.runs))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))

@@ -136,8 +136,8 @@ def _guest_options(apply: argparse.ArgumentParser) -> None:
                        help="running guests on networks whose switch changes (compared with "
                        "the map last applied): refuse (default: exit 2 naming each guest, MAC "
                        "and network, nothing changed) or move them to the new switch in the "
-                       "same rolled-back step (build the new switch, move the guests through "
-                       "libvirt, then move the uplink and remove the old switch)")
+                       "same rolled-back step (build the new switch, move the uplink to it, "
+                       "move the guests through libvirt, remove the old switch)")
     apply.add_argument("--connect", metavar="URI", default="qemu:///system",
                        help="libvirt's URI (default qemu:///system): read-only for "
                        "--guests=refuse, read-write for --guests=move")
