@@ -94,7 +94,7 @@ def sample(cycles: int, seconds: float, unread: Any) -> Sample:
                   sys.getallocatedblocks(), _malloc_in_use_kb())
 
 
-def soak(cycles: int, every: int, fresh_host: bool) -> list[Sample]:
+def soak(cycles: int, every: int, fresh_host: bool, other_ports: int = 0) -> list[Sample]:
     from tests.fixtures.replies import unread_replies
     from vifplug import GenericVIFDriver, load_vifs
     from vifplug.host import Host
@@ -107,7 +107,11 @@ def soak(cycles: int, every: int, fresh_host: bool) -> list[Sample]:
             return Host(netns=netns.name, ovsdb=ovs.db, lock_dir=Path(lock_dir))
 
         host = open_host()
+        others = load_vifs([vif_json(spec) for spec in vif_specs(other_ports, 0x60B)]) \
+            if other_ports else []
         try:
+            if others:  # a busy host: other guests' ports stay on br-int throughout
+                driver.plug_many(others, host, instance_uuid=INSTANCE_UUID)
             host.netlink.get("lo")  # open the socket and the connection before the clock
             host.ovsdb.bridge_exists("br-int")
             samples.append(sample(0, 0.0, unread_replies(host.netlink)))
@@ -125,6 +129,8 @@ def soak(cycles: int, every: int, fresh_host: bool) -> list[Sample]:
                     samples.append(sample(cycle, time.perf_counter() - start,
                                           unread_replies(host.netlink)))
                     _print(samples[-1], samples[0])
+            if others:
+                driver.unplug_many(others, host)
         finally:
             host.close()
         if ovs.ports("br-int"):
@@ -190,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
                              "report (1000)")
     parser.add_argument("--fresh-host", action="store_true",
                         help="a new Host per cycle instead of one for all (for comparison)")
+    parser.add_argument("--other-ports", type=int, default=0, metavar="N",
+                        help="plug N other hybrid VIFs first, kept on br-int throughout (a busy "
+                             "host; plugged and unplugged outside the measurement)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         parser.error("run as root (network namespaces, OVS)")
@@ -198,8 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
     mode = "a new Host per cycle" if args.fresh_host else "one Host"
+    if args.other_ports:
+        mode += f", {args.other_ports} other ports"
     print(f"{args.cycles:,} hybrid plug+unplug cycles, {mode}", file=sys.stderr)
-    samples = soak(args.cycles, args.every, args.fresh_host)
+    samples = soak(args.cycles, args.every, args.fresh_host, args.other_ports)
     met, said = verdict(samples, args.every)
     info = {
         "machine": f"{platform.node()} ({os.cpu_count()} CPUs, Linux {platform.release()})",

@@ -79,9 +79,16 @@ def _build_parser() -> argparse.ArgumentParser:
                 "Check every rule of vif.json format 1 and that each VIF can be connected with "
                 "the given options. Prints nothing but a summary when valid."
                 ).set_defaults(handler=_validate)
-    vif_command("explain", "say, for a person, how each VIF is connected and why",
-                "For each VIF: the connection chosen, the reason, and the host devices it "
-                "implies, drawn from the guest outwards.").set_defaults(handler=_explain)
+    explain = vif_command(
+        "explain", "say, for a person, how each VIF is connected and why",
+        "For each VIF: the connection chosen, the reason, and the host devices it implies, "
+        "drawn from the guest outwards. With --networks: also what this host's map gives its "
+        "network, and for each attribute (MAC, port identities, port profile, VLAN, "
+        "bandwidth, trustGuestRxFilters) its value and the layer it comes from (interface, "
+        "portgroup, network: the merge rule).")
+    explain.add_argument("--networks", metavar="FILE",
+                         help="the host's network map (networks.toml) to merge with")
+    explain.set_defaults(handler=_explain)
     for name, verb, description in (
         ("plug", "make each VIF's host side exist (bridges, veths, TAPs, OVS ports)",
          "Apply each VIF's plan: checks first, then net devices (netlink), then one OVSDB "
@@ -125,6 +132,8 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="print each VIF's state as JSON (also when not ready)")
     wait.set_defaults(handler=_wait)
     _add_hook_commands(commands)
+    _add_host_commands(commands)
+    _add_pools_commands(commands)
     schema = commands.add_parser("schema", help="print the JSON Schema of vif.json",
                                  description="Print the JSON Schema (2020-12) of vif.json.")
     schema.set_defaults(handler=_schema)
@@ -159,7 +168,7 @@ def _timeout_option(sub: argparse.ArgumentParser,
 
 
 def _add_hook_commands(commands: Any) -> None:
-    """``vifplug hook install|uninstall|rewrite|run`` and ``vifplug host show``."""
+    """``vifplug hook install|uninstall|rewrite|check|run``."""
     hook = commands.add_parser("hook", help="the libvirt qemu hook that rewrites migrating guests",
                                description="Install, remove, preview or run vifplug's libvirt "
                                "qemu hook (see docs: the migration hook).")
@@ -173,6 +182,9 @@ def _add_hook_commands(commands: Any) -> None:
     install.add_argument("--networks", metavar="FILE",
                          help="the network map the hook reads (absolute path; default: "
                          "/etc/vifplug/networks.toml)")
+    install.add_argument("--pools", metavar="FILE",
+                         help="the NIC pools' state file the hook keeps (absolute path; "
+                         "default: /var/lib/vifplug/pools.json)")
     install.add_argument("--layout", choices=("auto", "qemu.d", "qemu"), default="auto",
                          help="where to install (default: qemu.d when libvirtd >= 6.5)")
     install.add_argument("--force", action="store_true",
@@ -190,6 +202,9 @@ def _add_hook_commands(commands: Any) -> None:
     preview.add_argument("domain_xml", metavar="domain.xml", help="('-' reads stdin)")
     preview.add_argument("--networks", metavar="FILE", help="the network map (default: "
                          "$VIFPLUG_NETWORKS, else /etc/vifplug/networks.toml)")
+    preview.add_argument("--explain", action="store_true",
+                         help="print instead, for each rewritten interface, every attribute's "
+                         "value and the layer it comes from (interface, portgroup, network)")
     preview.set_defaults(handler=_hook_rewrite)
     check = hook_commands.add_parser(
         "check", help="can this host take the guest? (a migration's preflight)",
@@ -216,6 +231,33 @@ def _add_hook_commands(commands: Any) -> None:
     run.add_argument("--networks", metavar="FILE")
     run.set_defaults(handler=_hook_run)
 
+
+
+def _add_pools_commands(commands: Any) -> None:
+    """``vifplug pools show|rebuild``."""
+    pools = commands.add_parser("pools", help="the NIC pools of direct networks: who holds what",
+                                description="Show or rebuild which guest interface holds which "
+                                "NIC of each pooled direct network (interfaces = [...] in the "
+                                "map), as recorded in the pools' state file.")
+    pool_commands = pools.add_subparsers(dest="pools_command", metavar="COMMAND", required=True)
+    for name, help_ in (("show", "print who holds each pool NIC"),
+                        ("rebuild", "make the state file again from the running guests "
+                         "(libvirt, read-only)")):
+        sub = pool_commands.add_parser(name, help=help_, description=help_[0].upper() +
+                                       help_[1:] + ".")
+        sub.add_argument("--networks", metavar="FILE", help="the network map (default: "
+                         "$VIFPLUG_NETWORKS, else /etc/vifplug/networks.toml)")
+        sub.add_argument("--state", metavar="FILE", help="the state file (default: "
+                         "$VIFPLUG_POOLS, else /var/lib/vifplug/pools.json)")
+        if name == "rebuild":
+            sub.add_argument("--connect", metavar="URI", default="qemu:///system",
+                             help="the libvirt to read the running guests from (read-only; "
+                             "default: qemu:///system)")
+        sub.set_defaults(handler=_pools_show if name == "show" else _pools_rebuild)
+
+
+def _add_host_commands(commands: Any) -> None:
+    """``vifplug host show|apply|unit|libvirt-networks``."""
     host = commands.add_parser("host", help="this host's network map: show it, build it",
                                description="Show this host's network map (networks.toml) and "
                                "what differs on the host; build its bridges, bonds and uplinks "
@@ -414,7 +456,8 @@ def _render(args: argparse.Namespace, out: TextIO) -> int:
         from vifplug.libvirt_networks import as_network
 
         interfaces = [as_network(driver.interface_xml(vif), network=vif.network.name,
-                                 connection=driver.select(vif).name) for vif in vifs]
+                                 connection=driver.select(vif).name,
+                                 portgroup=vif.network.portgroup) for vif in vifs]
         if array:
             element = etree.Element("devices")
             element.extend(interfaces)
@@ -439,6 +482,12 @@ def _validate(args: argparse.Namespace, out: TextIO) -> int:
 def _explain(args: argparse.Namespace, out: TextIO) -> int:
     driver, vifs, _, _ = _each(args)
     options = driver.options
+    merged: list[list[str]] = [[] for _ in vifs]
+    if args.networks is not None:  # everything checked before the first line is printed
+        from vifplug.netmap import load_network_map
+
+        host_map = load_network_map(args.networks)
+        merged = [_explain_merge(vif, host_map) for vif in vifs]
     for number, vif in enumerate(vifs):
         if number:
             print(file=out)
@@ -454,7 +503,42 @@ def _explain(args: argparse.Namespace, out: TextIO) -> int:
         steps = driver.plan(vif).steps
         print("  plug        " + ("nothing to do on the host" if not steps else
                                   "\n              ".join(str(step) for step in steps)), file=out)
+        for line in merged[number]:
+            print(line, file=out)
     return EXIT_OK
+
+
+def _explain_merge(vif: Vif, host_map: Any) -> list[str]:
+    """The host's network for ``vif`` and the merge rule's choice per attribute, as lines.
+
+    Raises VifError (exit 2) for a network the map lacks, a portgroup its network lacks, and a
+    parameter the VIF and the host give differently (:mod:`vifplug.merge`)."""
+    from vifplug.merge import host_layers, interface_layer, merge, portgroup_note
+    from vifplug.xml import metadata_entry
+
+    network = host_map.get(vif.network.name)
+    if network is None:
+        raise VifError(f"interface {vif.mac}: network {vif.network.name!r} is not defined in "
+                       f"{host_map.path}")
+    group, host = host_layers(host_map, network, vif.mac, vif.network.portgroup)
+    chosen = merge(interface_layer(metadata_entry(vif)), group, host)
+    lines = [f"  host        network {network.name!r} ({host_map.path}): {network.describe()}"]
+    note = portgroup_note(network, vif.network.portgroup)
+    if note:
+        lines.append(f"  portgroup   {note}")
+    return lines + _merge_lines(chosen, network.switch, "  merge       ")
+
+
+def _merge_lines(chosen: Any, switch: str, first: str) -> list[str]:
+    """One aligned line per attribute with a value: ``name  value  source``."""
+    from vifplug.merge import show
+
+    rows = show(chosen, switch)
+    name_width = max(len(name) for name, _, _ in rows) if rows else 0
+    value_width = max(len(value) for _, value, _ in rows) if rows else 0
+    return [(first if number == 0 else " " * len(first))
+            + f"{name:<{name_width}}  {value:<{value_width}}  {source}"
+            for number, (name, value, source) in enumerate(rows)]
 
 
 def _instance_uuid(text: str | None) -> str | None:
@@ -580,7 +664,7 @@ def _hook_install(args: argparse.Namespace, out: TextIO) -> int:
     from vifplug.hook_install import install
 
     done = install(Path(args.libvirt_dir), networks=args.networks, layout=args.layout,
-                   force=args.force)
+                   force=args.force, pools=args.pools)
     print(f"installed {done.path}", file=out)
     if done.backup is not None:
         print(f"the previous hook is kept as {done.backup}", file=out)
@@ -601,7 +685,7 @@ def _hook_uninstall(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _hook_rewrite(args: argparse.Namespace, out: TextIO) -> int:
-    from vifplug.hook import HookError, rewrite
+    from vifplug.hook import HookError, Rewritten, rewrite
     from vifplug.netmap import load_network_map
 
     host_map = load_network_map(args.networks)
@@ -610,11 +694,25 @@ def _hook_rewrite(args: argparse.Namespace, out: TextIO) -> int:
     else:
         with open(args.domain_xml, "rb") as handle:
             data = handle.read()
+    rewritten: list[Rewritten] = []
     try:
-        out.write(rewrite(data, host_map))
+        result = rewrite(data, host_map, log=rewritten.append)
     except HookError as exc:
         raise VifError(f"{args.domain_xml}: {exc}") from None
-    out.write("\n")
+    if not args.explain:
+        out.write(result)
+        out.write("\n")
+        return EXIT_OK
+    if not rewritten:
+        print("no vifplug interface in this domain", file=out)
+    for number, entry in enumerate(rewritten):
+        if number:
+            print(file=out)
+        print(f"interface {entry.mac}, network {entry.network!r}: {entry.detail}", file=out)
+        if entry.portgroup:
+            print(f"  portgroup  {entry.portgroup}", file=out)
+        for line in _merge_lines(entry.chosen, entry.switch, "  merge      "):
+            print(line, file=out)
     return EXIT_OK
 
 
@@ -691,6 +789,47 @@ def _in_netns(args: argparse.Namespace, url: str, out: TextIO) -> int:
     out.write(result.stdout.decode(errors="replace").replace(source, args.domain_xml))
     sys.stderr.write(result.stderr.decode(errors="replace"))
     return result.returncode
+
+
+def _pools_show(args: argparse.Namespace, out: TextIO) -> int:
+    from vifplug.netmap import load_network_map
+    from vifplug.pools import describe, load, state_path
+
+    host_map = load_network_map(args.networks)
+    path = state_path(args.state)
+    for line in describe(load(path), host_map) or ["no pooled network in the map"]:
+        print(line, file=out)
+    return EXIT_OK
+
+
+def _pools_rebuild(args: argparse.Namespace, out: TextIO) -> int:
+    from vifplug.netmap import load_network_map
+    from vifplug.pools import describe, load, locked, rebuild, save
+
+    host_map = load_network_map(args.networks)
+    try:
+        import libvirt
+    except ImportError:
+        raise VifplugError("pools rebuild needs libvirt-python (pip install "
+                           "'vifplug[libvirt]')") from None
+    try:
+        conn = libvirt.openReadOnly(args.connect)
+    except libvirt.libvirtError as exc:
+        raise VifplugError(f"cannot connect to {args.connect}: {exc}") from None
+    try:
+        domains = [(dom.name(), dom.XMLDesc()) for dom in conn.listAllDomains(
+            libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)]
+    finally:
+        conn.close()
+    state = rebuild(domains, host_map)
+    with locked(args.state) as path:
+        before = load(path)
+        save(path, state)
+    print(f"{path}: {'unchanged' if before == state else 'rebuilt'} from {len(domains)} "
+          "running guest(s)", file=out)
+    for line in describe(state, host_map):
+        print(f"  {line}", file=out)
+    return EXIT_OK
 
 
 def _hook_run(args: argparse.Namespace, out: TextIO) -> int:
@@ -890,6 +1029,9 @@ def _present(host: Any, network: Any) -> str:
     try:
         if network.switch in ("ovs", "ovn"):
             return "present" if host.ovsdb.bridge_exists(network.bridge) else "MISSING"
+        if network.switch == "direct" and network.pool:
+            missing = [nic for nic in network.pool if host.netlink.get(nic) is None]
+            return f"MISSING {', '.join(missing)}" if missing else "present"
         device = network.bridge if network.switch == "legacy" else network.interface
         link = host.netlink.get(device)
     except (HostError, OSError) as exc:

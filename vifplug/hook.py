@@ -25,11 +25,22 @@ from __future__ import annotations
 import os
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import IO, Any, NamedTuple
 
 from vifplug.errors import VifplugError
+from vifplug.merge import (
+    Choice,
+    Layer,
+    MergeError,
+    Vlan,
+    host_layers,
+    interface_layer,
+    merge,
+    portgroup_note,
+)
 from vifplug.netmap import (
+    Bandwidth,
     DirectNetwork,
     LegacyNetwork,
     MappedNetwork,
@@ -38,8 +49,9 @@ from vifplug.netmap import (
     OvnNetwork,
     OvsNetwork,
     load_network_map,
+    parse_bandwidth,
 )
-from vifplug.spec import METADATA_NS, METADATA_PREFIX
+from vifplug.spec import METADATA_NS, METADATA_PREFIX, POOLS_STATE
 
 __all__ = ["MAX_DEPTH", "MAX_INPUT", "HookError", "interface_networks", "main", "parse_domain",
            "rewrite"]
@@ -131,11 +143,22 @@ class Rewritten(NamedTuple):
     network: str
     switch: str
     detail: str
+    #: What the merge rule chose for each attribute, and from which layer (vifplug.merge).
+    chosen: Mapping[str, Choice] = {}
+    #: The portgroup it got, and why (``""``: none).
+    portgroup: str = ""
+
+
+#: Picks the NIC of a pooled ``direct`` network for an interface (by MAC): the hook's
+#: allocates it in the pool state (vifplug.pools); without one, the rewrite keeps the NIC the
+#: interface has when it is in the pool, else takes the pool's first (a preview).
+PoolChooser = Callable[[DirectNetwork, str], str]
 
 
 def rewrite(domain_xml: str | bytes, host_map: NetworkMap, *,
             log: Callable[[Rewritten], None] | None = None,
-            networks: Collection[str] | None = None) -> str:
+            networks: Collection[str] | None = None,
+            pool: PoolChooser | None = None) -> str:
     """The domain XML with every vifplug interface rewritten for ``host_map``'s switches.
 
     Each interface's identity (OVS ``interfaceid``, 802.1Qbg ``instanceid``, ``managerid``,
@@ -147,13 +170,19 @@ def rewrite(domain_xml: str | bytes, host_map: NetworkMap, *,
     every identity the interface ever carried, a hop through a switch that drops the virtualport
     loses none of it, and a second rewrite on the same host changes nothing.
 
+    Which layer supplies each attribute (the interface, the portgroup it names or the network's
+    default portgroup, the network) is :func:`vifplug.merge.merge`'s rule; what the interface
+    itself asks is what its metadata entry recorded at render time (``portgroup``, ``ask-*``),
+    and what it carries on arrival is the last resort (guests rendered before the rule).
+
     ``networks``: rewrite only the interfaces that belong to these networks (by the same rules)
     and leave every other one as it is, even one whose network ``host_map`` lacks; None (the
     hook): every vifplug interface. vifplug.guests uses it to move only the guests' interfaces
     on the networks whose switch changes.
 
-    Raises :class:`HookError` for input the hook refuses and for an interface whose network this
-    host does not have (naming MAC, network and the map's path).
+    Raises :class:`HookError` for input the hook refuses, for an interface whose network (or
+    named portgroup) this host does not have (naming MAC, network and the map's path), and for
+    a parameter the interface and this host give differently (see :mod:`vifplug.merge`).
     """
     root = parse_domain(domain_xml)
     listed = _metadata(root)
@@ -185,14 +214,25 @@ def rewrite(domain_xml: str | bytes, host_map: NetworkMap, *,
                             f"{network.logical_switch!r} on this host, and the interface "
                             "carries no port identity (no OVS interfaceid in its virtualport "
                             "or vifplug metadata) to bind to a logical switch port; refused")
-        detail = _REWRITERS[network.switch](iface, network, arrived)
+        try:
+            group, host = host_layers(host_map, network, mac, entry.get("portgroup") or None)
+            own: dict[str, str] = {**entry.attrib, "mac": mac}
+            own.update({key: arrived[key] for key in ("interfaceid", "instanceid")
+                        if key in arrived})
+            chosen = merge(interface_layer(own), group, host, _arrived_layer(iface, arrived))
+        except MergeError as exc:
+            raise HookError(str(exc)) from None
+        if isinstance(network, DirectNetwork) and network.pool:
+            network = network._replace(interface=_pool_nic(iface, network, mac, pool))
+        detail = _REWRITERS[network.switch](iface, network, chosen)
         # Remember every identity the interface arrived with (libvirt may have generated one on
         # the last host: an OVS interfaceid, an 802.1Qbg instanceid), then what it carries now
         # (this host's map may have supplied host-level parameters), so that a hop through a
         # switch that drops the virtualport loses nothing and rewriting again changes nothing.
         _remember(entry, {**arrived, **_carried(iface)})
         if log is not None:
-            log(Rewritten(mac, name, network.switch, detail))
+            log(Rewritten(mac, name, network.switch, detail, chosen,
+                          portgroup_note(network, entry.get("portgroup") or None)))
     return _serialise(root)
 
 
@@ -261,6 +301,48 @@ def _carried(iface: Element) -> dict[str, str]:
     return {key: value for key in keys if (value := params.get(key))}
 
 
+#: The source :func:`_arrived_layer` gives its values (the merge rule's last resort).
+ARRIVED = "interface (as it arrived)"
+
+
+def _arrived_layer(iface: Element, identity: dict[str, str]) -> Layer:
+    """What the interface carries on arrival, and the metadata's memory of it: the last resort
+    for host-level parameters no layer of this host supplies and the guest did not ask for (so
+    guests rendered before the merge rule, whose metadata records no request, keep migrating as
+    they did): a trunk ``<vlan>``, the port profile, the ``<bandwidth>``, trustGuestRxFilters."""
+    values: dict[str, Any] = {}
+    qbg = [identity.get(key, "") for key in ("managerid", "typeid", "typeidversion")]
+    if all(value.isdigit() for value in qbg):
+        values.update(zip(("managerid", "typeid", "typeidversion"), map(int, qbg), strict=True))
+    if identity.get("profileid"):
+        values["profileid"] = identity["profileid"]
+    trunk = iface.find("vlan[@trunk='yes']")
+    tags = [tag.get("id", "") for tag in trunk.findall("tag")] if trunk is not None else []
+    if tags and all(tag.isdigit() for tag in tags):
+        values["vlan"] = Vlan(tuple(map(int, tags)), trunk=True)
+    bandwidth = _live_bandwidth(iface)
+    if bandwidth is not None:
+        values["bandwidth"] = bandwidth
+    trust = iface.get("trustGuestRxFilters")
+    if trust in ("yes", "no"):
+        values["trust_guest_rx_filters"] = trust == "yes"
+    return Layer(ARRIVED, values)
+
+
+def _live_bandwidth(iface: Element) -> Any:
+    element = iface.find("bandwidth")
+    if element is None:
+        return None
+    parts = []
+    for child in element:
+        if child.tag not in ("inbound", "outbound") or set(child.attrib) - {
+                "average", "peak", "burst"}:
+            return None  # floor, or something newer: not ours to restate (left as it is)
+        rate = "/".join(child.get(key, "") for key in ("average", "peak", "burst"))
+        parts.append(f"{child.tag}={rate.rstrip('/')}")
+    return parse_bandwidth(" ".join(parts))
+
+
 def _remember(entry: Element, identity: dict[str, str]) -> None:
     for key in _IDENTITY:
         if key in identity:
@@ -305,46 +387,89 @@ def _unmanaged_target_only_for_ethernet(iface: Element) -> None:
         del target.attrib["managed"]  # libvirt accepts managed='no' on type='ethernet' only
 
 
-def _to_legacy(iface: Element, network: MappedNetwork, identity: dict[str, str]) -> str:
+def _value(chosen: Mapping[str, Choice], key: str) -> Any:
+    return chosen[key].value if key in chosen else None
+
+
+def _rank(source: str) -> int:
+    """A layer's precedence for a choice between attributes: this host's, then the
+    interface's own request, then what it arrived with."""
+    return 0 if source.startswith(("portgroup ", "network ")) else 2 if source == ARRIVED else 1
+
+
+def _common(iface: Element, chosen: Mapping[str, Choice], *, direct: bool = False) -> str:
+    """What every switch sets alike: the ``<bandwidth>`` the rule chose (one the interface
+    arrived with stays as it is), and trustGuestRxFilters (macvtap only: libvirt refuses it on
+    other types)."""
+    done = ""
+    bandwidth = chosen.get("bandwidth")
+    if bandwidth is not None and isinstance(bandwidth.value, Bandwidth) \
+            and bandwidth.source != ARRIVED:
+        old = iface.find("bandwidth")
+        new = ET.Element("bandwidth")
+        for direction in ("inbound", "outbound"):
+            rate = getattr(bandwidth.value, direction)
+            if rate is not None:
+                attrib = {"average": str(rate.average)}
+                attrib.update({key: str(getattr(rate, key)) for key in ("peak", "burst")
+                               if getattr(rate, key) is not None})
+                ET.SubElement(new, direction, attrib)
+        if old is not None:
+            new.tail = old.tail
+            position = list(iface).index(old)
+            iface.remove(old)
+            iface.insert(position, new)
+        else:
+            _after_source(iface, new)
+        done += f", bandwidth {bandwidth.value.text()}"
+    trust = _value(chosen, "trust_guest_rx_filters")
+    if not direct:
+        iface.attrib.pop("trustGuestRxFilters", None)
+    elif trust is not None:
+        iface.set("trustGuestRxFilters", "yes" if trust else "no")
+    return done
+
+
+def _to_legacy(iface: Element, network: MappedNetwork, chosen: Mapping[str, Choice]) -> str:
     assert isinstance(network, LegacyNetwork)  # noqa: S101 - dispatched by switch
     iface.set("type", "bridge")
     _set_source(iface, bridge=network.bridge)
     _drop(iface, "virtualport", "vlan")
     _unmanaged_target_only_for_ethernet(iface)
-    return f"Linux bridge {network.bridge}"
+    return f"Linux bridge {network.bridge}{_common(iface, chosen)}"
 
 
-def _to_ovs(iface: Element, network: MappedNetwork, identity: dict[str, str]) -> str:
+def _to_ovs(iface: Element, network: MappedNetwork, chosen: Mapping[str, Choice]) -> str:
+    """The VLAN the rule chose: the portgroup's, else the network's (its vlan, trunk, or the
+    bridge's native VLAN: netlayout), else the interface's request, else a trunk it arrived
+    with (a trunk is what the guest sees)."""
     assert isinstance(network, OvsNetwork)  # noqa: S101 - dispatched by switch
-    kept_trunk = iface.find("vlan[@trunk='yes']")
     iface.set("type", "bridge")
     _set_source(iface, bridge=network.bridge)
     _drop(iface, "virtualport", "vlan")
     _unmanaged_target_only_for_ethernet(iface)
     vlan: Element | None = None
-    if network.access_tag is not None:  # the map's vlan, or the bridge's native VLAN (netlayout)
-        vlan = ET.Element("vlan")
-        ET.SubElement(vlan, "tag", id=str(network.access_tag))
-    elif network.trunk is not None:
-        vlan = ET.Element("vlan", trunk="yes")
-        for tag in network.trunk:
+    chosen_vlan: Vlan | None = _value(chosen, "vlan")
+    if chosen_vlan is not None:
+        vlan = ET.Element("vlan", trunk="yes") if chosen_vlan.trunk else ET.Element("vlan")
+        for tag in chosen_vlan.tags:
             ET.SubElement(vlan, "tag", id=str(tag))
-    elif kept_trunk is not None:
-        vlan = kept_trunk  # a trunk is what the guest sees: keep it where the map says nothing
     port = ET.Element("virtualport", type="openvswitch")
-    if "interfaceid" in identity:
-        ET.SubElement(port, "parameters", interfaceid=identity["interfaceid"])
+    interfaceid = _value(chosen, "interfaceid")
+    if interfaceid is not None:
+        ET.SubElement(port, "parameters", interfaceid=interfaceid)
     _after_source(iface, port)
     if vlan is not None:
         _after_source(iface, vlan)
+    shaped = _common(iface, chosen)
     tags = vlan.findall("tag") if vlan is not None else []
     what = ("" if vlan is None else
             f", trunk {','.join(t.get('id', '') for t in tags)}" if vlan.get("trunk") == "yes"
             else f", vlan {tags[0].get('id')}")
-    return f"OVS bridge {network.bridge}{what}"
+    return f"OVS bridge {network.bridge}{what}{shaped}"
 
 
-def _to_ovn(iface: Element, network: MappedNetwork, identity: dict[str, str]) -> str:
+def _to_ovn(iface: Element, network: MappedNetwork, chosen: Mapping[str, Choice]) -> str:
     """The integration bridge with the guest's interfaceid (the logical switch port's name, which
     ovn-controller binds); never a ``<vlan>``: OVN, not the local port, carries the network.
     :func:`rewrite` has refused an interface without an interfaceid."""
@@ -354,44 +479,48 @@ def _to_ovn(iface: Element, network: MappedNetwork, identity: dict[str, str]) ->
     _drop(iface, "virtualport", "vlan")
     _unmanaged_target_only_for_ethernet(iface)
     port = ET.Element("virtualport", type="openvswitch")
-    ET.SubElement(port, "parameters", interfaceid=identity["interfaceid"])
+    interfaceid: str = _value(chosen, "interfaceid")
+    ET.SubElement(port, "parameters", interfaceid=interfaceid)
     _after_source(iface, port)
     return (f"OVN logical switch {network.logical_switch} on {network.bridge}, port "
-            f"{identity['interfaceid']}")
+            f"{interfaceid}{_common(iface, chosen)}")
 
 
-def _to_direct(iface: Element, network: MappedNetwork, identity: dict[str, str]) -> str:
-    """The port profile: the map's when it gives one (this host knows its switch), else the one
-    the interface carries; 802.1Qbg's instanceid is always the interface's."""
+def _to_direct(iface: Element, network: MappedNetwork, chosen: Mapping[str, Choice]) -> str:
+    """The port profile's type is the host's when this host (portgroup or network) gives one,
+    else the interface's; each parameter is the rule's choice; 802.1Qbg's instanceid is always
+    the interface's."""
     assert isinstance(network, DirectNetwork)  # noqa: S101 - dispatched by switch
     iface.set("type", "direct")
     _set_source(iface, dev=network.interface, mode=network.mode)
     _drop(iface, "virtualport", "vlan")
     _unmanaged_target_only_for_ethernet(iface)
+    qbg_keys = ("managerid", "typeid", "typeidversion")
+    has_qbg = all(_value(chosen, key) is not None for key in qbg_keys)
+    profile = _value(chosen, "profileid")
+    # the profile type of the highest layer giving one: this host (portgroup or network), then
+    # the guest's own request, then what it arrived with; 802.1Qbh first at the same layer
+    qbh = profile is not None and (not has_qbg or _rank(chosen["profileid"].source)
+                                   <= _rank(chosen["managerid"].source))
     port: Element | None = None
-    if network.qbh_profile_id is not None or (network.qbg is None and "profileid" in identity):
+    if qbh:
         port = ET.Element("virtualport", type="802.1Qbh")
-        ET.SubElement(port, "parameters",
-                         profileid=network.qbh_profile_id or identity["profileid"])
-    elif network.qbg is not None or {"managerid", "typeid", "typeidversion"} <= identity.keys():
-        params: dict[str, str]
-        if network.qbg is not None:
-            params = {"managerid": str(network.qbg.manager_id),
-                      "typeid": str(network.qbg.type_id),
-                      "typeidversion": str(network.qbg.type_id_version)}
-        else:
-            params = {key: identity[key] for key in ("managerid", "typeid", "typeidversion")}
-        if "instanceid" in identity:
-            params["instanceid"] = identity["instanceid"]
+        ET.SubElement(port, "parameters", profileid=profile)
+    elif has_qbg:
+        params = {key: str(_value(chosen, key)) for key in qbg_keys}
+        instanceid = _value(chosen, "instanceid")
+        if instanceid is not None:
+            params["instanceid"] = instanceid
         port = ET.Element("virtualport", type="802.1Qbg")
         ET.SubElement(port, "parameters", params)
+    shaped = _common(iface, chosen, direct=True)
     if port is not None:
         _after_source(iface, port)
-        return f"macvtap on {network.interface} ({network.mode}), {port.get('type')}"
-    return f"macvtap on {network.interface} ({network.mode})"
+        return f"macvtap on {network.interface} ({network.mode}), {port.get('type')}{shaped}"
+    return f"macvtap on {network.interface} ({network.mode}){shaped}"
 
 
-_REWRITERS: dict[str, Callable[[Element, MappedNetwork, dict[str, str]], str]] = {
+_REWRITERS: dict[str, Callable[[Element, MappedNetwork, Mapping[str, Choice]], str]] = {
     "legacy": _to_legacy,
     "ovs": _to_ovs,
     "ovn": _to_ovn,
@@ -400,6 +529,38 @@ _REWRITERS: dict[str, Callable[[Element, MappedNetwork, dict[str, str]], str]] =
 
 
 # --- the hook program ---------------------------------------------------------------------------
+
+
+def _pool_nic(iface: Element, network: DirectNetwork, mac: str,
+              pool: PoolChooser | None) -> str:
+    if pool is not None:
+        return pool(network, mac)
+    source = iface.find("source")
+    dev = source.get("dev") if source is not None else None
+    return dev if dev in network.pool else network.pool[0]
+
+
+def _pool_chooser(domain: str) -> PoolChooser:
+    """Allocate in the pool state file for ``domain`` (a refusal when the pool is full)."""
+    from vifplug.pools import Holder, PoolExhausted, allocate
+
+    def choose(network: DirectNetwork, mac: str) -> str:
+        try:
+            return allocate(network, Holder(domain, mac))
+        except PoolExhausted as exc:
+            raise HookError(f"interface {mac}: {exc}; refused") from None
+    return choose
+
+
+def _has_pools(host_map: NetworkMap) -> bool:
+    return any(isinstance(n, DirectNetwork) and n.pool for n in host_map.networks.values())
+
+
+def _release(domain: str) -> None:
+    """The guest stopped here (or left by migration): free the pool NICs it held."""
+    from vifplug.pools import release
+
+    release(domain)
 
 
 def _refuse_early(result: str, host_map: NetworkMap) -> None:
@@ -456,6 +617,15 @@ def main(argv: Sequence[str], stdin: Any = None, stdout: Any = None, stderr: Any
     output. Never calls back into libvirt.
     """
     err = stderr if stderr is not None else sys.stderr
+    if len(argv) >= 3 and argv[1] == "release" and argv[2] == "end":
+        # the guest stopped here, or left by migration: free its pool NICs (if pools are used)
+        if os.path.exists(os.environ.get("VIFPLUG_POOLS") or POOLS_STATE):
+            try:
+                _release(argv[0])
+            except Exception as exc:  # never fail libvirt's release: say it and go on
+                print(_one_line(f"vifplug: domain {argv[0]!r}: cannot free its pool NICs: "
+                                f"{exc}"), file=err)
+        return 0
     if len(argv) < 3 or argv[1] not in REWRITE_OPS or argv[2] != "begin":
         return 0
     domain = argv[0]
@@ -464,9 +634,15 @@ def main(argv: Sequence[str], stdin: Any = None, stdout: Any = None, stderr: Any
         data = _binary(stdin if stdin is not None else sys.stdin).read(MAX_INPUT + 1)
         if isinstance(data, str):
             data = data.encode("utf-8")
-        result = rewrite(data, host_map, log=_syslog)
-        if argv[1] == "migrate" and host_map.strict:
-            _refuse_early(result, host_map)
+        chooser = _pool_chooser(domain) if _has_pools(host_map) else None
+        try:
+            result = rewrite(data, host_map, log=_syslog, pool=chooser)
+            if argv[1] == "migrate" and host_map.strict:
+                _refuse_early(result, host_map)
+        except BaseException:
+            if chooser is not None:
+                _release(domain)  # refused: the guest will not run here
+            raise
     except (HookError, NetworkMapError) as exc:
         print(f"vifplug: {_one_line(str(exc))}", file=err)
         return 1

@@ -45,17 +45,21 @@ class Installed:
     backup: Path | None = None
 
 
-def hook_text(python: str, networks: str | None = None) -> str:
+def hook_text(python: str, networks: str | None = None, pools: str | None = None) -> str:
     """The installed hook: the given interpreter, exit 0 at once for every other operation."""
     setenv = ""
-    if networks is not None:
-        setenv = f'import os\nos.environ["VIFPLUG_NETWORKS"] = {str(networks)!r}\n'
+    for name, value in (("VIFPLUG_NETWORKS", networks), ("VIFPLUG_POOLS", pools)):
+        if value is not None:
+            setenv += f'os.environ["{name}"] = {str(value)!r}\n'
+    if setenv:
+        setenv = "import os\n" + setenv
     return f"""#!{python} -I
 {MARKER} — installed by `vifplug hook install`; `vifplug hook uninstall` removes it.
 # libvirt runs it as: qemu DOMAIN OP SUBOP EXTRA, with the domain XML on stdin.
 import sys
 
-if len(sys.argv) < 4 or sys.argv[2] not in ("migrate", "restore") or sys.argv[3] != "begin":
+if len(sys.argv) < 4 or (sys.argv[2] not in ("migrate", "restore") or sys.argv[3] != "begin") \
+        and sys.argv[2:4] != ["release", "end"]:
     sys.exit(0)  # every other operation: nothing to do, and nothing imported
 {setenv}
 from vifplug.hook import main
@@ -95,13 +99,14 @@ def _layout(layout: Layout, hooks: Path) -> Literal["qemu.d", "qemu"]:
 
 def install(libvirt_dir: Path = Path("/etc/libvirt"), *, networks: str | None = None,
             layout: Layout = "auto", force: bool = False,
-            python: str | None = None) -> Installed:
+            python: str | None = None, pools: str | None = None) -> Installed:
     """Install the hook under ``libvirt_dir/hooks``; return where (and any backup made)."""
     if not libvirt_dir.is_dir():
         raise HookInstallError(f"--libvirt-dir: {libvirt_dir} is not a directory")
-    if networks is not None and not Path(networks).is_absolute():
-        raise HookInstallError(f"--networks: must be an absolute path (libvirt runs the hook "
-                               f"from its own directory), got {networks!r}")
+    for option, value in (("--networks", networks), ("--pools", pools)):
+        if value is not None and not Path(value).is_absolute():
+            raise HookInstallError(f"{option}: must be an absolute path (libvirt runs the hook "
+                                   f"from its own directory), got {value!r}")
     hooks = libvirt_dir / "hooks"
     where = _layout(layout, hooks)
     target = hooks / "qemu.d" / "vifplug" if where == "qemu.d" else hooks / "qemu"
@@ -115,7 +120,7 @@ def install(libvirt_dir: Path = Path("/etc/libvirt"), *, networks: str | None = 
         backup = target.with_name(target.name + BACKUP_SUFFIX)
         target.replace(backup)
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = hook_text(python or sys.executable, networks)
+    text = hook_text(python or sys.executable, networks, pools)
     temporary = target.with_name(f".{target.name}.vifplug-new")
     temporary.write_text(text)
     temporary.chmod(0o755)

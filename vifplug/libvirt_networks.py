@@ -13,7 +13,12 @@ hook at all. This module makes both halves from vifplug's own inputs:
   ``<vlan>`` for OVS; OVN the same on its integration bridge, without a VLAN (ovn-controller
   binds the port by its interfaceid); ``<forward mode='vepa|bridge|private|passthrough'>`` with
   ``<interface dev>`` and the host's 802.1Qbg/Qbh ``<virtualport>`` for direct. The map's MTU
-  becomes ``<mtu size>``.
+  becomes ``<mtu size>``. Each map portgroup becomes a ``<portgroup name>`` (``default='yes'``
+  on the map's ``default_portgroup``) with its ``<vlan>``, port profile ``<virtualport>``,
+  ``<bandwidth>`` and ``trustGuestRxFilters``. libvirt refuses a network-wide ``<bandwidth>`` on
+  a ``<forward mode='bridge'>`` or macvtap network, so the map network's ``bandwidth`` goes into
+  each portgroup that gives none (a network without portgroups gets one, ``default``, to hold
+  it): the same result per guest as the hook's merge rule.
 - :func:`as_network`: a VIF's rendered ``<interface>`` turned into ``type='network'`` on its
   logical network: the switch-specific parts (``<source>``, ``<vlan>``, the virtualport's type
   and host-level parameters) are the network's business now, so they go; the per-guest ones
@@ -32,12 +37,15 @@ from lxml import etree
 
 from vifplug.errors import VifError, VifplugError
 from vifplug.netmap import (
+    Bandwidth,
     DirectNetwork,
     LegacyNetwork,
     MappedNetwork,
     NetworkMap,
     OvnNetwork,
     OvsNetwork,
+    Portgroup,
+    QbgShared,
 )
 from vifplug.xml import add_vlan
 
@@ -65,21 +73,19 @@ def network_element(network: MappedNetwork) -> etree._Element:
     root = etree.Element("network")
     _SubElement(root, "name").text = network.name
     if isinstance(network, DirectNetwork):
+        if network.trust_guest_rx_filters is not None:
+            root.set("trustGuestRxFilters", "yes" if network.trust_guest_rx_filters else "no")
         forward = _SubElement(root, "forward", mode=network.mode)
-        _SubElement(forward, "interface", dev=network.interface)
-        if network.qbg is not None:
-            port = _SubElement(root, "virtualport", type="802.1Qbg")
-            _SubElement(port, "parameters", managerid=str(network.qbg.manager_id),
-                        typeid=str(network.qbg.type_id),
-                        typeidversion=str(network.qbg.type_id_version))
-        elif network.qbh_profile_id is not None:
-            port = _SubElement(root, "virtualport", type="802.1Qbh")
-            _SubElement(port, "parameters", profileid=network.qbh_profile_id)
+        for nic in network.nics:  # a pool: libvirt hands them out itself
+            _SubElement(forward, "interface", dev=nic)
+        _port_profile(root, network.qbg, network.qbh_profile_id)
+        _portgroups(root, network)
         return root
     _SubElement(root, "forward", mode="bridge")
     _SubElement(root, "bridge", name=network.bridge)
     if isinstance(network, LegacyNetwork):
         _mtu(root, network.mtu)
+        _portgroups(root, network)
         return root
     _SubElement(root, "virtualport", type="openvswitch")
     if isinstance(network, OvsNetwork):
@@ -87,7 +93,52 @@ def network_element(network: MappedNetwork) -> etree._Element:
         _mtu(root, network.mtu)
     else:
         assert isinstance(network, OvnNetwork)  # noqa: S101 - the four kinds of MappedNetwork
+    _portgroups(root, network)
     return root
+
+
+#: The portgroup made to hold a network-wide bandwidth when the map gives no portgroup.
+IMPLICIT_PORTGROUP = "default"
+
+
+def _portgroups(root: etree._Element, network: MappedNetwork) -> None:
+    """One ``<portgroup>`` per map portgroup, the default marked, each with the network's
+    bandwidth unless it gives its own (see the module doc)."""
+    groups = network.portgroups
+    default = network.default_portgroup
+    if not groups and network.bandwidth is not None:
+        groups, default = (Portgroup(IMPLICIT_PORTGROUP),), IMPLICIT_PORTGROUP
+    for group in groups:
+        element = _SubElement(root, "portgroup", name=group.name)
+        if group.name == default:
+            element.set("default", "yes")
+        if group.trust_guest_rx_filters is not None:
+            element.set("trustGuestRxFilters", "yes" if group.trust_guest_rx_filters else "no")
+        _port_profile(element, group.qbg, group.profile_id)
+        _bandwidth(element, group.bandwidth or network.bandwidth)
+        add_vlan(element, group.vlan, group.trunk)
+
+
+def _port_profile(parent: etree._Element, qbg: QbgShared | None, profile: str | None) -> None:
+    if qbg is not None:
+        port = _SubElement(parent, "virtualport", type="802.1Qbg")
+        _SubElement(port, "parameters", managerid=str(qbg.manager_id), typeid=str(qbg.type_id),
+                    typeidversion=str(qbg.type_id_version))
+    elif profile is not None:
+        port = _SubElement(parent, "virtualport", type="802.1Qbh")
+        _SubElement(port, "parameters", profileid=profile)
+
+
+def _bandwidth(parent: etree._Element, bandwidth: Bandwidth | None) -> None:
+    if bandwidth is None:
+        return
+    element = _SubElement(parent, "bandwidth")
+    for direction in ("inbound", "outbound"):
+        rate = getattr(bandwidth, direction)
+        if rate is not None:
+            attrib = {key: str(getattr(rate, key)) for key in ("average", "peak", "burst")
+                      if getattr(rate, key) is not None}
+            _SubElement(element, direction, attrib)
 
 
 def _mtu(root: etree._Element, mtu: int | None) -> None:
@@ -95,9 +146,11 @@ def _mtu(root: etree._Element, mtu: int | None) -> None:
         _SubElement(root, "mtu", size=str(mtu))
 
 
-def as_network(interface: etree._Element, *, network: str, connection: str) -> etree._Element:
+def as_network(interface: etree._Element, *, network: str, connection: str,
+               portgroup: str | None = None) -> etree._Element:
     """``interface`` (as vifplug rendered it with ``connection``) as ``type='network'`` on the
-    libvirt network ``network``: a new element, the input unchanged.
+    libvirt network ``network`` (and its ``portgroup``, when the VIF names one: else libvirt
+    gives the network's default portgroup): a new element, the input unchanged.
 
     Raises VifError naming the connection when no libvirt network can stand for it
     (:data:`AS_NETWORK_KINDS`)."""
@@ -110,7 +163,9 @@ def as_network(interface: etree._Element, *, network: str, connection: str) -> e
     for child in interface:
         tag = child.tag
         if tag == "source":
-            _SubElement(result, "source", network=network)
+            source = _SubElement(result, "source", network=network)
+            if portgroup is not None:
+                source.set("portgroup", portgroup)
         elif tag == "vlan":
             continue  # the network's (its <vlan>, or none on this host's switch)
         elif tag == "virtualport":

@@ -207,7 +207,7 @@ UInt8 = Annotated[int, Strict(), Field(ge=0, le=spec.UINT8_MAX)]
 UInt24 = Annotated[int, Strict(), Field(ge=0, le=spec.UINT24_MAX)]
 Mtu = Annotated[int, Strict(), Field(ge=spec.MTU_MIN, le=spec.MTU_MAX)]
 Queues = Annotated[int, Strict(), Field(ge=1, le=spec.QUEUES_MAX)]
-Speed = Annotated[int, Strict(), Field(ge=1, le=2**32 - 1)]
+Speed = Annotated[int, Strict(), Field(ge=spec.SPEED_MIN, le=spec.SPEED_MAX)]
 MacAddress = Annotated[str, Strict(), AfterValidator(_mac), WithJsonSchema(
     # the schema also says unicast: the first octet's low bit clear
     {"type": "string", "pattern": "^[0-9a-fA-F][02468aceACE](:[0-9a-fA-F]{2}){5}$"}
@@ -363,6 +363,10 @@ class Network(_Checked):
 
     #: The logical network name; the migration hook maps it to each host's switch.
     name: NetworkName
+    #: The portgroup of the network the NIC joins (``<source portgroup>`` of a libvirt network):
+    #: each host's map says what it gives (VLAN, port profile, bandwidth). None: the network's
+    #: default portgroup on each host. A host whose network lacks it refuses the guest.
+    portgroup: NetworkName | None = None
 
 
 class BridgeNetwork(Network):
@@ -532,6 +536,19 @@ class Vif(_Checked):
         not keep it (HOOK_CONTRACT.md), beside the MAC and network: none by default."""
         return {}
 
+    def requests(self) -> dict[str, str]:
+        """What the guest itself asks of each host (the merge rule's interface layer,
+        :mod:`vifplug.merge`), as metadata attributes: its ``portgroup``, and ``ask-vlan`` /
+        ``ask-trunk``, ``ask-managerid`` / ``ask-typeid`` / ``ask-typeidversion``,
+        ``ask-profileid``, ``ask-bandwidth`` for the kinds that take them."""
+        portgroup = self.network.portgroup
+        return {} if portgroup is None else {"portgroup": portgroup}
+
+    def _asks(self, **given: Any) -> dict[str, str]:
+        from vifplug import merge
+
+        return {**Vif.requests(self), **merge.requests(**given)}
+
 
 class GuestNic(Vif):
     """A NIC QEMU emulates (virtio unless told otherwise): every kind but hostdev."""
@@ -572,6 +589,22 @@ class ShapedNic(GuestNic):
 
     #: ``<bandwidth>``.
     bandwidth: Bandwidth | None = None
+
+    def requests(self) -> dict[str, str]:
+        return {**super().requests(), **self._asks(bandwidth=self.shaping)}
+
+    @property
+    def shaping(self) -> Any:
+        """:attr:`bandwidth` as the network map and the merge rule hold it
+        (:class:`vifplug.netmap.Bandwidth`), or None."""
+        if self.bandwidth is None:
+            return None
+        from vifplug import netmap
+
+        def rate(given: Rate | None) -> netmap.Rate | None:
+            return None if given is None else netmap.Rate(given.average, given.peak, given.burst)
+
+        return netmap.Bandwidth(rate(self.bandwidth.inbound), rate(self.bandwidth.outbound))
 
 
 class TapVif(ShapedNic):
@@ -636,6 +669,10 @@ class OvsVif(TapVif):
     def metadata(self) -> dict[str, str]:
         return {"interfaceid": self.ovs.interface_id}
 
+    def requests(self) -> dict[str, str]:
+        return {**super().requests(),
+                **self._asks(vlan=self.network.vlan, trunk=self.network.trunk)}
+
 
 class EthernetVif(TapVif):
     """Maps to ``type='ethernet'``: a TAP the host connects by other means."""
@@ -659,6 +696,9 @@ class MacvtapVif(ShapedNic):
         if self.network.vlan is not None and self.direct_mode != "passthrough":
             yield (("network", "vlan"), "needs direct mode 'passthrough' (a macvtap in mode "
                    f"{self.direct_mode!r} cannot tag)")
+
+    def requests(self) -> dict[str, str]:
+        return {**super().requests(), **self._asks(vlan=self.network.vlan)}
 
     @property
     def direct_mode(self) -> DirectMode:
@@ -686,6 +726,12 @@ class QbgVif(MacvtapVif):
         return {"managerid": str(qbg.manager_id), "typeid": str(qbg.type_id),
                 "typeidversion": str(qbg.type_id_version), "instanceid": qbg.instance_id}
 
+    def requests(self) -> dict[str, str]:
+        from vifplug.netmap import QbgShared
+
+        qbg = QbgShared(self.qbg.manager_id, self.qbg.type_id, self.qbg.type_id_version)
+        return {**super().requests(), **self._asks(qbg=qbg)}
+
 
 class QbhVif(MacvtapVif):
     """A macvtap with ``<virtualport type='802.1Qbh'>`` (VN-Link); passthrough by default."""
@@ -698,6 +744,9 @@ class QbhVif(MacvtapVif):
 
     def metadata(self) -> dict[str, str]:
         return {"profileid": self.qbh.profile_id}
+
+    def requests(self) -> dict[str, str]:
+        return {**super().requests(), **self._asks(profile_id=self.qbh.profile_id)}
 
 
 class VhostUserVif(GuestNic):
@@ -731,6 +780,9 @@ class HostDevVif(Vif):
     network: HostdevNetwork
     #: The SR-IOV VF.
     hostdev: HostDevParams
+
+    def requests(self) -> dict[str, str]:
+        return {**super().requests(), **self._asks(vlan=self.network.vlan)}
 
 
 #: Every kind, in VIF_FORMAT.md's order.
@@ -866,7 +918,7 @@ def _json_schema() -> dict[str, Any]:
 _VIF_ORDER = ("id", "vif_type", "mac", "network", "devname", "model", "mtu", "filtered", "plug",
               "queues", "link_state", "bandwidth", "filter", "ovs", "qbg", "qbh", "direct",
               "vhostuser", "hostdev")
-_NETWORK_ORDER = ("name", "bridge", "interface", "vlan", "trunk", "create_bridge",
+_NETWORK_ORDER = ("name", "portgroup", "bridge", "interface", "vlan", "trunk", "create_bridge",
                   "create_vlan")
 
 

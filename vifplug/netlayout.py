@@ -176,18 +176,32 @@ def _check_shared_uplinks(uplinked: list[tuple[str, Uplinked, Uplink]]) -> None:
             if other == name:
                 continue
             said = "untagged" if tag is None else f"VLAN {tag}"
-            raise MapRuleError(("networks", name, key), f"network {other} is {said} on uplink "
+            raise MapRuleError(("networks", name, *key), f"network {other} is {said} on uplink "
                                f"{uplink.name} already: networks sharing an uplink need different "
                                "VLANs (one of them untagged at most)")
 
 
-def _wire_tags(network: Uplinked, uplink: Uplink) -> Iterable[tuple[int | None, str]]:
-    """The tags a network puts on its uplink (None: untagged), with the key that gives each."""
+def _wire_tags(network: Uplinked,
+               uplink: Uplink) -> Iterable[tuple[int | None, tuple[str, ...]]]:
+    """The tags a network puts on its uplink (None: untagged), with the key that gives each:
+    its own, then its portgroups' (an ``ovs`` network's portgroup VLANs are the network's
+    too, carried on the same uplink)."""
     if network.vlan is not None:
-        return [(network.vlan, "vlan")]
-    if isinstance(network, OvsNetwork) and network.trunk:
-        return [(tag, "trunk") for tag in network.trunk]
-    return [(None, _key(uplink))]
+        tags: list[tuple[int | None, tuple[str, ...]]] = [(network.vlan, ("vlan",))]
+    elif isinstance(network, OvsNetwork) and network.trunk:
+        tags = [(tag, ("trunk",)) for tag in network.trunk]
+    else:
+        tags = [(None, (_key(uplink),))]
+    return tags + [(tag, ("portgroups", group, key)) for tag, group, key in _group_tags(network)]
+
+
+def _group_tags(network: MappedNetwork) -> list[tuple[int, str, str]]:
+    """The VLANs an ``ovs`` network's portgroups give: (tag, portgroup, key)."""
+    if not isinstance(network, OvsNetwork):
+        return []
+    return [(tag, group.name, "vlan" if group.vlan is not None else "trunk")
+            for group in network.portgroups
+            for tag in ((group.vlan,) if group.vlan is not None else group.trunk or ())]
 
 
 def _check_legacy_bridges(networks: Mapping[str, MappedNetwork]) -> None:
@@ -215,10 +229,13 @@ def _check_direct(networks: Mapping[str, MappedNetwork],
         if isinstance(holder, OvsNetwork) or holder.vlan is None:
             held.setdefault(uplink.name, f"the uplink of network {name}, a port of its bridge")
     for name, network in sorted(networks.items()):
-        if isinstance(network, DirectNetwork) and network.interface in held:
-            raise MapRuleError(("networks", name, "interface"), f"{network.interface} is "
-                               f"{held[network.interface]}: macvtap needs a device no bridge "
-                               "or bond holds")
+        if not isinstance(network, DirectNetwork):
+            continue
+        key = "interfaces" if network.pool else "interface"
+        for nic in network.nics:
+            if nic in held:
+                raise MapRuleError(("networks", name, key), f"{nic} is {held[nic]}: macvtap "
+                                   "needs a device no bridge or bond holds")
 
 
 # --- OVS: one bridge per uplink -------------------------------------------------------------
@@ -329,7 +346,8 @@ def _other_devices(networks: Mapping[str, MappedNetwork]) -> dict[str, str]:
         elif isinstance(network, OvnNetwork):
             found.setdefault(network.bridge, f"OVN network {name}'s integration bridge")
         elif isinstance(network, DirectNetwork):
-            found.setdefault(network.interface, f"network {name}'s macvtap NIC")
+            for nic in network.nics:
+                found.setdefault(nic, f"network {name}'s macvtap NIC")
         if isinstance(network, LegacyNetwork | OvsNetwork) and network.uplink is not None:
             for device in (network.uplink.name, *network.uplink.nics):
                 found.setdefault(device, f"an uplink NIC or bond (network {name})")
@@ -338,7 +356,8 @@ def _other_devices(networks: Mapping[str, MappedNetwork]) -> dict[str, str]:
 
 def _bridge(name: str, members: list[OvsNetwork]) -> OvsBridge:
     uplink = next((n.uplink for n in members if n.uplink is not None), None)
-    tagged = sorted({tag for n in members for tag in (n.trunk or ()) + _vlan(n)})
+    tagged = sorted({tag for n in members for tag in (n.trunk or ()) + _vlan(n)
+                     + tuple(tag for tag, _, _ in _group_tags(n))})
     native = None
     if uplink is not None and any(_untagged(n) for n in members):
         native = _native_vlan(tagged)

@@ -26,6 +26,14 @@
     type_id = 1193047
     type_id_version = 2
 
+    [networks.blue.portgroups.engineering]   # a portgroup: what its guests get instead
+    vlan = 200                               # (see docs/src/host-networks.md, "Portgroups")
+    bandwidth = {inbound = {average = 10000}}
+    override = true                          # the host wins over a guest that asks otherwise
+
+A network with portgroups names its default (``default_portgroup``): a guest that names no
+portgroup gets it, a guest naming one the network lacks is refused.
+
 Validation is strict (unknown keys, bad names, ranges, uplinks shared in conflicting ways: see
 :mod:`vifplug.netlayout`) and every error names the file and line. A broken file is an error,
 never an empty map; a map that mixes switch types loads (the hook must serve it), only
@@ -57,6 +65,7 @@ __all__ = [
     "DEFAULT_PATH",
     "LEGACY_BOND_MODES",
     "OVS_BOND_MODES",
+    "Bandwidth",
     "Bond",
     "DirectNetwork",
     "LegacyNetwork",
@@ -67,10 +76,14 @@ __all__ = [
     "Nic",
     "OvnNetwork",
     "OvsNetwork",
+    "Portgroup",
     "QbgShared",
+    "Rate",
     "Uplink",
+    "find_portgroup",
     "load_network_map",
     "map_path",
+    "parse_bandwidth",
     "parse_network_map",
 ]
 
@@ -152,6 +165,77 @@ def _uplink_text(uplink: Uplink | None, tagged: str, mtu: int | None) -> str:
     return text + (f", MTU {mtu}" if mtu is not None else "")
 
 
+class Rate(NamedTuple):
+    """One direction of ``<bandwidth>``: average and peak in kB/s, burst in kB."""
+
+    average: int
+    peak: int | None = None
+    burst: int | None = None
+
+    def text(self) -> str:
+        """``average/peak/burst``, an absent one empty (``1000//512``), trailing ones dropped."""
+        parts = [str(self.average), "" if self.peak is None else str(self.peak),
+                 "" if self.burst is None else str(self.burst)]
+        while parts[-1] == "":
+            parts.pop()
+        return "/".join(parts)
+
+
+class Bandwidth(NamedTuple):
+    """``<bandwidth>`` (vif.json's ``bandwidth`` shape): the host's QoS on a guest's NIC."""
+
+    inbound: Rate | None = None
+    outbound: Rate | None = None
+
+    def text(self) -> str:
+        """The compact form the metadata records and ``explain`` shows:
+        ``inbound=1000/2000/512 outbound=500``; :func:`parse_bandwidth` reads it back."""
+        return " ".join(f"{name}={rate.text()}" for name, rate in
+                        (("inbound", self.inbound), ("outbound", self.outbound))
+                        if rate is not None)
+
+
+def parse_bandwidth(text: str) -> Bandwidth | None:
+    """:meth:`Bandwidth.text` read back; None when ``text`` is not that form."""
+    rates: dict[str, Rate] = {}
+    for item in text.split():
+        name, _, value = item.partition("=")
+        parts = value.split("/")
+        if name not in ("inbound", "outbound") or name in rates or not 1 <= len(parts) <= 3 \
+                or not all(part.isdigit() or (part == "" and n) for n, part in enumerate(parts)):
+            return None
+        numbers = [int(part) if part else None for part in parts] + [None] * (3 - len(parts))
+        if any(n is not None and not spec.SPEED_MIN <= n <= spec.SPEED_MAX for n in numbers):
+            return None
+        average, peak, burst = numbers
+        assert average is not None  # noqa: S101 - the first part is digits (checked above)
+        rates[name] = Rate(average, peak, burst)
+    if not rates:
+        return None
+    return Bandwidth(rates.get("inbound"), rates.get("outbound"))
+
+
+class Portgroup(NamedTuple):
+    """A portgroup of a network (``[networks.red.portgroups.engineering]``): what its guests get
+    instead of (or beside) the network's own settings. Which keys each switch takes:
+    :data:`_PORTGROUP_KEYS`; how they merge with a guest's own requests: :mod:`vifplug.merge`."""
+
+    name: str
+    #: The guests' access VLAN (ovs only).
+    vlan: int | None = None
+    #: The VLANs the guests' ports trunk (ovs only), instead of ``vlan``.
+    trunk: tuple[int, ...] | None = None
+    #: 802.1Qbg host-level parameters (direct only).
+    qbg: QbgShared | None = None
+    #: 802.1Qbh profile (direct only).
+    profile_id: str | None = None
+    bandwidth: Bandwidth | None = None
+    #: ``<interface trustGuestRxFilters>`` (direct only).
+    trust_guest_rx_filters: bool | None = None
+    #: The portgroup's values win over a guest's different ones (else such a guest is refused).
+    override: bool = False
+
+
 class LegacyNetwork(NamedTuple):
     """A Linux bridge; with an uplink, the bridge's port is the uplink itself, or with ``vlan``
     a VLAN device on it (a Linux bridge is VLAN-unaware: one bridge per network)."""
@@ -163,6 +247,13 @@ class LegacyNetwork(NamedTuple):
     vlan: int | None = None
     #: The MTU of the bridge and its port (the uplink gets the largest of its networks').
     mtu: int | None = None
+    #: Portgroups, by name in the file's order, and the one a guest naming none gets.
+    portgroups: tuple[Portgroup, ...] = ()
+    default_portgroup: str | None = None
+    #: ``<bandwidth>`` every guest of the network gets (a portgroup's wins).
+    bandwidth: Bandwidth | None = None
+    #: The network's values win over a guest's different ones (else such a guest is refused).
+    override: bool = False
 
     @property
     def switch(self) -> str:
@@ -179,7 +270,8 @@ class LegacyNetwork(NamedTuple):
 
     def describe(self) -> str:
         tagged = f" VLAN {self.vlan} ({self.port})" if self.vlan is not None else ""
-        return f"Linux bridge {self.bridge}{_uplink_text(self.uplink, tagged, self.mtu)}"
+        return (f"Linux bridge {self.bridge}{_uplink_text(self.uplink, tagged, self.mtu)}"
+                f"{_host_text(self)}")
 
 
 class OvsNetwork(NamedTuple):
@@ -202,6 +294,13 @@ class OvsNetwork(NamedTuple):
     #: An untagged network on a bridge with an uplink: the bridge-internal VLAN that carries it
     #: (its guests' access tag; the uplink sends it untagged, ``vlan_mode=native-untagged``).
     native_vlan: int | None = None
+    #: Portgroups, by name in the file's order, and the one a guest naming none gets.
+    portgroups: tuple[Portgroup, ...] = ()
+    default_portgroup: str | None = None
+    #: ``<bandwidth>`` every guest of the network gets (a portgroup's wins).
+    bandwidth: Bandwidth | None = None
+    #: The network's values win over a guest's different ones (else such a guest is refused).
+    override: bool = False
 
     @property
     def switch(self) -> str:
@@ -218,7 +317,7 @@ class OvsNetwork(NamedTuple):
         native = (f", untagged on the uplink (vlan {self.native_vlan} inside the bridge)"
                   if self.native_vlan is not None else "")
         uplink = _uplink_text(self.uplink, "", self.mtu)
-        return f"OVS bridge {self.bridge}{tags}{uplink}{native}"
+        return f"OVS bridge {self.bridge}{tags}{uplink}{native}{_host_text(self)}"
 
 
 class OvnNetwork(NamedTuple):
@@ -229,13 +328,20 @@ class OvnNetwork(NamedTuple):
     name: str
     logical_switch: str
     bridge: str = DEFAULT_OVN_BRIDGE
+    #: Portgroups, by name in the file's order, and the one a guest naming none gets.
+    portgroups: tuple[Portgroup, ...] = ()
+    default_portgroup: str | None = None
+    #: ``<bandwidth>`` every guest of the network gets (a portgroup's wins).
+    bandwidth: Bandwidth | None = None
+    #: The network's values win over a guest's different ones (else such a guest is refused).
+    override: bool = False
 
     @property
     def switch(self) -> str:
         return "ovn"
 
     def describe(self) -> str:
-        return f"OVN logical switch {self.logical_switch} on {self.bridge}"
+        return f"OVN logical switch {self.logical_switch} on {self.bridge}{_host_text(self)}"
 
 
 class QbgShared(NamedTuple):
@@ -254,18 +360,61 @@ class DirectNetwork(NamedTuple):
     mode: str = "vepa"
     qbg: QbgShared | None = None
     qbh_profile_id: str | None = None
+    #: Portgroups, by name in the file's order, and the one a guest naming none gets.
+    portgroups: tuple[Portgroup, ...] = ()
+    default_portgroup: str | None = None
+    #: ``<bandwidth>`` every guest of the network gets (a portgroup's wins).
+    bandwidth: Bandwidth | None = None
+    #: The network's values win over a guest's different ones (else such a guest is refused).
+    override: bool = False
+    #: ``<interface trustGuestRxFilters>`` for every guest (a portgroup's wins).
+    trust_guest_rx_filters: bool | None = None
+    #: A pool of NICs (``interfaces = [...]``) instead of one ``interface`` (then ""): each
+    #: guest interface gets one of them (vifplug.pools).
+    pool: tuple[str, ...] = ()
 
     @property
     def switch(self) -> str:
         return "direct"
 
+    @property
+    def exclusive(self) -> bool:
+        """Each NIC serves one guest interface at a time: passthrough mode (the guest owns
+        the NIC) and 802.1Qbh (a port profile per NIC)."""
+        return self.mode == "passthrough" or self.qbh_profile_id is not None
+
+    @property
+    def nics(self) -> tuple[str, ...]:
+        """The NICs guests of the network may land on."""
+        return self.pool or (self.interface,)
+
     def describe(self) -> str:
         profile = (" with 802.1Qbg" if self.qbg is not None else
                    f" with 802.1Qbh profile {self.qbh_profile_id}" if self.qbh_profile_id else "")
-        return f"macvtap on {self.interface} ({self.mode}){profile}"
+        trust = ("" if self.trust_guest_rx_filters is None else
+                 f", trustGuestRxFilters {'yes' if self.trust_guest_rx_filters else 'no'}")
+        share = "one guest per NIC" if self.exclusive else "least used first"
+        where = f"a pool of {', '.join(self.pool)} ({share})" if self.pool else self.interface
+        return f"macvtap on {where} ({self.mode}){profile}{trust}{_host_text(self)}"
 
 
 MappedNetwork = LegacyNetwork | OvsNetwork | OvnNetwork | DirectNetwork
+
+
+def _host_text(network: MappedNetwork) -> str:
+    """``, bandwidth …, override, portgroups a (default), b`` for :meth:`describe`."""
+    text = f", bandwidth {network.bandwidth.text()}" if network.bandwidth is not None else ""
+    text += ", override" if network.override else ""
+    if network.portgroups:
+        text += ", portgroups " + ", ".join(
+            group.name + (" (default)" if group.name == network.default_portgroup else "")
+            for group in network.portgroups)
+    return text
+
+
+def find_portgroup(network: MappedNetwork, name: str) -> Portgroup | None:
+    """The network's portgroup called ``name``, if it has one."""
+    return next((group for group in network.portgroups if group.name == name), None)
 
 
 class NetworkMap(NamedTuple):
@@ -289,6 +438,11 @@ class NetworkMap(NamedTuple):
     def error(self, where: tuple[str, ...], message: str) -> NetworkMapError:
         """``file:line: networks.X.key: message`` for a rule checked after loading."""
         return _Locator(self.path, self.text).error(where, message)
+
+    def place(self, where: tuple[str, ...]) -> str:
+        """``file:line`` of a table or key (just ``file`` when the line is not found)."""
+        line = _Locator(self.path, self.text).line(where)
+        return f"{self.path}:{line}" if line else self.path
 
 
 def map_path(path: str | os.PathLike[str] | None = None) -> str:
@@ -436,11 +590,14 @@ def _dotted(text: str) -> tuple[str, ...]:
 
 
 _UPLINK_KEYS = frozenset({"nic", "bond", "mtu"})
+#: What every network may give beside its switch's keys (portgroups and the merge rule).
+_HOST_KEYS = frozenset({"portgroups", "default_portgroup", "bandwidth", "override"})
 _KEYS: dict[str, frozenset[str]] = {
-    "legacy": frozenset({"switch", "bridge", "vlan"}) | _UPLINK_KEYS,
-    "ovs": frozenset({"switch", "bridge", "vlan", "trunk"}) | _UPLINK_KEYS,
-    "ovn": frozenset({"switch", "bridge", "logical_switch"}),
-    "direct": frozenset({"switch", "interface", "mode", "qbg", "qbh"}),
+    "legacy": frozenset({"switch", "bridge", "vlan"}) | _UPLINK_KEYS | _HOST_KEYS,
+    "ovs": frozenset({"switch", "bridge", "vlan", "trunk"}) | _UPLINK_KEYS | _HOST_KEYS,
+    "ovn": frozenset({"switch", "bridge", "logical_switch"}) | _HOST_KEYS,
+    "direct": frozenset({"switch", "interface", "interfaces", "mode", "qbg", "qbh",
+                         "trust_guest_rx_filters"}) | _HOST_KEYS,
 }
 
 
@@ -469,7 +626,8 @@ def _networks(data: dict[str, Any], at: _Locator) -> dict[str, MappedNetwork]:
             if key not in _KEYS[switch]:
                 raise at.error((*where, key), f"unknown key for switch {switch!r} (known: "
                                f"{', '.join(sorted(_KEYS[switch]))})")
-        networks[name] = _BUILDERS[switch](name, table, where, at)
+        network = _BUILDERS[switch](name, table, where, at)
+        networks[name] = _with_host_settings(network, table, where, at)
     return networks
 
 
@@ -610,7 +768,8 @@ def _ovn(name: str, table: dict[str, Any], where: tuple[str, ...],
 
 def _direct(name: str, table: dict[str, Any], where: tuple[str, ...],
             at: _Locator) -> MappedNetwork:
-    interface = _device(table, "interface", where, at)
+    pool = _pool(table, where, at)
+    interface = "" if pool else _device(table, "interface", where, at)
     mode = table.get("mode", "vepa")
     if mode not in DIRECT_MODES:
         raise at.error((*where, "mode"), f"must be one of {', '.join(DIRECT_MODES)} "
@@ -631,7 +790,31 @@ def _direct(name: str, table: dict[str, Any], where: tuple[str, ...],
             raise at.error((*where, "qbh", "profile_id"), f"{exc} (got {value!r})") from None
         if profile is None:
             raise at.error((*where, "qbh", "profile_id"), f"must be a string (got {value!r})")
-    return DirectNetwork(name, interface, mode, qbg, profile)
+    return DirectNetwork(name, interface, mode, qbg, profile, pool=pool)
+
+
+def _pool(table: dict[str, Any], where: tuple[str, ...], at: _Locator) -> tuple[str, ...]:
+    """``interfaces = [...]``: a pool of NICs, each named once; not with ``interface``."""
+    if "interfaces" not in table:
+        return ()
+    key = (*where, "interfaces")
+    if "interface" in table:
+        raise at.error(key, "give 'interface' (one NIC) or 'interfaces' (a pool), not both")
+    value = table["interfaces"]
+    if not isinstance(value, list) or not value:
+        raise at.error(key, f"must be a non-empty array of NIC names (got {value!r})")
+    nics: list[str] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise at.error(key, f"item {index}: must be a string (got {item!r})")
+        try:
+            nic = check_device_name(item)
+        except ValueError as exc:
+            raise at.error(key, f"item {index}: {exc} (got {item!r})") from None
+        if nic in nics:
+            raise at.error(key, f"NIC {nic} is listed twice (a pool names each NIC once)")
+        nics.append(nic)
+    return tuple(nics)
 
 
 _QBG_RANGES = {"manager_id": spec.UINT8_MAX, "type_id": spec.UINT24_MAX,
@@ -654,3 +837,158 @@ def _qbg(spec: object, where: tuple[str, ...], at: _Locator) -> QbgShared:
 
 
 _BUILDERS = {"legacy": _legacy, "ovs": _ovs, "ovn": _ovn, "direct": _direct}
+
+
+# --- portgroups and the host's settings the merge rule weighs (vifplug.merge) -------------------
+
+_QBG_KEYS = ("manager_id", "type_id", "type_id_version")
+#: The keys a portgroup takes, per switch of its network.
+_PORTGROUP_KEYS: dict[str, frozenset[str]] = {
+    "legacy": frozenset({"bandwidth", "override"}),
+    "ovs": frozenset({"vlan", "trunk", "bandwidth", "override"}),
+    "ovn": frozenset({"bandwidth", "override"}),
+    "direct": frozenset({*_QBG_KEYS, "profile_id", "bandwidth", "trust_guest_rx_filters",
+                         "override"}),
+}
+#: Why a portgroup key is refused on a switch that does not take it.
+_NOT_VLAN = {"legacy": "a Linux bridge is VLAN-unaware (one legacy network per VLAN, tagged "
+                       "on its uplink)",
+             "ovn": "OVN carries the network: no local VLAN",
+             "direct": "only an ovs network's portgroups give a VLAN"}
+_NOT_PROFILE = "802.1Qbg/802.1Qbh port profiles are for direct (macvtap) networks only"
+_NOT_TRUST = "only for direct (macvtap) networks"
+
+
+def _with_host_settings(network: MappedNetwork, table: dict[str, Any], where: tuple[str, ...],
+                        at: _Locator) -> MappedNetwork:
+    """``network`` with its bandwidth, override, trust and portgroups (checked) filled in."""
+    bandwidth = _bandwidth(table["bandwidth"], (*where, "bandwidth"), at) \
+        if "bandwidth" in table else None
+    override = _bool(table, "override", where, at)
+    groups = table.get("portgroups", {})
+    if not isinstance(groups, dict):
+        raise at.error((*where, "portgroups"), "must be a table of portgroups "
+                       "([networks.NAME.portgroups.GROUP])")
+    portgroups = tuple(_portgroup(network, group, body, (*where, "portgroups", group), at)
+                       for group, body in groups.items())
+    default = table.get("default_portgroup")
+    if default is not None and not isinstance(default, str):
+        raise at.error((*where, "default_portgroup"), f"must be a string (got {default!r})")
+    if portgroups and default is None:
+        raise at.error((*where, "default_portgroup"), "required: a network with portgroups "
+                       f"names its default ({', '.join(g.name for g in portgroups)})")
+    if default is not None and default not in groups:
+        have = (f"its portgroups: {', '.join(g.name for g in portgroups)}" if portgroups
+                else "it has none")
+        raise at.error((*where, "default_portgroup"), f"names no portgroup of network "
+                       f"{network.name!r} (got {default!r}; {have})")
+    extra: dict[str, Any] = {}
+    if isinstance(network, DirectNetwork):
+        extra["trust_guest_rx_filters"] = _bool(table, "trust_guest_rx_filters", where, at,
+                                                default=None)
+    return network._replace(portgroups=portgroups, default_portgroup=default,
+                            bandwidth=bandwidth, override=override, **extra)
+
+
+def _portgroup(network: MappedNetwork, name: str, table: object, where: tuple[str, ...],
+               at: _Locator) -> Portgroup:
+    try:
+        check_network_name(name)
+    except ValueError as exc:
+        raise at.error(where, f"portgroup name {exc}") from None
+    if not isinstance(table, dict):
+        raise at.error(where, "must be a table ([networks.NAME.portgroups.GROUP])")
+    switch = network.switch
+    known = _PORTGROUP_KEYS[switch]
+    for key in table:
+        if key in known:
+            continue
+        reason = (_NOT_VLAN.get(switch) if key in ("vlan", "trunk") else
+                  _NOT_PROFILE if key in (*_QBG_KEYS, "profile_id") else
+                  _NOT_TRUST if key == "trust_guest_rx_filters" else None)
+        if reason is not None:
+            raise at.error((*where, key), f"not for a portgroup of switch {switch!r}: {reason}")
+        raise at.error((*where, key), f"unknown key for a portgroup of switch {switch!r} "
+                       f"(known: {', '.join(sorted(known))})")
+    vlan = trunk = None
+    if "vlan" in table:
+        vlan = _int(table["vlan"], spec.VLAN_MIN, spec.VLAN_MAX, (*where, "vlan"), at)
+    if "trunk" in table:
+        if vlan is not None:
+            raise at.error((*where, "trunk"), "cannot be combined with 'vlan' (give one)")
+        trunk = _trunk(table["trunk"], (*where, "trunk"), at)
+    qbg = profile = None
+    given = [key for key in _QBG_KEYS if key in table]
+    if given:
+        missing = [key for key in _QBG_KEYS if key not in table]
+        if missing:
+            raise at.error((*where, given[0]), "802.1Qbg needs all three of manager_id, "
+                           f"type_id, type_id_version (missing: {', '.join(missing)})")
+        qbg = _qbg({key: table[key] for key in _QBG_KEYS}, where, at)
+    if "profile_id" in table:
+        if qbg is not None:
+            raise at.error((*where, "profile_id"), "give 802.1Qbg's manager_id, type_id, "
+                           "type_id_version or 802.1Qbh's profile_id, not both")
+        profile = _profile_id(table["profile_id"], (*where, "profile_id"), at)
+    if isinstance(network, DirectNetwork):
+        if profile is not None and network.qbg is not None:
+            raise at.error((*where, "profile_id"), "the network gives 802.1Qbg parameters "
+                           "([qbg]): its portgroups cannot switch to an 802.1Qbh profile")
+        if qbg is not None and network.qbh_profile_id is not None:
+            raise at.error((*where, given[0]), "the network gives an 802.1Qbh profile ([qbh]): "
+                           "its portgroups cannot switch to 802.1Qbg")
+    bandwidth = _bandwidth(table["bandwidth"], (*where, "bandwidth"), at) \
+        if "bandwidth" in table else None
+    return Portgroup(name, vlan, trunk, qbg, profile, bandwidth,
+                     _bool(table, "trust_guest_rx_filters", where, at, default=None),
+                     _bool(table, "override", where, at))
+
+
+def _trunk(items: object, where: tuple[str, ...], at: _Locator) -> tuple[int, ...]:
+    if not isinstance(items, list) or not items:
+        raise at.error(where, f"must be a non-empty list of VLANs (got {items!r})")
+    trunk = tuple(_int(item, spec.VLAN_MIN, spec.VLAN_MAX, where, at) for item in items)
+    if len(set(trunk)) != len(trunk):
+        raise at.error(where, "must not repeat a VLAN")
+    return trunk
+
+
+def _profile_id(value: object, where: tuple[str, ...], at: _Locator) -> str:
+    if not isinstance(value, str):
+        raise at.error(where, f"must be a string (got {value!r})")
+    try:
+        return check_profile_id(value)
+    except ValueError as exc:
+        raise at.error(where, f"{exc} (got {value!r})") from None
+
+
+def _bool(table: dict[str, Any], key: str, where: tuple[str, ...], at: _Locator,
+          default: bool | None = False) -> Any:
+    value = table.get(key, default)
+    if value is not default and not isinstance(value, bool):
+        raise at.error((*where, key), f"must be true or false (got {value!r})")
+    return value
+
+
+def _bandwidth(table: object, where: tuple[str, ...], at: _Locator) -> Bandwidth:
+    """vif.json's ``bandwidth`` shape, with its limits (:data:`vifplug.spec.SPEED_MAX`)."""
+    if not isinstance(table, dict):
+        raise at.error(where, "must be a table: {inbound = {average = ...}, outbound = ...}")
+    rates: dict[str, Rate] = {}
+    for direction, body in table.items():
+        if direction not in ("inbound", "outbound"):
+            raise at.error((*where, direction), "unknown key (known: inbound, outbound)")
+        place = (*where, direction)
+        if not isinstance(body, dict):
+            raise at.error(place, "must be a table: {average = ..., peak = ..., burst = ...}")
+        for key in body:
+            if key not in ("average", "peak", "burst"):
+                raise at.error((*place, key), "unknown key (known: average, burst, peak)")
+        if "average" not in body:
+            raise at.error((*place, "average"), "required")
+        numbers = {key: _int(body[key], spec.SPEED_MIN, spec.SPEED_MAX, (*place, key), at)
+                   for key in ("average", "peak", "burst") if key in body}
+        rates[direction] = Rate(**numbers)
+    if not rates:
+        raise at.error(where, "must give 'inbound' or 'outbound' (or both)")
+    return Bandwidth(rates.get("inbound"), rates.get("outbound"))

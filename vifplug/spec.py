@@ -14,6 +14,8 @@ __all__ = [
     "MTU_MAX",
     "MTU_MIN",
     "QUEUES_MAX",
+    "SPEED_MAX",
+    "SPEED_MIN",
     "UINT8_MAX",
     "UINT24_MAX",
     "UNIX_PATH_MAX",
@@ -33,6 +35,8 @@ VLAN_MIN, VLAN_MAX = 1, 4094
 MTU_MIN, MTU_MAX = 68, 65535
 #: virtio-net's most queue pairs.
 QUEUES_MAX = 256
+#: ``<bandwidth>`` rates (kB/s) and bursts (kB): libvirt's unsigned 32-bit fields.
+SPEED_MIN, SPEED_MAX = 1, 2**32 - 1
 #: 802.1Qbg managerid / typeidversion (8 bits) and typeid (24 bits).
 UINT8_MAX = 255
 UINT24_MAX = 2**24 - 1
@@ -43,3 +47,8 @@ UNIX_PATH_MAX = 107
 UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 #: A MAC address ``xx:xx:xx:xx:xx:xx`` (either case).
 MAC_PATTERN = r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}"
+
+#: Where vifplug records which guest holds which NIC of a pooled ``direct`` network
+#: (vifplug.pools; ``VIFPLUG_POOLS`` overrides it). Here because the hook's ``release``
+#: operation checks it exists before importing anything.
+POOLS_STATE = "/var/lib/vifplug/pools.json"

@@ -104,8 +104,10 @@ def metadata_element(entries: Iterable[dict[str, str]]) -> etree._Element:
 def metadata_entry(vif: Vif) -> dict[str, str]:
     """The metadata attributes of one VIF: its MAC and network, and the per-guest identity the
     migration hook must carry across hosts whose switch does not keep it (a Linux bridge has no
-    virtualport): the OVS interfaceid, the 802.1Qbg parameters, the 802.1Qbh profile."""
-    return {"mac": vif.mac, "network": vif.network.name, **vif.metadata()}
+    virtualport): the OVS interfaceid, the 802.1Qbg parameters, the 802.1Qbh profile; and what
+    the guest itself asks of each host (its portgroup, ``ask-*``: :meth:`Vif.requests`), the
+    interface layer of the merge rule (:mod:`vifplug.merge`)."""
+    return {"mac": vif.mac, "network": vif.network.name, **vif.metadata(), **vif.requests()}
 
 
 def tostring(element: etree._Element, *, pretty: bool = True) -> str:

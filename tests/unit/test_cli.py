@@ -259,7 +259,8 @@ def test_render_metadata_of_one_object(run_main: Runner) -> None:
     result = run_main("render", "--metadata", str(_example("hostdev.json")))
     assert result.code == 0, result.stderr
     expected = _xml(f'<vifplug:interfaces xmlns:vifplug="{METADATA_NS}">'
-                    '<vifplug:interface mac="fa:16:3e:4d:5e:6f" network="sriov"/>'
+                    # ask-vlan: the VLAN the guest asks of every host (the merge rule)
+                    '<vifplug:interface mac="fa:16:3e:4d:5e:6f" network="sriov" ask-vlan="300"/>'
                     "</vifplug:interfaces>")
     assert_same_tree(_xml(result.stdout), expected)
 

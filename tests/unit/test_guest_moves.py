@@ -2,8 +2,8 @@
 running guests a map change moves, what each becomes (the hook's rewrite, limited to the moving
 networks), whether libvirt 9.0 can apply it as a device update or needs a save and restore, and
 what happens to vifplug's metadata and a persistent definition. The apply (move_guests) runs
-against a fake connection here for its order and rollback; tests/integration/test_guest_moves.py
-moves a real guest on a real libvirtd."""
+against a fake connection here for its order and rollback;
+tests/integration/test_guest_moves_real.py moves a real guest on a real libvirtd."""
 
 from __future__ import annotations
 

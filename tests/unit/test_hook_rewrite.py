@@ -18,6 +18,7 @@ from vifplug import GenericVIFDriver, load_vifs
 from vifplug.hook import HookError, rewrite
 from vifplug.model import QbgVif
 from vifplug.netmap import NetworkMap, load_network_map
+from vifplug.xml import metadata_entry
 
 NS = "http://vifplug.org/xmlns/vifplug/1"
 ID = "0f6d3c1e-5b7a-4c1e-9d2e-6a1b2c3d4e5f"
@@ -65,9 +66,13 @@ MAPS = {
 }
 
 
-def host_map(tmp_path: Path, name: str) -> NetworkMap:
-    path = tmp_path / f"{name}.toml"
-    path.write_text(MAPS[name])
+def host_map(tmp_path: Path, name: str, *, override: bool = False) -> NetworkMap:
+    """The map ``name``; with ``override``, its network's values win over a guest's own."""
+    path = tmp_path / f"{name}{'-override' if override else ''}.toml"
+    text = MAPS[name]
+    if override:
+        text = text.replace("[networks.red]\n", "[networks.red]\noverride = true\n", 1)
+    path.write_text(text)
     return load_network_map(path)
 
 
@@ -130,6 +135,30 @@ def refused(source: str, local: str) -> bool:
     return local.startswith("ovn") and interface_id(SOURCES[source]) is None
 
 
+#: The merge rule (vifplug.merge): a parameter the guest asked for at render time (recorded in
+#: its metadata) that the receiving host's network gives differently, without override = true.
+CONFLICTS = {
+    ("ovs-vlan", "ovs-trunk"): "vlan: the interface asks 100, network red",
+    ("ovs-manual", "ovs-trunk"): "vlan: the interface asks 100, network red",
+    ("ovs-trunk", "ovs-vlan"): "vlan: the interface asks trunk 100,200,300, network red",
+    ("ovs-trunk", "ovs-trunk"): "vlan: the interface asks trunk 100,200,300, network red",
+    ("qbg", "direct-qbg"): "managerid: the interface asks 11, network red",
+    ("qbh", "ovs-vlan"): "vlan: the interface asks 42, network red",
+    ("qbh", "ovs-trunk"): "vlan: the interface asks 42, network red",
+    ("qbh", "direct-qbh"): "profileid: the interface asks finance, network red",
+}
+
+
+def requested_vlan(vif: Any) -> tuple[tuple[int, ...], bool] | None:
+    """The VLAN the guest asked for at render time (its metadata's ask-vlan / ask-trunk)."""
+    entry = metadata_entry(vif)
+    if "ask-vlan" in entry:
+        return (int(entry["ask-vlan"]),), False
+    if "ask-trunk" in entry:
+        return tuple(int(tag) for tag in entry["ask-trunk"].split(",")), True
+    return None
+
+
 @pytest.mark.parametrize(("source", "local", "metadata"), MATRIX)
 def test_rewrite_matrix(source: str, local: str, metadata: bool, tmp_path: Path,
                         libvirt_check: DomainChecker) -> None:
@@ -138,6 +167,21 @@ def test_rewrite_matrix(source: str, local: str, metadata: bool, tmp_path: Path,
     text = etree.tostring(before, encoding="unicode")
     mapping = host_map(tmp_path, local)
     listed = metadata or source == "legacy"  # legacy convention: <source bridge='red'> = network
+    if metadata and (source, local) in CONFLICTS:
+        with pytest.raises(HookError) as caught:
+            rewrite(text, mapping)
+        assert str(caught.value).startswith(f"interface {MAC}: {CONFLICTS[source, local]} ")
+        assert str(caught.value).endswith("; set override = true there to let the host win")
+        # naming the line of the map's key that gives the value
+        attribute = CONFLICTS[source, local].split(":")[0]
+        keys = {"vlan": ("vlan =", "trunk ="), "managerid": ("manager_id =",),
+                "profileid": ("profile_id =",)}[attribute]
+        line = next(number for number, text in enumerate(MAPS[local].splitlines(), 1)
+                    if text.startswith(keys))
+        assert f"network red ({mapping.path}:{line}) gives " in str(caught.value)
+        # with override = true on the host's network, the host's value wins
+        rewrite(text, host_map(tmp_path, local, override=True))
+        return
     if listed and refused(source, local):
         with pytest.raises(HookError) as caught:
             rewrite(text, mapping)
@@ -171,6 +215,12 @@ def _legacy(new: etree._Element, old: etree._Element, vif: Any) -> None:
     assert target is None or "managed" not in target.attrib
 
 
+def old_has_metadata(old: etree._Element) -> bool:
+    """Whether the domain holding ``old`` has a vifplug metadata entry for it."""
+    root = old.getroottree().getroot()
+    return root.find(f"metadata/{{{NS}}}interfaces/{{{NS}}}interface[@mac='{MAC}']") is not None
+
+
 def _ovs(tags: tuple[int, ...] | None, trunk: bool) -> Any:
     def check(new: etree._Element, old: etree._Element, vif: Any) -> None:
         assert new.get("type") == "bridge"
@@ -182,8 +232,12 @@ def _ovs(tags: tuple[int, ...] | None, trunk: bool) -> Any:
         assert (params.get("interfaceid") if params is not None else None) == interface_id(vif)
         vlan = new.find("vlan")
         want_tags, want_trunk = tags, trunk
-        if tags is None and old.find("vlan[@trunk='yes']") is not None:
-            # the map says nothing: a trunk the guest had is kept
+        asked = requested_vlan(vif) if old_has_metadata(old) else None
+        if tags is None and asked is not None:
+            # the map says nothing: the VLAN the guest asked for at render time (merge rule)
+            want_tags, want_trunk = asked
+        elif tags is None and old.find("vlan[@trunk='yes']") is not None:
+            # nor the guest (rendered before the rule): a trunk it arrived with is kept
             want_tags = tuple(int(t.get("id")) for t in old.findall("vlan/tag"))
             want_trunk = True
         if want_tags is None:
@@ -295,9 +349,11 @@ def test_choice_depends_only_on_the_receiving_host_and_the_interface(
     bridge, H3 macvtap that can do all three (its map's profile if it gives one, else the
     guest's own 802.1Qbh or 802.1Qbg profile, else plain vepa). A guest from H1 lands on H3 the
     same way whether it went there directly or through H2."""
-    h1 = host_map(tmp_path, "direct-qbh")
+    # override = true: these hosts' profiles win over the guest's own (else a guest asking
+    # another profile is refused: CONFLICTS)
+    h1 = host_map(tmp_path, "direct-qbh", override=True)
     h2 = host_map(tmp_path, "legacy")
-    h3 = host_map(tmp_path, h3_map)
+    h3 = host_map(tmp_path, h3_map, override=True)
     start = etree.tostring(domain_with(SOURCES[source], metadata=True))
     on_h1 = rewrite(start, h1)
     direct = rewrite(on_h1, h3)
@@ -309,7 +365,7 @@ def test_choice_depends_only_on_the_receiving_host_and_the_interface(
 
 def test_rewrite_is_idempotent_on_every_map(tmp_path: Path) -> None:
     for source, local in itertools.product(SOURCES, MAPS):
-        if refused(source, local):
+        if refused(source, local) or (source, local) in CONFLICTS:
             continue
         once = rewrite(etree.tostring(domain_with(SOURCES[source], metadata=True)),
                        host_map(tmp_path, local))
@@ -416,23 +472,31 @@ def test_identity_on_arrival_is_newer_than_the_metadata(
     on_legacy = rewrite(etree.tostring(before), host_map(tmp_path, "legacy"))
     assert remembered(on_legacy)[key] == new
     home_again = rewrite(on_legacy, host_map(tmp_path, home))
-    assert port_parameters(home_again)[1][key] == new
+    # a per-guest identity: the newest; an 802.1Qbh profile is a host-level parameter: what the
+    # guest asked for at render time wins over what it carries (the merge rule's interface layer)
+    assert port_parameters(home_again)[1][key] == (old if key == "profileid" else new)
 
 
 def test_the_maps_host_level_parameters_are_what_the_interface_carries_now(
         tmp_path: Path) -> None:
     """An 802.1Qbg guest arrives with its own manager/type ids on a host whose map gives
-    others: the map's are what it carries now, and what the metadata keeps (the instanceid stays
-    the guest's); a later host without a profile in its map gives those back (rule 4)."""
+    others: refused (the merge rule) unless the map says override = true; then the map's are
+    what it carries now, and what the metadata keeps (the instanceid stays the guest's); a later
+    host without a profile in its map gives the guest's own request back, not what the previous
+    host's map wrote (merge rule: the interface layer is what the guest asked at render time)."""
     start = etree.tostring(domain_with(SOURCES["qbg"], metadata=True))
     vif = SOURCES["qbg"]
-    here = rewrite(start, host_map(tmp_path, "direct-qbg"))
+    with pytest.raises(HookError, match="managerid: the interface asks 11, network red"):
+        rewrite(start, host_map(tmp_path, "direct-qbg"))
+    here = rewrite(start, host_map(tmp_path, "direct-qbg", override=True))
     expected = {"managerid": "7", "typeid": "8", "typeidversion": "9",
                 "instanceid": vif.qbg.instance_id}
     assert port_parameters(here) == ("802.1Qbg", expected)
     assert {k: remembered(here)[k] for k in expected} == expected
     later = rewrite(rewrite(here, host_map(tmp_path, "legacy")), host_map(tmp_path, "direct"))
-    assert port_parameters(later) == ("802.1Qbg", expected)
+    assert port_parameters(later) == ("802.1Qbg", {
+        "managerid": "11", "typeid": "1193047", "typeidversion": "2",
+        "instanceid": vif.qbg.instance_id})
 
 
 def test_an_ovs_profileid_is_not_an_802_1qbh_profile(tmp_path: Path) -> None:

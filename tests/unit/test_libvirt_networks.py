@@ -242,3 +242,139 @@ def test_cli_prints_the_networks_and_refuses_an_unknown_one(tmp_path: Path) -> N
     assert main(["host", "libvirt-networks", "--networks", str(path), "--network", "nope"],
                 io.StringIO(), err) == 2
     assert "--network: 'nope' not in" in err.getvalue()
+
+
+# --- portgroups ---------------------------------------------------------------------------------
+
+PORTGROUP_MAP = """\
+[networks.blue]
+switch = "ovs"
+bridge = "br-int"
+vlan = 100
+default_portgroup = "engineering"
+bandwidth = {inbound = {average = 1000, peak = 2000, burst = 512}}
+[networks.blue.portgroups.engineering]
+vlan = 200
+[networks.blue.portgroups.sales]
+trunk = [10, 20]
+bandwidth = {outbound = {average = 500}}
+override = true
+
+[networks.red]
+switch = "legacy"
+bridge = "red"
+bandwidth = {outbound = {average = 300}}
+
+[networks.green]
+switch = "direct"
+interface = "eth2"
+trust_guest_rx_filters = false
+default_portgroup = "vdp"
+[networks.green.qbg]
+manager_id = 11
+type_id = 1193047
+type_id_version = 2
+[networks.green.portgroups.vdp]
+manager_id = 12
+type_id = 7
+type_id_version = 1
+trust_guest_rx_filters = true
+
+[networks.finance]
+switch = "direct"
+interface = "eth4"
+mode = "passthrough"
+default_portgroup = "payroll"
+[networks.finance.portgroups.payroll]
+profile_id = "payroll"
+[networks.finance.portgroups.audit]
+profile_id = "audit"
+bandwidth = {inbound = {average = 100}}
+"""
+
+PORTGROUPS_EXPECTED: dict[str, list[tuple[str, dict[str, str]]]] = {
+    "blue": [
+        ("portgroup", {"name": "engineering", "default": "yes"}),
+        ("bandwidth", {}), ("inbound", {"average": "1000", "peak": "2000", "burst": "512"}),
+        ("vlan", {}), ("tag", {"id": "200"}),
+        ("portgroup", {"name": "sales"}),
+        ("bandwidth", {}), ("outbound", {"average": "500"}),
+        ("vlan", {"trunk": "yes"}), ("tag", {"id": "10"}), ("tag", {"id": "20"})],
+    # no portgroups in the map: one made to hold the network-wide bandwidth
+    "red": [("portgroup", {"name": "default", "default": "yes"}),
+            ("bandwidth", {}), ("outbound", {"average": "300"})],
+    "green": [("portgroup", {"name": "vdp", "default": "yes", "trustGuestRxFilters": "yes"}),
+              ("virtualport", {"type": "802.1Qbg"}),
+              ("parameters", {"managerid": "12", "typeid": "7", "typeidversion": "1"})],
+    "finance": [("portgroup", {"name": "payroll", "default": "yes"}),
+                ("virtualport", {"type": "802.1Qbh"}), ("parameters", {"profileid": "payroll"}),
+                ("portgroup", {"name": "audit"}),
+                ("virtualport", {"type": "802.1Qbh"}), ("parameters", {"profileid": "audit"}),
+                ("bandwidth", {}), ("inbound", {"average": "100"})],
+}
+
+
+@pytest.fixture
+def portgroup_map(tmp_path: Path) -> Any:
+    path = tmp_path / "portgroups.toml"
+    path.write_text(PORTGROUP_MAP)
+    return load_network_map(path)
+
+
+def _portgroups_shape(element: etree._Element) -> list[tuple[str, dict[str, str]]]:
+    found = []
+    for group in element.iterfind("portgroup"):
+        found += [(e.tag, dict(e.attrib)) for e in group.iter()]
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(PORTGROUPS_EXPECTED))
+def test_portgroups_are_in_the_network_and_libvirt_accepts_them(
+        name: str, portgroup_map: Any, network_rng: etree.RelaxNG, test_conn: Any) -> None:
+    element = network_element(portgroup_map.networks[name])
+    assert _portgroups_shape(element) == PORTGROUPS_EXPECTED[name]
+    assert element.find("bandwidth") is None  # libvirt refuses it network-wide on these modes
+    assert network_rng.validate(element), network_rng.error_log
+    if name == "green":
+        assert element.get("trustGuestRxFilters") == "no"
+    net = test_conn.networkDefineXML(etree.tostring(element, encoding="unicode"))
+    try:
+        net.create()
+        live = etree.fromstring(net.XMLDesc(0))  # libvirt's own element order
+        assert sorted((tag, sorted(a.items())) for tag, a in _portgroups_shape(live)) == sorted(
+            (tag, sorted(a.items())) for tag, a in PORTGROUPS_EXPECTED[name])
+        assert [g.get("name") for g in live.iterfind("portgroup")] == [
+            g.get("name") for g in element.iterfind("portgroup")]
+    finally:
+        if net.isActive():
+            net.destroy()
+        net.undefine()
+
+
+@pytest.mark.parametrize("portgroup", ["sales", None])
+def test_as_network_names_the_portgroup_and_starts_on_it(
+        portgroup: str | None, portgroup_map: Any,
+        libvirt_check: DomainChecker, test_conn: Any, tmp_path: Path) -> None:
+    data = json.loads((EXAMPLES / "ovs-virtualport.json").read_text())
+    data["network"] = {"name": "blue", "bridge": "br-int"}
+    if portgroup is not None:
+        data["network"]["portgroup"] = portgroup
+    (vif,) = load_vifs(data)
+    driver = GenericVIFDriver()
+    element = as_network(driver.interface_xml(vif), network="blue",
+                         connection=driver.select(vif).name, portgroup=vif.network.portgroup)
+    want = {"network": "blue", **({"portgroup": portgroup} if portgroup else {})}
+    assert element.find("source").attrib == want
+    path = tmp_path / "vif.json"
+    path.write_text(json.dumps(data))
+    out = io.StringIO()
+    assert main(["render", "--as-network", str(path)], out, io.StringIO()) == 0
+    assert etree.fromstring(out.getvalue()).find("source").attrib == want
+    network = network_element(portgroup_map.networks["blue"])
+    net = test_conn.networkCreateXML(etree.tostring(network, encoding="unicode"))
+    try:
+        live = libvirt_check.check([element])
+    finally:
+        net.destroy()
+    (iface,) = live.iterfind("devices/interface")
+    assert iface.find("source").attrib == want

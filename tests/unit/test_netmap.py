@@ -118,7 +118,8 @@ BAD = [
     ('[networks.green]\nswitch = "legacy"\ninterface = "eth2"\n',
      ":3: networks.green.interface: unknown key for switch 'legacy'"),
     ('[networks.o]\nswitch = "ovn"\nvlan = 100\n',
-     ":3: networks.o.vlan: unknown key for switch 'ovn' (known: bridge, logical_switch, switch)"),
+     ":3: networks.o.vlan: unknown key for switch 'ovn' (known: bandwidth, bridge, "
+     "default_portgroup, logical_switch, override, portgroups, switch)"),
     ('[networks.o]\nswitch = "ovn"\nlogical_switch = 7\n',
      ":3: networks.o.logical_switch: must be a string (got 7)"),
     ('[networks.o]\nswitch = "ovn"\nlogical_switch = "blue; rm -rf /"\n',

@@ -117,7 +117,8 @@ BAD = [
     ('[networks.a]\n' + L + 'nic = "eth1"\n' + BOND,
      "4: networks.a.bond: give one uplink: 'nic' or 'bond', not both"),
     ('[networks.o]\nswitch = "ovn"\nnic = "eth1"\n',
-     "3: networks.o.nic: unknown key for switch 'ovn' (known: bridge, logical_switch, switch)"),
+     "3: networks.o.nic: unknown key for switch 'ovn' (known: bandwidth, bridge, "
+     "default_portgroup, logical_switch, override, portgroups, switch)"),
     ('[networks.d]\nswitch = "direct"\ninterface = "eth1"\nmtu = 1500\n',
      "4: networks.d.mtu: unknown key for switch 'direct'"),
     ('allow_mixed = "yes"\n', "1: allow_mixed: must be true or false (got 'yes')"),

@@ -259,10 +259,11 @@ def test_metadata_element(libvirt_check: DomainChecker) -> None:
     assert tree(metadata) == tree(xml("""
 <vifplug:interfaces xmlns:vifplug='http://vifplug.org/xmlns/vifplug/1'>
   <vifplug:interface mac='fa:16:3e:12:34:56' network='blue'
-                     interfaceid='0f6d3c1e-5b7a-4c1e-9d2e-6a1b2c3d4e5f'/>
+                     interfaceid='0f6d3c1e-5b7a-4c1e-9d2e-6a1b2c3d4e5f' ask-vlan='100'/>
   <vifplug:interface mac='fa:16:3e:8d:9e:0f' network='red'/>
   <vifplug:interface mac='fa:16:3e:5e:4d:3c' network='green' managerid='11' typeid='1193047'
-                     typeidversion='2' instanceid='09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f'/>
+                     typeidversion='2' instanceid='09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f'
+                     ask-managerid='11' ask-typeid='1193047' ask-typeidversion='2'/>
 </vifplug:interfaces>"""))
     assert metadata.prefix == "vifplug"
     live = libvirt_check.check([], metadata)
