@@ -134,6 +134,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_hook_commands(commands)
     _add_host_commands(commands)
     _add_pools_commands(commands)
+    _add_audit_commands(commands)
     schema = commands.add_parser("schema", help="print the JSON Schema of vif.json",
                                  description="Print the JSON Schema (2020-12) of vif.json.")
     schema.set_defaults(handler=_schema)
@@ -150,6 +151,72 @@ def _guest_options(apply: argparse.ArgumentParser) -> None:
     apply.add_argument("--connect", metavar="URI", default="qemu:///system",
                        help="libvirt's URI (default qemu:///system): read-only for "
                        "--guests=refuse, read-write for --guests=move")
+
+
+def _map_option(sub: argparse.ArgumentParser) -> None:
+    """``--networks FILE``: the network map."""
+    sub.add_argument("--networks", metavar="FILE", help="the network map (default: "
+                     "$VIFPLUG_NETWORKS, else /etc/vifplug/networks.toml)")
+
+
+def _netns_ovsdb_options(sub: argparse.ArgumentParser, *, netns_help: str) -> None:
+    """``--netns NAME`` and ``--ovsdb URL``: which host to look at."""
+    sub.add_argument("--netns", metavar="NAME", help=netns_help)
+    sub.add_argument("--ovsdb", metavar="URL", default=None,
+                     help="the OVSDB server (default: unix:/run/openvswitch/db.sock)")
+
+
+def _record_option(sub: argparse.ArgumentParser) -> None:
+    """``--record FILE``: host apply's record of the Linux devices it made."""
+    sub.add_argument("--record", metavar="FILE", help="vifplug's record of the Linux devices "
+                     "it made (default: $VIFPLUG_HOST_RECORD, else "
+                     "/var/lib/vifplug/host-devices.json)")
+
+
+def _audit_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--connect", metavar="URI", default=None,
+                     help="libvirt URI (default: libvirt's default, e.g. qemu:///system)")
+    _netns_ovsdb_options(sub, netns_help="audit this network namespace (ip netns) instead of "
+                         "the host's")
+    sub.add_argument("--networks", metavar="FILE",
+                     help="the network map (default: $VIFPLUG_NETWORKS, else "
+                     "/etc/vifplug/networks.toml when it exists; without one, mismatches "
+                     "are not checked)")
+    sub.add_argument("--lock-dir", metavar="DIR", default=None,
+                     help="vifplug's lock files (default: /run/vifplug/locks)")
+
+
+def _add_audit_commands(commands: Any) -> None:
+    audit = commands.add_parser(
+        "audit", help="compare this host's VIF plumbing with libvirt's domains",
+        description="List everything vifplug-shaped on this host (tap/qbr/qvb/qvo/vhu devices, "
+        "OVS ports with a guest's external_ids, vifplug's lock files), match it against "
+        "libvirt's domains (read-only connection: running and defined) and the network map, "
+        "and report each orphan, missing, mismatch and foreign object with its evidence. "
+        "Changes nothing.",
+        epilog="Exit codes: 0 clean, 1 findings (or the host or libvirt cannot be read), "
+        "2 bad input.")
+    audit.add_argument("--json", action="store_true",
+                       help="print the report as JSON (format 1, docs: audit)")
+    _audit_options(audit)
+    audit.set_defaults(handler=_audit)
+    gc = commands.add_parser(
+        "gc", help="remove orphans and repair mismatches that audit finds",
+        description="Run the audit, then, as one plan: delete the orphans' OVS ports and repair "
+        "the mismatched ports' tag, trunks, MTU and iface-id (one OVSDB transaction), and "
+        "delete the orphans' devices (one netlink request). The plan is printed first; every "
+        "change is rolled back if one fails. Never touched: foreign objects, anything a domain "
+        "has, anything whose VIF's lock a plug holds, anything seen for less than "
+        "--older-than seconds (gc records when it first saw each finding in --state).",
+        epilog="Exit codes: 0 done (or nothing to do), 1 failed (rolled back), 2 bad input.")
+    gc.add_argument("--dry-run", action="store_true",
+                    help="print the plan and change nothing (not even the --state record)")
+    gc.add_argument("--older-than", type=float, default=60.0, metavar="S",
+                    help="act only on what was first seen at least S seconds ago (default 60)")
+    _audit_options(gc)
+    gc.add_argument("--state", metavar="FILE", default=None,
+                    help="when gc first saw each finding (default: /run/vifplug/gc-seen.json)")
+    gc.set_defaults(handler=_gc)
 
 
 def _host_options(sub: argparse.ArgumentParser) -> None:
@@ -200,8 +267,7 @@ def _add_hook_commands(commands: Any) -> None:
         description="Print domain.xml with every vifplug interface rewritten for this host's "
         "network map: a preview of what an incoming migration gets.")
     preview.add_argument("domain_xml", metavar="domain.xml", help="('-' reads stdin)")
-    preview.add_argument("--networks", metavar="FILE", help="the network map (default: "
-                         "$VIFPLUG_NETWORKS, else /etc/vifplug/networks.toml)")
+    _map_option(preview)
     preview.add_argument("--explain", action="store_true",
                          help="print instead, for each rewritten interface, every attribute's "
                          "value and the layer it comes from (interface, portgroup, network)")
@@ -215,20 +281,16 @@ def _add_hook_commands(commands: Any) -> None:
         "ready; 1 with one line per problem. The hook's `migrate begin` runs the same device "
         "checks (not the chassis registration) unless the map says strict = false.")
     check.add_argument("domain_xml", metavar="domain.xml", help="('-' reads stdin)")
-    check.add_argument("--networks", metavar="FILE", help="the network map (default: "
-                       "$VIFPLUG_NETWORKS, else /etc/vifplug/networks.toml)")
-    check.add_argument("--ovsdb", metavar="URL", default=None,
-                       help="the OVSDB server's unix socket (default: "
-                       "unix:/run/openvswitch/db.sock)")
-    check.add_argument("--netns", metavar="NAME",
-                       help="check in this network namespace (runs itself there with `ip netns "
-                       "exec`, which shows that namespace's devices in /sys)")
+    _map_option(check)
+    _netns_ovsdb_options(check, netns_help="check in this network namespace (runs itself "
+                         "there with `ip netns exec`, which shows that namespace's devices in "
+                         "/sys)")
     check.set_defaults(handler=_hook_check)
     run = hook_commands.add_parser("run", help="run exactly as libvirt runs the hook",
                                    description="DOMAIN OP SUBOP [EXTRA], the domain XML on "
                                    "stdin: the same as hooks/qemu.")
     run.add_argument("hook_args", nargs="+", metavar="ARG", help="DOMAIN OP SUBOP [EXTRA]")
-    run.add_argument("--networks", metavar="FILE")
+    _map_option(run)
     run.set_defaults(handler=_hook_run)
 
 
@@ -245,8 +307,7 @@ def _add_pools_commands(commands: Any) -> None:
                          "(libvirt, read-only)")):
         sub = pool_commands.add_parser(name, help=help_, description=help_[0].upper() +
                                        help_[1:] + ".")
-        sub.add_argument("--networks", metavar="FILE", help="the network map (default: "
-                         "$VIFPLUG_NETWORKS, else /etc/vifplug/networks.toml)")
+        _map_option(sub)
         sub.add_argument("--state", metavar="FILE", help="the state file (default: "
                          "$VIFPLUG_POOLS, else /var/lib/vifplug/pools.json)")
         if name == "rebuild":
@@ -269,13 +330,9 @@ def _add_host_commands(commands: Any) -> None:
         "or NIC exists on this host now; with an OVN network, whether this host is a "
         "registered OVN chassis (the Open_vSwitch row's system-id, ovn-remote, ovn-encap-*) "
         "and its ovn-remote reachable.")
-    show.add_argument("--networks", metavar="FILE")
-    show.add_argument("--netns", metavar="NAME", help="look in this network namespace")
-    show.add_argument("--ovsdb", metavar="URL", default=None,
-                      help="the OVSDB server (default: unix:/run/openvswitch/db.sock)")
-    show.add_argument("--record", metavar="FILE", help="vifplug's record of the Linux devices "
-                      "it made (default: $VIFPLUG_HOST_RECORD, else "
-                      "/var/lib/vifplug/host-devices.json)")
+    _map_option(show)
+    _netns_ovsdb_options(show, netns_help="look in this network namespace")
+    _record_option(show)
     show.set_defaults(handler=_host_show)
     apply = host_commands.add_parser(
         "apply", help="build the map's bridges, bonds, VLAN devices and uplinks on this host",
@@ -287,19 +344,14 @@ def _add_host_commands(commands: Any) -> None:
         "change is undone if a step fails. Exit 2 when the map cannot be applied (a device in "
         "the way that is not vifplug's, a missing NIC, a map mixing switch types): nothing "
         "is changed then.")
-    apply.add_argument("--networks", metavar="FILE", help="the network map (default: "
-                       "$VIFPLUG_NETWORKS, else /etc/vifplug/networks.toml)")
+    _map_option(apply)
     apply.add_argument("--dry-run", action="store_true", help="print the plan and touch nothing")
-    apply.add_argument("--netns", metavar="NAME",
-                       help="work in this network namespace (ip netns) instead of the host's")
-    apply.add_argument("--ovsdb", metavar="URL", default=None,
-                       help="the OVSDB server (default: unix:/run/openvswitch/db.sock)")
+    _netns_ovsdb_options(apply, netns_help="work in this network namespace (ip netns) instead "
+                         "of the host's")
     apply.add_argument("--datapath-type", metavar="TYPE", choices=("system", "netdev"),
                        help="the datapath of the OVS bridges vifplug makes (default: OVS's "
                        "own, system; netdev: the userspace datapath)")
-    apply.add_argument("--record", metavar="FILE", help="vifplug's record of the Linux devices "
-                       "it made (default: $VIFPLUG_HOST_RECORD, else "
-                       "/var/lib/vifplug/host-devices.json)")
+    _record_option(apply)
     _guest_options(apply)
     apply.set_defaults(handler=_host_apply)
     unit = host_commands.add_parser(
@@ -316,9 +368,7 @@ def _add_host_commands(commands: Any) -> None:
         "NIC); with --define, define each on that libvirt (persistent, autostarted) and start "
         "it. Guests whose interfaces name these networks (`vifplug render --as-network`) "
         "migrate between hosts whose networks differ with no hook.")
-    networks.add_argument("--networks", metavar="FILE",
-                          help="the network map (default: $VIFPLUG_NETWORKS, else "
-                          "/etc/vifplug/networks.toml)")
+    _map_option(networks)
     networks.add_argument("--network", metavar="NAME", action="append",
                           help="only this network of the map (repeatable)")
     networks.add_argument("--define", metavar="URI",
@@ -629,6 +679,102 @@ def _wait(args: argparse.Namespace, out: TextIO) -> int:
     else:
         print(f"{'VIF' if len(vifs) == 1 else f'{len(vifs)} VIFs'} ready", file=out)
     return EXIT_OK
+
+
+def _audit(args: argparse.Namespace, out: TextIO) -> int:
+    from vifplug.audit import report_json, report_text
+
+    result = _audit_result(args)
+    if args.json:
+        _print_json(report_json(result), out)
+    else:
+        print(report_text(result), file=out)
+    return EXIT_OK if result.clean else EXIT_FAILURE
+
+
+def _audit_result(args: argparse.Namespace, again: Any = None) -> Any:
+    from pathlib import Path
+
+    from vifplug.audit import audit
+    from vifplug.host import DEFAULT_OVSDB, Host
+    from vifplug.host.apply import LOCK_DIR
+    from vifplug.host.inventory import read_domains, read_inventory
+    from vifplug.netmap import load_network_map, map_path
+
+    path = map_path(args.networks)
+    host_map = (load_network_map(path) if args.networks is not None or os.path.exists(path)
+                else None)
+    if again is not None:  # the same host, libvirt's domains read anew
+        inventory = again.inventory
+    else:
+        with Host(netns=args.netns, ovsdb=args.ovsdb or DEFAULT_OVSDB) as host:
+            inventory = read_inventory(host, Path(args.lock_dir) if args.lock_dir else LOCK_DIR)
+    domains = read_domains(args.connect)
+    return audit(inventory, domains, host_map.networks if host_map is not None else None,
+                 map_path=host_map.path if host_map is not None else None)
+
+
+#: Where gc records when it first saw each finding.
+GC_STATE = "/run/vifplug/gc-seen.json"
+
+
+def _gc(args: argparse.Namespace, out: TextIO) -> int:
+    import time
+    from pathlib import Path
+
+    from vifplug.gc import narrow, plan_gc, seen_now
+    from vifplug.host import DEFAULT_OVSDB, Host
+    from vifplug.host.apply import LOCK_DIR, apply_gc, vif_locks
+
+    if not 0 <= args.older_than <= 10**9:
+        raise VifError(f"--older-than: expected seconds from 0 (got {args.older_than:g})")
+    state = Path(args.state or GC_STATE)
+    result = _audit_result(args)
+    scope = result.inventory.scope
+    record = _read_gc_state(state)
+    now = time.time()
+    seen = seen_now(result, record.get(scope, {}), now)
+    plan = plan_gc(result, seen=seen, now=now, older_than=args.older_than)
+    print(plan, file=out)
+    if args.dry_run:
+        print("dry run: nothing changed", file=out)
+        return EXIT_OK
+    record[scope] = seen
+    _write_gc_state(state, record)
+    if not plan.steps:
+        return EXIT_OK
+    # a domain defined since the audit read libvirt claims what it names: read them again
+    narrowed = narrow(plan, _audit_result(args, again=result))
+    for skip in narrowed.skipped[len(plan.skipped):]:
+        print(f"  skip {skip.kind} {skip.subject}: {skip.reason}", file=out)
+    plan = narrowed
+    lock_dir = Path(args.lock_dir) if args.lock_dir else LOCK_DIR
+    with Host(netns=args.netns, ovsdb=args.ovsdb or DEFAULT_OVSDB) as host, \
+            vif_locks(list(plan.lock_ids), host.scope, lock_dir, remove=plan.removed_ids):
+        outcome = apply_gc(plan.steps, plan.undo, host)
+    print(f"done: {len(outcome.changed)} of {len(plan.steps)} steps changed the host", file=out)
+    return EXIT_OK
+
+
+def _read_gc_state(path: Any) -> dict[str, dict[str, float]]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise VifError(f"{path}: cannot read gc's record ({exc}); move it away") from None
+    scopes = data.get("scopes") if isinstance(data, dict) else None
+    if not isinstance(scopes, dict):
+        raise VifError(f"{path}: not gc's record (no scopes); move it away")
+    return {str(scope): {str(k): float(v) for k, v in keys.items()}
+            for scope, keys in scopes.items() if isinstance(keys, dict)}
+
+
+def _write_gc_state(path: Any, record: dict[str, dict[str, float]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}")
+    temp.write_text(json.dumps({"format": 1, "scopes": record}, indent=1, sort_keys=True))
+    os.replace(temp, path)
 
 
 def _print_json(data: object, out: TextIO) -> None:

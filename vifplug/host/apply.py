@@ -17,7 +17,7 @@ import errno
 import fcntl
 import os
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from vifplug.host import Host
     from vifplug.host.netlink import Link, Netlink
 
-__all__ = ["LinkChanges", "Outcome", "Progress", "apply_plug", "apply_unplug", "vif_locks"]
+__all__ = ["LinkChanges", "Outcome", "Progress", "apply_gc", "apply_plug", "apply_unplug",
+           "vif_locks"]
 
 #: Called after each step is done (the CLI's progress bar for batches).
 Progress = Callable[[Step], None]
@@ -66,20 +67,29 @@ class Outcome:
 
 @contextmanager
 def vif_locks(vif_ids: Sequence[str], scope: str, lock_dir: Path = LOCK_DIR, *,
-              remove: bool = False) -> Iterator[None]:
+              remove: bool | Collection[str] = False) -> Iterator[None]:
     """Hold an exclusive lock per VIF (sorted: no deadlock between batches) for one host scope
-    (the netns); released on exit, or by the kernel when the process dies. With ``remove``
+    (the netns), touching each lock file (its mtime: the VIF's last plug or unplug); released
+    on exit, or by the kernel when the process dies. With ``remove``
     (a successful unplug), the lock files are deleted before they are released, so they do not
-    pile up: a waiter that then wakes on a deleted file notices and locks the new one."""
+    pile up: a waiter that then wakes on a deleted file notices and locks the new one.
+    ``remove`` may also name the VIF ids whose lock files go (``vifplug gc``: the VIFs it
+    removed, not those it repaired)."""
     lock_dir.mkdir(parents=True, exist_ok=True)
     paths = [lock_dir / f"{scope}-{vif_id}.lock" for vif_id in sorted(set(vif_ids))]
     with ExitStack() as stack:
         for path in paths:
-            stack.callback(os.close, _lock(path))
+            fd = _lock(path)
+            stack.callback(os.close, fd)
+            # its mtime says when the VIF was last plugged or unplugged: `vifplug gc` leaves
+            # alone what a plug touched less than --older-than seconds ago
+            os.utime(fd)
         yield
         if remove:
-            for path in paths:
-                path.unlink(missing_ok=True)
+            gone = set(vif_ids) if remove is True else set(remove)
+            for vif_id, path in zip(sorted(set(vif_ids)), paths, strict=True):
+                if vif_id in gone:
+                    path.unlink(missing_ok=True)
 
 
 def _lock(path: Path) -> int:
@@ -347,3 +357,64 @@ def _rollback(journal: list[tuple[Step, Undo]]) -> tuple[str, ...]:
         except Exception as exc:
             errors.append(f"undo of '{step}': {exc}")
     return tuple(errors)
+
+
+def apply_gc(steps: Sequence[Step], undo: Sequence[Step], host: Host) -> Outcome:
+    """Apply ``vifplug gc``'s plan (:class:`vifplug.gc.GcPlan`) all or nothing: its OVSDB steps
+    (orphan ports deleted, mismatched ports repaired) in one transaction, then every orphan
+    device deleted in one netlink request. If the deletion fails, the devices already moved
+    into the deletion's link group go back to group 0 and ``undo`` (OVSDB steps that put back
+    what the transaction changed) is committed: the host is as it was, and the error says so.
+    """
+    outcome = Outcome()
+    ovsdb_steps = [step for step in steps if step.phase == "ovsdb"]
+    links = [step for step in steps if step.phase == "link"]
+    cursor = _Cursor()
+    try:
+        _ovsdb_phase(ovsdb_steps, host, outcome, cursor, progress=None)
+    except BaseException as exc:  # one transaction: nothing changed
+        failed = cursor.at if cursor.at is not None else "gc"
+        raise StepFailed(failed, exc, device=getattr(failed, "device", None),
+                         rolled_back=True) from exc
+    moved: list[str] = []
+    try:
+        for step in links:
+            cursor.at = step
+            faults.before(host, step)
+        if links:
+            from pyroute2 import NetlinkError
+
+            cursor.at = links[0] if len(links) == 1 else _Transaction(links)
+            group = secrets.randbelow(2**31 - 2) + 1
+            for name in [name for step in links for name in step.deletes()]:
+                try:
+                    host.netlink.update(name, group=group)
+                except NetlinkError as exc:
+                    if exc.code == errno.ENODEV:
+                        continue  # gone already (a veth's peer deleted with it)
+                    raise
+                moved.append(name)
+            if moved:
+                try:
+                    host.netlink.delete_group(group)
+                except NetlinkError as exc:
+                    if exc.code != errno.ENODEV:
+                        raise
+            outcome.changed.extend(links)
+    except BaseException as exc:
+        errors = []
+        for name in moved:
+            try:
+                host.netlink.update(name, group=0)
+            except Exception as again:
+                errors.append(f"put {name} back in link group 0: {again}")
+        changed = {id(step) for step in outcome.changed}
+        if any(id(step) in changed for step in ovsdb_steps) and undo:
+            try:
+                host.commit(list(undo))
+            except Exception as again:
+                errors.append(f"undo of the OVSDB transaction: {again}")
+        failed = cursor.at if cursor.at is not None else "gc"
+        raise StepFailed(failed, exc, device=getattr(failed, "device", None),
+                         rolled_back=not errors, undo_errors=tuple(errors)) from exc
+    return outcome
