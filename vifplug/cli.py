@@ -141,6 +141,18 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _guest_options(apply: argparse.ArgumentParser) -> None:
+    apply.add_argument("--guests", choices=("refuse", "move"), default="refuse",
+                       help="running guests on networks whose switch changes (compared with "
+                       "the map last applied): refuse (default: exit 2 naming each guest, MAC "
+                       "and network, nothing changed) or move them to the new switch in the "
+                       "same rolled-back step (build the new switch, move the uplink to it, "
+                       "move the guests through libvirt, remove the old switch)")
+    apply.add_argument("--connect", metavar="URI", default="qemu:///system",
+                       help="libvirt's URI (default qemu:///system): read-only for "
+                       "--guests=refuse, read-write for --guests=move")
+
+
 def _map_option(sub: argparse.ArgumentParser) -> None:
     """``--networks FILE``: the network map."""
     sub.add_argument("--networks", metavar="FILE", help="the network map (default: "
@@ -340,6 +352,7 @@ def _add_host_commands(commands: Any) -> None:
                        help="the datapath of the OVS bridges vifplug makes (default: OVS's "
                        "own, system; netdev: the userspace datapath)")
     _record_option(apply)
+    _guest_options(apply)
     apply.set_defaults(handler=_host_apply)
     unit = host_commands.add_parser(
         "unit", help="print the systemd unit that runs host apply at boot",
@@ -1031,6 +1044,22 @@ def _host_apply(args: argparse.Namespace, out: TextIO) -> int:
             print(plan_for_host(host_map, host, record, datapath_type=args.datapath_type),
                   file=out)
             return EXIT_OK
+        if args.guests == "move":
+            from vifplug.host.transition import transition
+
+            conn = _libvirt(args.connect, read_only=False)
+            if conn is not None:
+                with contextlib.closing(conn):
+                    moved = transition(host_map, host, record, conn,
+                                       datapath_type=args.datapath_type,
+                                       say=lambda line: print(f"  {line}", file=out))
+                if moved is not None:
+                    for title, plan in (("build", moved.build), ("finish", moved.finish)):
+                        print(f"{title}: {plan}", file=out)
+                    print(f"moved: {', '.join(m.domain for m in moved.moves)}", file=out)
+                    return EXIT_OK
+        else:
+            _refuse_guests(host_map, record, args.connect)
         plan, outcome = apply_host(host_map, host, record, datapath_type=args.datapath_type)
     if outcome is None:
         print(f"host networks ({host_map.path}): nothing to do", file=out)
@@ -1039,6 +1068,53 @@ def _host_apply(args: argparse.Namespace, out: TextIO) -> int:
     print(f"applied: {len(outcome.changed)} changes, {len(outcome.unchanged)} steps already "
           "held", file=out)
     return EXIT_OK
+
+
+def _libvirt(uri: str, *, read_only: bool) -> Any:
+    """A libvirt connection to ``uri``, or None (said on stderr) when libvirt is not there: no
+    libvirt-python, or no daemon (a host booting, before libvirtd: no guest runs)."""
+    try:
+        import libvirt
+    except ImportError:
+        print("vifplug: libvirt-python is not installed: no running guest checked",
+              file=sys.stderr)
+        return None
+    libvirt.registerErrorHandler(lambda *_: None, None)
+    try:
+        return libvirt.openReadOnly(uri) if read_only else libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        print(f"vifplug: cannot reach libvirt at {uri} ({exc}): no running guest checked",
+              file=sys.stderr)
+        return None
+
+
+def _refuse_guests(host_map: Any, record: Any, uri: str) -> None:
+    """``--guests=refuse``: exit 2 naming every running guest (domain, MAC, network) whose
+    interfaces the map would move to another switch."""
+    from vifplug.guests import (
+        GuestsOnMovingNetworks,
+        describe,
+        moving_networks,
+        plan_moves,
+        read_guests,
+    )
+    from vifplug.host.transition import empty_map
+
+    old_map = record.applied() or empty_map(host_map)
+    if not moving_networks(old_map, host_map):
+        return
+    conn = _libvirt(uri, read_only=True)
+    if conn is None:
+        return
+    with contextlib.closing(conn):
+        moves = [move for move in plan_moves(read_guests(conn), old_map, host_map)
+                 if move.interfaces]
+    if moves:
+        error = GuestsOnMovingNetworks(
+            f"{host_map.path}: {len(moves)} running guest(s) on networks whose switch "
+            f"changes: {describe(moves)}; stop or migrate them, or move them with "
+            "--guests=move (nothing was changed)", moves)
+        raise VifError(str(error))
 
 
 def _host_libvirt_networks(args: argparse.Namespace, out: TextIO) -> int:

@@ -305,7 +305,8 @@ class _Applied(NamedTuple):
 
 def move_guests(conn: Any, old_map: NetworkMap, new_map: NetworkMap, *,
                 save_dir: str | os.PathLike[str] | None = None,
-                moves: Sequence[GuestMove] | None = None) -> list[GuestMove]:
+                moves: Sequence[GuestMove] | None = None,
+                before_rollback: Callable[[], None] | None = None) -> list[GuestMove]:
     """Move every running guest of ``conn`` (read-write) from ``old_map``'s switches to
     ``new_map``'s, in place; the moves done.
 
@@ -319,7 +320,9 @@ def move_guests(conn: Any, old_map: NetworkMap, new_map: NetworkMap, *,
 
     ``save_dir``: where a save puts the guest's memory while it moves (a root-only directory
     that libvirtd sees at the same path; default: a new one under /var/tmp, removed after).
-    ``moves``: a plan from :func:`plan_moves` (default: planned now from ``conn``)."""
+    ``moves``: a plan from :func:`plan_moves` (default: planned now from ``conn``).
+    ``before_rollback``: called before anything is moved back (a switch transition puts the
+    old map back at the qemu hook's path there: libvirt runs the hook on ``restore begin``)."""
     import libvirt
 
     moving = moving_networks(old_map, new_map)
@@ -337,6 +340,8 @@ def move_guests(conn: Any, old_map: NetworkMap, new_map: NetworkMap, *,
                 _move_one(conn, move, new_map, networks=moving, save_dir=os.fspath(save_dir),
                           done=done)
             except (libvirt.libvirtError, GuestMoveError) as exc:
+                if before_rollback is not None:
+                    before_rollback()
                 failures = _rollback(done)
                 message = str(exc) if isinstance(exc, GuestMoveError) else \
                     f"domain {move.domain!r}: {exc}"

@@ -251,8 +251,14 @@ class HostPlan:
 
 class _Planner:
     def __init__(self, host_map: NetworkMap, state: HostState, owned: Owned,
-                 datapath_type: str | None) -> None:
+                 datapath_type: str | None, *, keep: frozenset[str] = frozenset(),
+                 keep_uplinks: bool = True) -> None:
         self.map = host_map
+        #: With :attr:`keep`: whether the uplinks the kept bridges hold stay there too.
+        self.keep_uplinks = keep_uplinks
+        #: vifplug's bridges (Linux or OVS) that still hold guests: not removed, and no port
+        #: (an uplink) taken from them yet — the build half of a switch transition.
+        self.keep = keep
         self.state = state
         self.owned = owned
         self.datapath_type = datapath_type
@@ -301,7 +307,9 @@ class _Planner:
             if bridge.port is not None:
                 self.ports_after[bridge.port] = bridge.name
                 held = links.get(bridge.port)
-                if held is None or held.master != bridge.name or bridge.name not in links \
+                if self._held_by_kept(bridge.port):
+                    pass  # the uplink leaves the old switch later (after the guests)
+                elif held is None or held.master != bridge.name or bridge.name not in links \
                         or bridge.port in self.remade:
                     self.masters.append((networks, EnsureMaster(bridge.port, bridge.name)))
             for port, master in sorted(self.owned.ports.items()):
@@ -310,6 +318,15 @@ class _Planner:
                 if master == bridge.name and port != bridge.port and found is not None \
                         and found.master == bridge.name:
                     self.link_removals.append((networks, ReleasePort(port, bridge.name)))
+
+    def _held_by_kept(self, name: str) -> bool:
+        """Whether ``name`` is a port of a bridge in :attr:`keep` (Linux master or OVS)."""
+        if not self.keep or not self.keep_uplinks:
+            return False
+        link = self.state.links.get(name)
+        port = self.state.ports.get(name)
+        return (link is not None and link.master in self.keep) or (
+            port is not None and port.bridge in self.keep)
 
     def _legacy_nic(self, networks: tuple[str, ...], where: tuple[str, ...], nic: str, *,
                     bridge: str, port: str | None, mtu: int | None) -> None:
@@ -381,6 +398,17 @@ class _Planner:
         for device in sorted(gone, key=lambda d: (order.get(d.kind, 3), d.name)):
             if links[device.name].kind != device.kind:
                 continue  # not what vifplug made (replaced by someone): not its business
+            if device.name in self.keep:
+                self.devices_after[device.name] = device  # still vifplug's, removed later
+                for port, master in self.owned.ports.items():
+                    if master != device.name:
+                        continue
+                    if self.keep_uplinks:
+                        self.ports_after[port] = master
+                    elif port in links and links[port].master == device.name:
+                        self.link_removals.append(((device.network,),
+                                                   ReleasePort(port, device.name)))
+                continue
             if device.kind == "bridge":
                 foreign = sorted(name for name, link in links.items()
                                  if link.master == device.name and
@@ -417,6 +445,11 @@ class _Planner:
                              "itself; remove it or name another bridge here")
                 continue
             link = state.links.get(bridge.name)
+            if link is not None and bridge.name in self.keep:
+                self.problem(where, f"vifplug's Linux bridge {bridge.name} still holds guests: "
+                             "the OVS bridge of the same name cannot be built beside it; name "
+                             "another bridge here, or stop the guests")
+                continue
             if link is not None and bridge.name in self.owned.devices \
                     and bridge.name not in self.devices_after:
                 link = None  # vifplug's Linux device of that name goes first (a transition)
@@ -480,6 +513,8 @@ class _Planner:
                                             sorted(uplink.nics)))
         step = EnsureOvsUplink(bridge, uplink.name, tuple(uplink.nics), tag, trunks, vlan_mode,
                                bond_mode, lacp, mtu, replace=replace)
+        if any(self._held_by_kept(name) for name in (uplink.name, *uplink.nics)):
+            return  # the uplink leaves the old switch later (after the guests)
         if port is None or replace or (port.tag, tuple(port.trunks), port.vlan_mode,
                                        port.bond_mode, port.lacp) != (
                 tag, trunks, vlan_mode, bond_mode, lacp) or (
@@ -495,6 +530,12 @@ class _Planner:
         wanted = {bridge.name for bridge in ovs_bridges(self.map)}
         for name, row in sorted(state.bridges.items()):
             if not row.owned or name in wanted:
+                continue
+            if name in self.keep:
+                if not self.keep_uplinks:  # its uplink (vifplug's port) leaves it now
+                    self.ovs_removals += [((), DeleteOvsPort(port)) for port in row.ports
+                                         if port != name and (state.ports.get(port)
+                                                              or _NO_PORT).owned]
                 continue
             foreign = sorted(port for port in row.ports if port != name
                              and not (state.ports.get(port) or _NO_PORT).owned)
@@ -527,16 +568,25 @@ _NO_PORT = OvsPortState("", None, owned=False)
 
 
 def plan_host(host_map: NetworkMap, state: HostState, owned: Owned = Owned(), *,
-              datapath_type: str | None = None) -> HostPlan:
+              datapath_type: str | None = None,
+              keep: Iterable[str] = (), keep_uplinks: bool = True) -> HostPlan:
     """The steps that make the host as the map says; :class:`HostMapError` (every problem, one
     per line, each naming ``file:line: key`` or the device) when it cannot be done, including a
     map that mixes switch types (:func:`~vifplug.netlayout.one_switch_type_problem`).
     ``datapath_type``: the OVS bridges' (``netdev`` for the userspace datapath; None: OVS's
-    default, and an existing bridge's is left as it is)."""
+    default, and an existing bridge's is left as it is).
+
+    ``keep``: vifplug's Linux or OVS bridges that still hold guests (the old switch of a
+    transition, before the guests move): they are neither removed nor robbed of a port — an
+    uplink they hold stays there, and the steps that would move it are left out (a plan made
+    without ``keep`` afterwards has them); :attr:`HostPlan.owned_after` still lists them.
+    ``keep_uplinks=False``: the kept bridges stay, but their uplinks move to the new switch now
+    (released from a kept Linux bridge; their port removed from a kept OVS bridge)."""
     mixed = one_switch_type_problem(host_map)
     if mixed is not None:
         raise HostMapError(str(mixed))
-    return _Planner(host_map, state, owned, datapath_type).plan()
+    return _Planner(host_map, state, owned, datapath_type, keep=frozenset(keep),
+                    keep_uplinks=keep_uplinks).plan()
 
 
 # --- steps of net devices ---------------------------------------------------------------------

@@ -84,6 +84,7 @@ __all__ = [
     "load_network_map",
     "map_path",
     "parse_bandwidth",
+    "parse_network_map",
 ]
 
 #: Where the map lives; ``VIFPLUG_NETWORKS`` (or ``--networks``) overrides it. (Paths here are
@@ -464,6 +465,11 @@ def load_network_map(path: str | os.PathLike[str] | None = None) -> NetworkMap:
     except UnicodeDecodeError as exc:
         line = raw[:exc.start].count(b"\n") + 1
         raise NetworkMapError(f"{where}:{line}: not UTF-8 text (byte {exc.start})") from None
+    return parse_network_map(text, where)
+
+
+def parse_network_map(text: str, where: str) -> NetworkMap:
+    """Validate a network map's ``text`` (errors name ``where`` as its file)."""
     data = _parse_toml(where, text)
     at = _Locator(where, text)
     networks = _networks(data, at)

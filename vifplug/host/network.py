@@ -116,8 +116,25 @@ class DeviceRecord:
                            f"({exc}); move it away, and remove by hand the devices it "
                            "named") from None
 
-    def write(self, owned: Owned) -> None:
-        """Replace this scope's entry, atomically (temp file, fsync, rename, fsync the dir)."""
+    def applied(self) -> NetworkMap | None:
+        """The map the last successful ``host apply`` in this scope converged the host to (its
+        text as it was then), or None when none is recorded (an apply older than this record
+        entry, or none yet)."""
+        from vifplug.netmap import NetworkMapError, parse_network_map
+
+        entry = self._all().get("applied", {}).get(self.scope)
+        if not isinstance(entry, dict) or not isinstance(entry.get("text"), str):
+            return None
+        where = f"{self.path} (applied.{self.scope}: the map last applied, from " \
+                f"{entry.get('path', '?')})"
+        try:
+            return parse_network_map(entry["text"], where)
+        except NetworkMapError as exc:
+            raise VifError(f"{exc}; move {self.path} away to forget it") from None
+
+    def write(self, owned: Owned, *, applied: NetworkMap | None = None) -> None:
+        """Replace this scope's entry, atomically (temp file, fsync, rename, fsync the dir);
+        ``applied``: also record this map as the one the host now runs (its path and text)."""
         if not self._locked:
             raise RuntimeError("DeviceRecord.write outside locked()")
         data = self._all()
@@ -128,6 +145,9 @@ class DeviceRecord:
             scopes[self.scope] = entry
         else:
             scopes.pop(self.scope, None)
+        if applied is not None:
+            data.setdefault("applied", {})[self.scope] = {"path": applied.path,
+                                                          "text": applied.text}
         directory = self.path.parent
         fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
         try:
@@ -275,8 +295,9 @@ def apply_host(host_map: NetworkMap, host: Host, record: DeviceRecord, *,
         plan = plan_host(host_map, read_host_state(host), record.read(),
                          datapath_type=datapath_type)
         if not plan.steps:
-            if plan.owned_after != plan.owned_before:
-                record.write(plan.owned_after)  # forget devices that are gone
+            if plan.owned_after != plan.owned_before or _applied_text(record) != host_map.text:
+                # forget devices that are gone; remember the map the host runs
+                record.write(plan.owned_after, applied=host_map)
             return plan, None
         record.write(plan.owned_before.union(plan.owned_after))
         try:
@@ -285,5 +306,10 @@ def apply_host(host_map: NetworkMap, host: Host, record: DeviceRecord, *,
             if exc.rolled_back:
                 record.write(plan.owned_before)
             raise
-        record.write(plan.owned_after)
+        record.write(plan.owned_after, applied=host_map)
         return plan, outcome
+
+
+def _applied_text(record: DeviceRecord) -> str | None:
+    entry = record._all().get("applied", {}).get(record.scope)
+    return entry.get("text") if isinstance(entry, dict) else None
