@@ -12,17 +12,13 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vifplug.audit import OWNER_KEY, Domain, HostLink, Inventory, LockFile, OvsInterface
 from vifplug.errors import VifplugError
-from vifplug.host.errors import HostError
-from vifplug.host.ovsdb import database_said
+from vifplug.host.ovsjson import is_set, optional, ovsdb_map, read_tables, uuids
 
 if TYPE_CHECKING:
     from vifplug.host import Host
@@ -91,21 +87,9 @@ def read_ovs_interfaces(url: str) -> tuple[tuple[OvsInterface, ...], tuple[str, 
     """Every OVS interface (with its port's tag and trunks and its bridge) and the bridge
     names, in one ``ovs-vsctl`` call; None when there is no OVSDB (a ``unix:`` socket that does
     not exist, or no ovs-vsctl)."""
-    if url.startswith("unix:") and not Path(url[5:]).exists():
+    tables = read_tables(url, _COLUMNS)
+    if tables is None:
         return None
-    binary = shutil.which("ovs-vsctl")
-    if binary is None:
-        return None
-    argv = [binary, f"--db={url}", "--timeout=30", "--format=json", "--data=json"]
-    for table, columns in _COLUMNS.items():
-        argv += ["--", f"--columns={','.join(columns)}", "list", table]
-    result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=40)
-    if result.returncode != 0:
-        raise HostError(f"cannot read OVSDB at {url}: {database_said(result.stderr)}")
-    tables: dict[str, list[dict[str, Any]]] = {}
-    for table, output in zip(_COLUMNS, result.stdout.splitlines(), strict=True):
-        data = json.loads(output)
-        tables[table] = [dict(zip(data["headings"], row, strict=True)) for row in data["data"]]
     return ovs_interfaces(tables)
 
 
@@ -114,49 +98,33 @@ def ovs_interfaces(tables: dict[str, list[dict[str, Any]]]
     """:func:`read_ovs_interfaces` from ``ovs-vsctl --format=json --data=json list`` rows."""
     port_bridge: dict[str, str] = {}
     for row in tables["Bridge"]:
-        for uuid in _uuids(row["ports"]):
+        for uuid in uuids(row["ports"]):
             port_bridge[uuid] = row["name"]
     iface_port: dict[str, dict[str, Any]] = {}
     for row in tables["Port"]:
-        for uuid in _uuids(row["interfaces"]):
+        for uuid in uuids(row["interfaces"]):
             iface_port[uuid] = row
     found = []
     for row in tables["Interface"]:
         uuid = row["_uuid"][1]
         port = iface_port.get(uuid)
-        ids = _map(row["external_ids"])
-        port_ids = _map(port["external_ids"]) if port is not None else {}
+        ids = ovsdb_map(row["external_ids"])
+        port_ids = ovsdb_map(port["external_ids"]) if port is not None else {}
         trunks: Any = port["trunks"] if port is not None else ["set", []]
-        mtu = _optional(row["mtu_request"])
-        tag = _optional(port["tag"]) if port is not None else None
+        mtu = optional(row["mtu_request"])
+        tag = optional(port["tag"]) if port is not None else None
         found.append(OvsInterface(
             name=row["name"],
             bridge=port_bridge.get(port["_uuid"][1]) if port is not None else None,
             uuid=uuid, type=row["type"], external_ids=tuple(sorted(ids.items())),
             mtu_request=mtu, tag=tag,
-            trunks=tuple(sorted(trunks[1] if _is_set(trunks) else [trunks])),
+            trunks=tuple(sorted(trunks[1] if is_set(trunks) else [trunks])),
             host_owned=OWNER_KEY in ids or OWNER_KEY in port_ids))
     return tuple(found), tuple(sorted(row["name"] for row in tables["Bridge"]))
 
 
-def _is_set(value: Any) -> bool:
-    return isinstance(value, list) and len(value) == 2 and value[0] == "set"
 
 
-def _optional(value: Any) -> Any:
-    if _is_set(value):
-        return value[1][0] if value[1] else None
-    return value
-
-
-def _uuids(value: Any) -> list[str]:
-    if _is_set(value):
-        return [item[1] for item in value[1]]
-    return [value[1]]
-
-
-def _map(value: Any) -> dict[str, str]:
-    return dict(value[1]) if isinstance(value, list) else {}
 
 
 def read_domains(uri: str | None) -> tuple[Domain, ...]:

@@ -27,16 +27,14 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vifplug.errors import VifError
-from vifplug.host.errors import HostError, StepFailed
-from vifplug.host.ovsdb import database_said
+from vifplug.host.errors import StepFailed
+from vifplug.host.ovsjson import is_set, optional, ovsdb_map, read_tables, uuids
 from vifplug.hostnet import (
     OWNER,
     OWNER_KEY,
@@ -202,63 +200,34 @@ def read_ovs(url: str) -> tuple[dict[str, OvsBridgeState], dict[str, OvsPortStat
                                  dict[str, int | None]] | None:
     """The OVS bridges, ports and interface MTU requests at ``url`` (one ``ovs-vsctl``), or
     None when there is no OVSDB: a ``unix:`` socket that does not exist, or no ovs-vsctl."""
-    if url.startswith("unix:") and not Path(url[5:]).exists():
+    tables = read_tables(url, _LISTS)
+    if tables is None:
         return None
-    binary = shutil.which("ovs-vsctl")
-    if binary is None:
-        return None
-    argv = [binary, f"--db={url}", "--timeout=30", "--format=json", "--data=json"]
-    for table, columns in _LISTS.items():
-        argv += ["--", f"--columns={','.join(columns)}", "list", table]
-    result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=40)
-    if result.returncode != 0:
-        raise HostError(f"cannot read OVSDB at {url}: {database_said(result.stderr)}")
-    tables: dict[str, list[dict[str, Any]]] = {}
-    for table, output in zip(_LISTS, result.stdout.splitlines(), strict=True):
-        data = json.loads(output)
-        tables[table] = [dict(zip(data["headings"], row, strict=True)) for row in data["data"]]
     by_uuid = {row["_uuid"][1]: row["name"] for rows in tables.values() for row in rows}
     ports: dict[str, OvsPortState] = {}
     bridges: dict[str, OvsBridgeState] = {}
-    mtus = {row["name"]: _optional(row["mtu_request"]) for row in tables["Interface"]}
+    mtus = {row["name"]: optional(row["mtu_request"]) for row in tables["Interface"]}
     holder: dict[str, str] = {}
     for row in tables["Bridge"]:
-        names = tuple(sorted(by_uuid.get(u, u) for u in _uuids(row["ports"])))
+        names = tuple(sorted(by_uuid.get(u, u) for u in uuids(row["ports"])))
         holder.update(dict.fromkeys(names, row["name"]))
-        owned = _map(row["external_ids"]).get(OWNER_KEY) == OWNER
+        owned = ovsdb_map(row["external_ids"]).get(OWNER_KEY) == OWNER
         bridges[row["name"]] = OvsBridgeState(row["name"], owned, row["datapath_type"], names,
                                               mtus.get(row["name"]))
     for row in tables["Port"]:
         trunks = row["trunks"]
         ports[row["name"]] = OvsPortState(
             row["name"], holder.get(row["name"]),
-            _map(row["external_ids"]).get(OWNER_KEY) == OWNER,
-            tuple(sorted(by_uuid.get(u, u) for u in _uuids(row["interfaces"]))),
-            _optional(row["tag"]),
-            tuple(sorted(trunks[1] if _is_set(trunks) else [trunks])),
-            _optional(row["vlan_mode"]), _optional(row["bond_mode"]), _optional(row["lacp"]))
+            ovsdb_map(row["external_ids"]).get(OWNER_KEY) == OWNER,
+            tuple(sorted(by_uuid.get(u, u) for u in uuids(row["interfaces"]))),
+            optional(row["tag"]),
+            tuple(sorted(trunks[1] if is_set(trunks) else [trunks])),
+            optional(row["vlan_mode"]), optional(row["bond_mode"]), optional(row["lacp"]))
     return bridges, ports, mtus
 
 
-def _is_set(value: Any) -> bool:
-    return isinstance(value, list) and len(value) == 2 and value[0] == "set"
 
 
-def _optional(value: Any) -> Any:
-    """OVSDB JSON's optional value: ``["set", []]`` (none) or the value itself."""
-    if _is_set(value):
-        return value[1][0] if value[1] else None
-    return value
-
-
-def _uuids(value: Any) -> list[str]:
-    if _is_set(value):
-        return [item[1] for item in value[1]]
-    return [value[1]]
-
-
-def _map(value: Any) -> dict[str, str]:
-    return dict(value[1]) if isinstance(value, list) else {}
 
 
 # --- applying ---------------------------------------------------------------------------------
