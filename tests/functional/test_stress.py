@@ -146,6 +146,20 @@ sys.exit(main(sys.argv[2:]))
 # --- VIFs and host state -----------------------------------------------------------------------
 
 
+def assert_audit_clean(netns: Netns, ovs: PrivateOvs, lock_dir: Path | None) -> None:
+    """``vifplug audit`` of the namespace finds nothing: no domain runs here, so anything
+    vifplug-shaped a stress test left behind (a device, an OVS port, a lock file) would be an
+    orphan or a foreign object (issue 13: audit after every stress test reports the host
+    clean)."""
+    from vifplug.audit import audit, report_text
+    from vifplug.host.apply import LOCK_DIR
+    from vifplug.host.inventory import read_inventory
+
+    with Host(netns=netns.name, ovsdb=ovs.db, lock_dir=lock_dir) as host:
+        result = audit(read_inventory(host, lock_dir or LOCK_DIR), ())
+    assert result.clean, report_text(result)
+
+
 def vif_data(example: str = "ovs-hybrid.json", *, vlan: int = 100) -> dict[str, Any]:
     """A copy of ``examples/<example>`` with a fresh id (= interface id), MAC and this VLAN."""
     data: dict[str, Any] = json.loads((EXAMPLES / example).read_text())
@@ -377,6 +391,7 @@ def test_sigkill_mid_plug_then_plug_converges_and_unplug_restores(
             assert again.already_done
             GenericVIFDriver().unplug_many(batch.vifs, host)
         assert_same(host_snapshot(netns, ovs), before, "unplug did not restore the host")
+        assert_audit_clean(netns, ovs, lock_dir)
 
 
 def test_a_kill_before_a_step_leaves_the_host_half_plugged(
@@ -445,6 +460,7 @@ def test_eight_processes_plug_one_vif_at_once(backend: str, netns: Netns, ovs: P
     finally:
         remove_cli_locks(netns, [vif.id])
     assert_same(host_snapshot(netns, ovs), before, "unplug did not restore the host")
+    assert_audit_clean(netns, ovs, None)
 
 
 @pytest.mark.parametrize("backend", ["native", "vsctl"])
@@ -471,6 +487,7 @@ def test_eight_processes_plug_eight_vifs_at_once(backend: str, netns: Netns, ovs
     finally:
         remove_cli_locks(netns, [vif.id for vif in vifs])
     assert_same(host_snapshot(netns, ovs), before, "unplug did not restore the host")
+    assert_audit_clean(netns, ovs, None)
 
 
 def remove_cli_locks(netns: Netns, vif_ids: list[str]) -> None:
@@ -524,6 +541,7 @@ def test_thousand_plug_unplug_cycles_leak_nothing(netns: Netns, ovs: PrivateOvs,
             driver.unplug_many(vifs, host)
         host.close()
     assert_same(host_snapshot(netns, ovs), before, f"{CYCLES} cycles left the host changed")
+    assert_audit_clean(netns, ovs, lock_dir)
     assert open_fds() == fds_before, "file descriptors leaked by the Host"
     assert threading.active_count() == threads_before, "threads left running by the Host"
     assert list(lock_dir.iterdir()) == []  # a successful unplug removes its VIF's lock file
