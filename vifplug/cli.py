@@ -277,7 +277,8 @@ def _add_hook_commands(commands: Any) -> None:
         description="On a migration's target, before the memory copy: rewrite domain.xml for "
         "this host's map as the hook would, then check that every vifplug interface's network "
         "is in the map, its Linux bridge, OVS bridge or NIC exists now, its MTU fits the "
-        "guest's <mtu>, and, for OVN networks, that this host is a registered chassis. Exit 0 "
+        "guest's <mtu>, a NIC pool has a free NIC for it, and, for OVN networks, that this "
+        "host is a registered chassis. Exit 0 "
         "ready; 1 with one line per problem. The hook's `migrate begin` runs the same device "
         "checks (not the chassis registration) unless the map says strict = false.")
     check.add_argument("domain_xml", metavar="domain.xml", help="('-' reads stdin)")
@@ -285,6 +286,8 @@ def _add_hook_commands(commands: Any) -> None:
     _netns_ovsdb_options(check, netns_help="check in this network namespace (runs itself "
                          "there with `ip netns exec`, which shows that namespace's devices in "
                          "/sys)")
+    check.add_argument("--pools", metavar="FILE", help="the NIC pools' state file (default: "
+                       "$VIFPLUG_POOLS, else /var/lib/vifplug/pools.json)")
     check.set_defaults(handler=_hook_check)
     run = hook_commands.add_parser("run", help="run exactly as libvirt runs the hook",
                                    description="DOMAIN OP SUBOP [EXTRA], the domain XML on "
@@ -879,13 +882,15 @@ def _hook_check(args: argparse.Namespace, out: TextIO) -> int:
         with open(args.domain_xml, "rb") as handle:
             data = handle.read()
     name = args.domain_xml
+    pool_problems: list[str] = []
     try:
-        rewritten = rewrite(data, host_map)
+        rewritten = rewrite(data, host_map, pool=_pool_preview(data, args.pools, pool_problems))
     except HookError as exc:
         print(f"{name}: {exc}", file=out)
         return EXIT_FAILURE
     socket_path = url.removeprefix("unix:")
-    problems = device_problems(rewritten, host_map, ovsdb=lambda: ovsdb_view(socket_path))
+    problems = pool_problems + device_problems(rewritten, host_map,
+                                               ovsdb=lambda: ovsdb_view(socket_path))
     interfaces = list(interface_networks(parse_domain(rewritten)))
     if any(isinstance(host_map.networks.get(net), OvnNetwork) for _, net, _ in interfaces):
         problems += _chassis_problems(socket_path)
@@ -897,6 +902,24 @@ def _hook_check(args: argparse.Namespace, out: TextIO) -> int:
     print(f"{name}: ready: {len(interfaces)} vifplug interface(s) on network(s) {networks} "
           f"can be connected on this host ({map_path(args.networks)})", file=out)
     return EXIT_OK
+
+
+def _pool_preview(data: bytes | str, pools: str | None, problems: list[str]) -> Any:
+    """For ``hook check``: the NIC each interface on a pooled network would get, chosen on a
+    copy of the pools' state (nothing is allocated); a full pool is a problem line."""
+    from vifplug.hook import parse_domain
+    from vifplug.pools import Holder, PoolExhausted, load, state_path
+
+    state = load(state_path(pools))
+    domain = parse_domain(data).findtext("name") or ""
+
+    def choose(network: Any, mac: str) -> str:
+        try:
+            return state.choose(network, Holder(domain, mac))
+        except PoolExhausted as exc:
+            problems.append(f"interface {mac}: {exc}")
+            return str(network.pool[0])
+    return choose
 
 
 def _chassis_problems(socket_path: str) -> list[str]:
@@ -928,6 +951,8 @@ def _in_netns(args: argparse.Namespace, url: str, out: TextIO) -> int:
     source = args.domain_xml if args.domain_xml == "-" else os.path.abspath(args.domain_xml)
     argv = ["ip", "netns", "exec", args.netns, sys.executable, "-m", "vifplug", "hook", "check",
             source, "--networks", os.path.abspath(map_path(args.networks)), "--ovsdb", url]
+    if args.pools is not None:
+        argv += ["--pools", os.path.abspath(args.pools)]
     stdin = None
     if source == "-":
         stdin = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()

@@ -242,3 +242,30 @@ def test_a_refused_arrival_keeps_no_nic(tmp_path: Path, pools: Path) -> None:
                 networks=str(networks)) == 1
     assert "network 'nope' is not defined" in err.getvalue()
     assert load(str(pools)) == PoolState()
+
+
+def test_hook_check_says_when_the_pool_has_no_free_nic(tmp_path: Path) -> None:
+    """``vifplug hook check`` chooses on a copy of the state (nothing allocated) and reports a
+    full pool as one of its problem lines."""
+    from vifplug.cli import main
+
+    networks = tmp_path / "networks.toml"
+    networks.write_text(MAP)
+    state = tmp_path / "pools.json"
+    domain = tmp_path / "domain.xml"
+    domain.write_bytes(_domain("c", "fa:16:3e:00:00:0c"))
+    allocate(load_network_map(networks).networks["green"], Holder("a", "m1"), str(state))
+    before = state.read_text()
+
+    def check() -> list[str]:
+        out = io.StringIO()
+        assert main(["hook", "check", str(domain), "--networks", str(networks), "--pools",
+                     str(state)], out, io.StringIO()) == 1  # the pool NICs do not exist here
+        return out.getvalue().splitlines()
+
+    assert not [line for line in check() if "exhausted" in line]  # vp-pool1 is free
+    allocate(load_network_map(networks).networks["green"], Holder("b", "m2"), str(state))
+    full = state.read_text()
+    assert f"{domain}: interface fa:16:3e:00:00:0c: pool of network green exhausted: " \
+           "vp-pool0 (a), vp-pool1 (b)" in check()
+    assert state.read_text() == full != before  # the check allocated nothing
