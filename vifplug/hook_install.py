@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from vifplug.errors import VifError, VifplugError
+from vifplug.spec import POOLS_STATE
 from vifplug.version import LibvirtVersion
 
 __all__ = ["MARKER", "Installed", "hook_text", "install", "uninstall"]
@@ -51,17 +52,20 @@ def hook_text(python: str, networks: str | None = None, pools: str | None = None
     for name, value in (("VIFPLUG_NETWORKS", networks), ("VIFPLUG_POOLS", pools)):
         if value is not None:
             setenv += f'os.environ["{name}"] = {str(value)!r}\n'
-    if setenv:
-        setenv = "import os\n" + setenv
     return f"""#!{python} -I
 {MARKER} — installed by `vifplug hook install`; `vifplug hook uninstall` removes it.
 # libvirt runs it as: qemu DOMAIN OP SUBOP EXTRA, with the domain XML on stdin.
+import os
 import sys
 
 if len(sys.argv) < 4 or (sys.argv[2] not in ("migrate", "restore") or sys.argv[3] != "begin") \
         and sys.argv[2:4] != ["release", "end"]:
     sys.exit(0)  # every other operation: nothing to do, and nothing imported
 {setenv}
+if sys.argv[2] == "release" \
+        and not os.path.exists(os.environ.get("VIFPLUG_POOLS") or {POOLS_STATE!r}):
+    sys.exit(0)  # a guest stopped, and no NIC pools here: nothing to free, nothing imported
+
 from vifplug.hook import main
 
 sys.exit(main(sys.argv[1:], sys.stdin.buffer, sys.stdout.buffer, sys.stderr))

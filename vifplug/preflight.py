@@ -171,6 +171,8 @@ def _call(path: str, request: dict[str, Any], timeout: float) -> dict[str, Any]:
 
 
 def _ovsdb_map(value: Any) -> dict[str, str]:
+    # vifplug.host.ovsjson.ovsdb_map's twin: importing vifplug.host would load pyroute2 into
+    # the hook
     if isinstance(value, list) and len(value) == 2 and value[0] == "map":
         return {str(key): str(item) for key, item in value[1]}
     return {}

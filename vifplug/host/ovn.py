@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from vifplug.host.netlink import run_in_netns
+from vifplug.host.ovsjson import ovsdb_map
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -223,12 +224,6 @@ def _uuid(value: Any) -> str | None:
     return None
 
 
-def _map(value: Any) -> dict[str, str]:
-    if isinstance(value, list) and len(value) == 2 and value[0] == "map":
-        return {str(k): str(v) for k, v in value[1]}
-    return {}
-
-
 def chassis_registered(config: ChassisConfig, *, timeout: float = DEFAULT_TIMEOUT,
                        netns: str | None = None) -> tuple[bool | None, str]:
     """Whether the southbound database has a Chassis named this host's system-id (``None``:
@@ -376,7 +371,7 @@ def diagnose(port: str, iface_id: str | None, config: ChassisConfig, *, rundirs:
                        "logical switch port of that name?)")
     binding = bindings[0]
     hostname = str(mine[0].get("hostname") or "") if mine else ""
-    requested = _map(binding.get("options")).get("requested-chassis")
+    requested = ovsdb_map(binding.get("options")).get("requested-chassis")
     if requested:
         names = [name.strip() for name in requested.split(",") if name.strip()]
         if me not in names and (not hostname or hostname not in names):

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from vifplug.host.errors import HostError
-from vifplug.host.ovsdb import database_said
 
 __all__ = ["is_set", "optional", "ovsdb_map", "read_tables", "uuids"]
 
@@ -38,6 +37,8 @@ def read_tables(url: str, columns: Mapping[str, Sequence[str]]) -> dict[str, Row
         argv += ["--", f"--columns={','.join(names)}", "list", table]
     result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=40)
     if result.returncode != 0:
+        from vifplug.host.ovsdb import database_said  # here: ovsdb imports ovn imports this
+
         raise HostError(f"cannot read OVSDB at {url}: {database_said(result.stderr)}")
     tables: dict[str, Rows] = {}
     for table, output in zip(columns, result.stdout.splitlines(), strict=True):
@@ -65,4 +66,7 @@ def uuids(value: Any) -> list[str]:
 
 
 def ovsdb_map(value: Any) -> dict[str, str]:
-    return dict(value[1]) if isinstance(value, list) else {}
+    """A map (``["map", [[k, v], ...]]``) as a dict; anything else as an empty one."""
+    if isinstance(value, list) and len(value) == 2 and value[0] == "map":
+        return {str(key): str(item) for key, item in value[1]}
+    return {}
