@@ -32,6 +32,13 @@ The rules (docs/src/audit.md says the same for operators):
   network and the domain say: the bridge, the access tag and trunks (OVS: the map's; OVN: none),
   ``mtu_request`` (the interface's ``<mtu size>``, when it has one), ``iface-id`` (the
   interface's interfaceid, when it has one).
+- **NIC pools** (the state file :mod:`vifplug.pools` keeps, when there is one): a holding whose
+  guest interface does not run on that NIC — no running domain of that name, or none of its
+  interfaces has that MAC on that NIC — is an **orphan** (a stale allocation that keeps a
+  passthrough NIC from the next guest); a running domain's vifplug interface on a NIC of its
+  network's pool (by the map) that the state file does not record is a **mismatch** (the next
+  allocation could hand that NIC out again). Their subject is ``pools.json:<network>/<nic>/<mac>``:
+  not a device; ``gc`` releases or records them in the state file, never a device.
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ __all__ = [
     "Inventory",
     "LockFile",
     "OvsInterface",
+    "PoolHolding",
     "audit",
     "domain_from_xml",
     "id_part",
@@ -146,6 +154,28 @@ class LockFile:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolHolding:
+    """One holding of vifplug's NIC pool state file: a guest interface holds a pool NIC."""
+
+    network: str
+    nic: str
+    domain: str
+    mac: str
+
+    @property
+    def subject(self) -> str:
+        return f"{POOL_SUBJECT}{self.network}/{self.nic}/{self.mac}"
+
+    def evidence(self) -> dict[str, Any]:
+        return {"network": self.network, "nic": self.nic, "domain": self.domain,
+                "mac": self.mac}
+
+
+#: How the subject of a pool finding begins (never a device name: ``:`` and ``/`` are not in one).
+POOL_SUBJECT = "pools.json:"
+
+
+@dataclass(frozen=True, slots=True)
 class Inventory:
     """What the host (one scope: the host's namespace, or one netns) has."""
 
@@ -157,6 +187,10 @@ class Inventory:
     #: OVS bridge names.
     ovs_bridges: tuple[str, ...] = ()
     locks: tuple[LockFile, ...] = ()
+    #: The NIC pools' holdings; None: no pool state file (pools are not audited).
+    pools: tuple[PoolHolding, ...] | None = None
+    #: The pool state file's path, when it was read.
+    pools_path: str | None = None
 
 
 # --- what libvirt has ------------------------------------------------------------------------
@@ -342,6 +376,8 @@ def audit(inventory: Inventory, domains: Sequence[Domain],
     host_owned = {row.name for row in inventory.ovs or () if row.host_owned}
     locks = [lock for lock in inventory.locks if lock.scope == inventory.scope]
     findings = _unclaimed(claims, links, ovs, host_owned, locks)
+    if inventory.pools is not None:
+        findings += _pool_findings(inventory.pools, domains, networks)
     for domain in domains:
         if not domain.running:
             continue
@@ -505,6 +541,48 @@ def _mismatch(domain: Domain, iface: DomainInterface, networks: Mapping[str, Any
                     "differences": differences}, domain)
 
 
+def _pool_findings(holdings: Sequence[PoolHolding], domains: Sequence[Domain],
+                   networks: Mapping[str, Any] | None) -> list[Finding]:
+    """Stale holdings (orphan) and pool NICs running guests use unrecorded (mismatch)."""
+    running = {domain.name: domain for domain in domains if domain.running}
+    findings = []
+    recorded = set()
+    for held in holdings:
+        recorded.add((held.network, held.nic, held.domain, held.mac.lower()))
+        domain = running.get(held.domain)
+        uses = domain is not None and any(
+            iface.mac == held.mac.lower() and iface.source_dev == held.nic
+            for iface in domain.interfaces)
+        if uses:
+            continue
+        why = (f"domain {held.domain} is not running" if domain is None else
+               f"no interface of domain {held.domain} has MAC {held.mac} on {held.nic}")
+        findings.append(Finding(
+            "orphan", held.subject,
+            f"pool holding {held.nic} of network {held.network} by {held.domain} "
+            f"({held.mac}): {why}; it keeps the NIC from other guests",
+            {"pool": held.evidence()}))
+    if networks is None:
+        return findings
+    for domain in running.values():
+        for iface in domain.interfaces:
+            name, nic = iface.network or "", iface.source_dev or ""
+            if iface.type != "direct" or nic not in (getattr(networks.get(name), "pool", ())
+                                                     or ()):
+                continue
+            key = (name, nic, domain.name, iface.mac)
+            if key in recorded:
+                continue
+            held = PoolHolding(*key)
+            findings.append(Finding(
+                "mismatch", held.subject,
+                f"domain {domain.name} interface {iface.mac} (network {iface.network}) is on "
+                f"pool NIC {iface.source_dev}, which the pool state does not record: the NIC "
+                "could be handed out again",
+                {"pool": held.evidence(), "interface": iface.evidence()}, domain))
+    return findings
+
+
 def _show(value: Any) -> str:
     if value is None or value == []:
         return "none"
@@ -531,6 +609,9 @@ def report_json(result: AuditResult) -> dict[str, Any]:
                 row.name for row in inventory.ovs
                 if not row.host_owned and (id_part(row.name) is not None or row.vm_marks)),
             "locks": [lock.evidence() for lock in inventory.locks],
+            "pools": None if inventory.pools is None else {
+                "path": inventory.pools_path,
+                "holdings": [held.evidence() for held in inventory.pools]},
             "domains": [domain.ref() for domain in result.domains],
             "network_map": result.map_path,
         },
@@ -548,6 +629,8 @@ def report_text(result: AuditResult) -> str:
     scope = f" in {result.inventory.scope}" if result.inventory.scope != "host" else ""
     what = (f"{len(checked['devices'])} vifplug-shaped devices, {ports}{scope}, "
             f"{len(result.domains)} domains")
+    if result.inventory.pools is not None:
+        what += f", {len(result.inventory.pools)} pool holdings"
     if result.map_path is None:
         what += ", no network map (mismatches not checked)"
     if result.clean:

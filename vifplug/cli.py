@@ -184,6 +184,9 @@ def _audit_options(sub: argparse.ArgumentParser) -> None:
                      "are not checked)")
     sub.add_argument("--lock-dir", metavar="DIR", default=None,
                      help="vifplug's lock files (default: /run/vifplug/locks)")
+    sub.add_argument("--pools", metavar="FILE", default=None,
+                     help="the NIC pools' state file (default: $VIFPLUG_POOLS, else "
+                     "/var/lib/vifplug/pools.json; pools are audited when it exists)")
 
 
 def _add_audit_commands(commands: Any) -> None:
@@ -711,7 +714,8 @@ def _audit_result(args: argparse.Namespace, again: Any = None) -> Any:
         inventory = again.inventory
     else:
         with Host(netns=args.netns, ovsdb=args.ovsdb or DEFAULT_OVSDB) as host:
-            inventory = read_inventory(host, Path(args.lock_dir) if args.lock_dir else LOCK_DIR)
+            inventory = read_inventory(host, Path(args.lock_dir) if args.lock_dir else LOCK_DIR,
+                                       pools=args.pools)
     domains = read_domains(args.connect)
     return audit(inventory, domains, host_map.networks if host_map is not None else None,
                  map_path=host_map.path if host_map is not None else None)
@@ -744,18 +748,29 @@ def _gc(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
     record[scope] = seen
     _write_gc_state(state, record)
-    if not plan.steps:
+    if plan.empty:
         return EXIT_OK
     # a domain defined since the audit read libvirt claims what it names: read them again
     narrowed = narrow(plan, _audit_result(args, again=result))
     for skip in narrowed.skipped[len(plan.skipped):]:
         print(f"  skip {skip.kind} {skip.subject}: {skip.reason}", file=out)
     plan = narrowed
-    lock_dir = Path(args.lock_dir) if args.lock_dir else LOCK_DIR
-    with Host(netns=args.netns, ovsdb=args.ovsdb or DEFAULT_OVSDB) as host, \
-            vif_locks(list(plan.lock_ids), host.scope, lock_dir, remove=plan.removed_ids):
-        outcome = apply_gc(plan.steps, plan.undo, host)
-    print(f"done: {len(outcome.changed)} of {len(plan.steps)} steps changed the host", file=out)
+    changed = 0
+    if plan.steps:
+        lock_dir = Path(args.lock_dir) if args.lock_dir else LOCK_DIR
+        with Host(netns=args.netns, ovsdb=args.ovsdb or DEFAULT_OVSDB) as host, \
+                vif_locks(list(plan.lock_ids), host.scope, lock_dir, remove=plan.removed_ids):
+            changed = len(apply_gc(plan.steps, plan.undo, host).changed)
+    if plan.pool_release or plan.pool_record:
+        from vifplug import pools
+
+        def held(items: Any) -> list[Any]:
+            return [(h.network, h.nic, pools.Holder(h.domain, h.mac)) for h in items]
+
+        changed += pools.amend(held(plan.pool_release), held(plan.pool_record),
+                               result.inventory.pools_path)
+    total = len(plan.steps) + len(plan.pool_release) + len(plan.pool_record)
+    print(f"done: {changed} of {total} steps changed the host", file=out)
     return EXIT_OK
 
 

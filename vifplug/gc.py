@@ -17,6 +17,12 @@ anew (a device's ifindex, an OVS Interface row's UUID, a mismatch's differences)
 last change of a lock file of its VIF (vifplug's plug and unplug take it), whichever is shorter.
 A plug in flight is then never an orphan: its devices are new (no record), and its lock is held
 or fresh.
+
+NIC pool findings (:mod:`vifplug.audit`) change the pool state file, never a device: a stale
+holding is released, an unrecorded one recorded (``pool_release`` / ``pool_record``), after the
+device plan, each checked again under the state file's lock (:func:`vifplug.pools.amend`). Their
+age is the time since gc first saw them too: a hook's allocation for a guest whose incoming
+migration has not yet made its domain is seconds old.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vifplug.audit import AuditResult, Finding, LockFile, id_part
+from vifplug.audit import POOL_SUBJECT, AuditResult, Finding, LockFile, PoolHolding, id_part
 from vifplug.names import check_device_name
 from vifplug.plan import DeleteLink, DeleteOvsPort, EnsureOvsPort, Step
 
@@ -56,11 +62,24 @@ class GcPlan:
     skipped: tuple[Skipped, ...] = ()
     lock_ids: tuple[str, ...] = ()
     removed_ids: tuple[str, ...] = ()
+    #: Stale NIC pool holdings to release, and unrecorded ones to record, in the state file.
+    pool_release: tuple[PoolHolding, ...] = ()
+    pool_record: tuple[PoolHolding, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.steps or self.pool_release or self.pool_record)
 
     def __str__(self) -> str:
         lines = ["gc plan:"]
         lines += [f"  {n}. {step.describe()}" for n, step in enumerate(self.steps, 1)]
-        if not self.steps:
+        first = len(self.steps) + 1
+        lines += [f"  {n}. release pool NIC {h.nic} of network {h.network} held by {h.domain} "
+                  f"({h.mac})" for n, h in enumerate(self.pool_release, first)]
+        first += len(self.pool_release)
+        lines += [f"  {n}. record pool NIC {h.nic} of network {h.network} as held by "
+                  f"{h.domain} ({h.mac})" for n, h in enumerate(self.pool_record, first)]
+        if self.empty:
             lines.append("  nothing to do")
         lines += [f"  skip {s.kind} {s.subject}: {s.reason}" for s in self.skipped]
         return "\n".join(lines)
@@ -71,7 +90,9 @@ def finding_keys(finding: Finding) -> tuple[str, ...]:
     made anew (ifindex, OVS row UUID) or the mismatch changes."""
     evidence = finding.evidence
     keys = []
-    if finding.kind == "mismatch":
+    if finding.subject.startswith(POOL_SUBJECT):
+        keys.append(f"pool:{finding.kind}:{finding.subject}:{evidence['pool']['domain']}")
+    elif finding.kind == "mismatch":
         diffs = ";".join(f"{d['field']}={d['actual']}" for d in evidence["differences"])
         keys.append(f"mismatch:{finding.subject}:{evidence['ovs']['uuid']}:{diffs}")
     elif finding.kind == "orphan":
@@ -106,9 +127,19 @@ def plan_gc(result: AuditResult, *, seen: Mapping[str, float], now: float,
     skipped: list[Skipped] = []
     lock_ids: set[str] = set()
     removed_ids: set[str] = set()
+    pool_release: list[PoolHolding] = []
+    pool_record: list[PoolHolding] = []
     locks = result.inventory.locks
     for finding in result.findings:
         kind, subject = finding.kind, finding.subject
+        if subject.startswith(POOL_SUBJECT):
+            age = now - min(seen.get(key, now) for key in finding_keys(finding))
+            if age < older_than:
+                skipped.append(_young(finding, age, older_than))
+            else:
+                (pool_release if kind == "orphan" else pool_record).append(
+                    PoolHolding(**finding.evidence["pool"]))
+            continue
         if kind == "foreign":
             skipped.append(Skipped(kind, subject, "foreign: never touched"))
             continue
@@ -125,10 +156,8 @@ def plan_gc(result: AuditResult, *, seen: Mapping[str, float], now: float,
             continue
         keys = finding_keys(finding)
         since = max([seen.get(key, now) for key in keys] + [lock.mtime for lock in related])
-        age = now - since
-        if age < older_than:
-            skipped.append(Skipped(kind, subject, f"seen {age:.0f} s ago, younger than "
-                                                  f"--older-than {older_than:g} s"))
+        if now - since < older_than:
+            skipped.append(_young(finding, now - since, older_than))
             continue
         try:
             check_device_name(subject)
@@ -145,7 +174,12 @@ def plan_gc(result: AuditResult, *, seen: Mapping[str, float], now: float,
                 continue
         lock_ids.update(lock.vif_id for lock in related)
     return GcPlan(tuple(ovsdb + links), tuple(undo), tuple(skipped), tuple(sorted(lock_ids)),
-                  tuple(sorted(removed_ids)))
+                  tuple(sorted(removed_ids)), tuple(pool_release), tuple(pool_record))
+
+
+def _young(finding: Finding, age: float, older_than: float) -> Skipped:
+    return Skipped(finding.kind, finding.subject,
+                   f"seen {age:.0f} s ago, younger than --older-than {older_than:g} s")
 
 
 def _remove(finding: Finding, ovsdb: list[Step], links: list[Step], undo: list[Step]) -> None:
@@ -190,11 +224,19 @@ def _ensure(columns: Mapping[str, Any], ids: Mapping[str, Any]) -> EnsureOvsPort
 
 def narrow(plan: GcPlan, result: AuditResult) -> GcPlan:
     """``plan`` without the removals of what is no longer an orphan in ``result`` (a fresh
-    audit: a domain defined while gc planned claims it now). Pure."""
+    audit: a domain defined while gc planned claims it now), nor the pool changes whose finding
+    is gone (a guest started on its NIC meanwhile). Pure."""
     still = {f.subject for f in result.findings if f.kind == "orphan" and f.domain is None}
+    drifted = {f.subject for f in result.findings if f.kind == "mismatch"}
+    release = tuple(h for h in plan.pool_release if h.subject in still)
+    record = tuple(h for h in plan.pool_record if h.subject in drifted)
+    late = [Skipped("orphan", h.subject, "its guest runs on it now (started while gc planned)")
+            for h in plan.pool_release if h.subject not in still]
+    late += [Skipped("mismatch", h.subject, "recorded now (while gc planned)")
+             for h in plan.pool_record if h.subject not in drifted]
     planned = {step.device for step in plan.steps if not isinstance(step, EnsureOvsPort)}
     gone = planned - still
-    if not gone:
+    if not gone and not late:
         return plan
     parts = [part for name in gone if (part := id_part(name)) is not None and len(part) >= 8]
     dropped = {vif_id for vif_id in plan.removed_ids if any(vif_id.startswith(p) for p in parts)}
@@ -202,6 +244,7 @@ def narrow(plan: GcPlan, result: AuditResult) -> GcPlan:
         tuple(s for s in plan.steps if isinstance(s, EnsureOvsPort) or s.device not in gone),
         tuple(s for s in plan.undo if s.device not in gone),
         (*plan.skipped, *(Skipped("orphan", name, "a domain has it now (defined while gc "
-                                                  "planned)") for name in sorted(gone))),
+                                                  "planned)") for name in sorted(gone)), *late),
         tuple(i for i in plan.lock_ids if i not in dropped),
-        tuple(i for i in plan.removed_ids if i not in dropped))
+        tuple(i for i in plan.removed_ids if i not in dropped),
+        release, record)

@@ -36,8 +36,8 @@ from vifplug.errors import VifplugError
 from vifplug.netmap import DirectNetwork, NetworkMap
 from vifplug.spec import POOLS_STATE
 
-__all__ = ["DEFAULT_STATE", "Holder", "PoolExhausted", "PoolState", "allocate", "describe",
-           "load", "locked", "pooled", "rebuild", "release", "save", "state_path"]
+__all__ = ["DEFAULT_STATE", "Holder", "PoolExhausted", "PoolState", "allocate", "amend",
+           "describe", "load", "locked", "pooled", "rebuild", "release", "save", "state_path"]
 
 DEFAULT_STATE = POOLS_STATE
 FORMAT = 1
@@ -208,6 +208,29 @@ def release(domain: str, path: str | None = None) -> list[tuple[str, str]]:
         if freed:
             save(where, state)
         return freed
+
+
+def amend(release: Iterable[tuple[str, str, Holder]] = (),
+          record: Iterable[tuple[str, str, Holder]] = (), path: str | None = None) -> int:
+    """Drop the ``release`` holdings and add the ``record`` ones, each (network, NIC, holder),
+    under the lock, to the file as it is now (a holding already gone or already there is left
+    as it is); how many changed. ``vifplug gc``'s pool repairs."""
+    with locked(path) as where:
+        state = load(where)
+        changed = 0
+        for network, nic, holder in release:
+            holders = state.networks.get(network, {}).get(nic, [])
+            if holder in holders:
+                holders.remove(holder)
+                changed += 1
+        for network, nic, holder in record:
+            holders = state.networks.setdefault(network, {}).setdefault(nic, [])
+            if holder not in holders:
+                holders.append(holder)
+                changed += 1
+        if changed:
+            save(where, state)
+        return changed
 
 
 def rebuild(domains: Iterable[tuple[str, str]], host_map: NetworkMap) -> PoolState:

@@ -201,3 +201,50 @@ def test_gc_removes_exactly_the_orphans_and_repairs_the_mismatch(env: Env,
     _, report = scene.audit()
     assert {name: kind for name, (kind, _) in mine(report, *names).items()} == {
         foreign: "foreign", cut.mac: "missing"}
+
+
+def test_pool_holdings_against_the_domains(env: Env, tmp_path: Path) -> None:
+    """The NIC pools' state file audited against a running domain (libvirt's test driver) on
+    real pool NICs (veth ends in the namespace): a holding of a gone guest is an orphan, the
+    running guest's unrecorded NIC a mismatch; gc fixes the file and touches no device."""
+    from vifplug import pools
+
+    nic_a, nic_b = "vpa" + secrets.token_hex(4), "vpb" + secrets.token_hex(4)
+    env.leftovers.links += [nic_a, nic_b]
+    env.netns.add_veth(nic_a, nic_a + "p")
+    env.netns.add_veth(nic_b, nic_b + "p")
+    scene = Scene(env, tmp_path)
+    (tmp_path / "networks.toml").write_text(f"""\
+[networks.green]
+switch = "direct"
+mode = "passthrough"
+interfaces = ["{nic_a}", "{nic_b}"]
+""")
+    mac = "52:54:00:" + ":".join(secrets.token_hex(1) for _ in range(3))
+    scene.domains.append(f"""<domain type='test'>
+  <name>pooled</name><uuid>{uuid.uuid4()}</uuid><memory>65536</memory><os><type>hvm</type></os>
+  <metadata><vifplug:interfaces xmlns:vifplug="{METADATA_NS}">
+    <vifplug:interface mac="{mac}" network="green"/></vifplug:interfaces></metadata>
+  <devices><interface type='direct'><mac address='{mac}'/>
+    <source dev='{nic_a}' mode='passthrough'/></interface></devices>
+</domain>""")
+    state = tmp_path / "pools.json"
+    gone = pools.Holder("gone", "52:54:00:00:00:01")
+    pools.save(str(state), pools.PoolState({"green": {nic_b: [gone]}}))
+
+    code, report = scene.audit("--pools", str(state))
+    pool_findings = {f["subject"]: f["kind"] for f in report["findings"]
+                     if f["subject"].startswith("pools.json:")}
+    assert pool_findings == {f"pools.json:green/{nic_b}/52:54:00:00:00:01": "orphan",
+                             f"pools.json:green/{nic_a}/{mac}": "mismatch"}
+    assert code == 1
+
+    before = env.snapshot()
+    code, out = gc(scene, "--older-than", "0", "--pools", str(state))
+    assert code == 0, out
+    assert f"release pool NIC {nic_b} of network green held by gone" in out
+    assert env.snapshot() == before  # no device for a pool finding
+    assert pools.load(str(state)) == pools.PoolState(
+        {"green": {nic_a: [pools.Holder("pooled", mac)]}})
+    _, report = scene.audit("--pools", str(state))
+    assert not [f for f in report["findings"] if f["subject"].startswith("pools.json:")]

@@ -252,7 +252,8 @@ def _check_schema(report: dict[str, Any]) -> None:
     assert report["format"] == 1
     assert isinstance(report["scope"], str)
     assert set(report["counts"]) == {"orphan", "missing", "mismatch", "foreign"}
-    assert set(report["checked"]) == {"devices", "ovs_ports", "locks", "domains", "network_map"}
+    assert set(report["checked"]) == {"devices", "ovs_ports", "locks", "pools", "domains",
+                                     "network_map"}
     for finding in report["findings"]:
         assert set(finding) == {"kind", "subject", "summary", "domain", "evidence"}
         assert finding["kind"] in report["counts"]
@@ -286,7 +287,8 @@ def edges(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     from vifplug.host import inventory as edge
 
     seen: dict[str, Any] = {"inventory": HYBRID_HOST, "domains": ()}
-    monkeypatch.setattr(edge, "read_inventory", lambda host, lock_dir: seen["inventory"])
+    monkeypatch.setattr(edge, "read_inventory",
+                        lambda host, lock_dir, pools=None: seen["inventory"])
 
     def domains(uri: str | None) -> tuple[Domain, ...]:
         seen["uri"] = uri

@@ -218,7 +218,8 @@ def edges(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     from vifplug.host import inventory as edge
 
     seen: dict[str, Any] = {"inventory": ORPHANED, "domains": ()}
-    monkeypatch.setattr(edge, "read_inventory", lambda host, lock_dir: seen["inventory"])
+    monkeypatch.setattr(edge, "read_inventory",
+                        lambda host, lock_dir, pools=None: seen["inventory"])
     monkeypatch.setattr(edge, "read_domains", lambda uri: tuple(seen["domains"]))
     monkeypatch.setenv("VIFPLUG_NETWORKS", "/nonexistent/networks.toml")
     return seen

@@ -5,6 +5,7 @@
   them); no OVSDB socket means OVS is not audited;
 - vifplug's lock files of the Host's scope, each with its mtime and whether a plug or unplug
   holds it now (a non-blocking shared flock, released at once);
+- the NIC pools' state file (:mod:`vifplug.pools`), when it exists: its holdings;
 - libvirt: a **read-only** connection, every domain (running and defined), each one's live XML
   (running) or persistent XML.
 """
@@ -16,22 +17,32 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vifplug.audit import OWNER_KEY, Domain, HostLink, Inventory, LockFile, OvsInterface
+from vifplug.audit import (
+    OWNER_KEY,
+    Domain,
+    HostLink,
+    Inventory,
+    LockFile,
+    OvsInterface,
+    PoolHolding,
+)
 from vifplug.errors import VifplugError
 from vifplug.host.ovsjson import is_set, optional, ovsdb_map, read_tables, uuids
 
 if TYPE_CHECKING:
     from vifplug.host import Host
 
-__all__ = ["LibvirtError", "read_domains", "read_inventory", "read_locks", "read_ovs_interfaces"]
+__all__ = ["LibvirtError", "read_domains", "read_inventory", "read_locks", "read_ovs_interfaces",
+           "read_pools"]
 
 
 class LibvirtError(VifplugError):
     """libvirt cannot be reached or read."""
 
 
-def read_inventory(host: Host, lock_dir: Path) -> Inventory:
-    """The host's devices, OVS interfaces and vifplug lock files (of the Host's scope)."""
+def read_inventory(host: Host, lock_dir: Path, *, pools: str | None = None) -> Inventory:
+    """The host's devices, OVS interfaces and vifplug lock files (of the Host's scope), and
+    the NIC pools' holdings when their state file (``pools``, else the default) exists."""
     links = host.netlink.links()
     names = {link.index: link.name for link in links}
     found = tuple(HostLink(link.name, link.kind, link.index,
@@ -41,8 +52,26 @@ def read_inventory(host: Host, lock_dir: Path) -> Inventory:
                   for link in links)
     rows = read_ovs_interfaces(host.ovsdb_url)
     ovs, bridges = (None, ()) if rows is None else rows
+    holdings, pools_path = read_pools(pools)
     return Inventory(scope=host.scope, links=found, ovs=ovs, ovs_bridges=bridges,
-                     locks=read_locks(lock_dir, host.scope))
+                     locks=read_locks(lock_dir, host.scope), pools=holdings,
+                     pools_path=pools_path)
+
+
+def read_pools(path: str | None = None) -> tuple[tuple[PoolHolding, ...] | None, str | None]:
+    """The holdings of the NIC pool state file and its path; (None, None) when it does not
+    exist. A file that is not a pool state raises :class:`vifplug.errors.VifplugError` naming
+    it (``vifplug pools rebuild`` makes it again)."""
+    from vifplug import pools
+
+    where = pools.state_path(path)
+    if not os.path.exists(where):
+        return None, None
+    state = pools.load(where)
+    return tuple(PoolHolding(network, nic, holder.domain, holder.mac)
+                 for network, nics in sorted(state.networks.items())
+                 for nic, holders in sorted(nics.items())
+                 for holder in holders), where
 
 
 def read_locks(lock_dir: Path, scope: str) -> tuple[LockFile, ...]:
