@@ -7,13 +7,17 @@ whose peer pings the guest every 20 ms (``ping -D -O -i 0.02``, tests/fixtures/p
 map at the hook's path goes ``legacy`` (Linux bridge ``red`` holding ``u1``) -> ``ovs``
 (``br-u1``, userspace datapath) -> ``legacy``, each step one
 ``vifplug.host.transition.transition`` (what ``host apply --guests=move`` runs): build the new
-switch, move the uplink to it, move the guest (save + restore with the rewritten definition),
-remove the old switch (``--uplink-last``: the uplink moves after the guest instead).
+switch, plug the guest's hybrid path, move the uplink to it, move the guest, remove the old
+switch (``--uplink-last``: the uplink moves after the guest instead). Both ways of moving the
+guest side by side in one run: **hybrid** (``--guests=move``: a live device update onto the
+guest's own qbr/qvb/qvo on the OVS bridge, and back onto the Linux bridge) and **restore**
+(``--guests=restore``: a save + restore onto the OVS virtualport, the baseline: what libvirt
+alone offers); ``--method`` picks one.
 
 Per transition: **lost** (requests sent from just before the apply until the first reply after
 it that got no reply), **outage** (the longest time between two consecutive replies in that
 window), the **wall** time of the apply, and its phases (build, guests, finish); each the median
-of ``--runs`` (5) transitions of each direction. Goal (issue 11): lost <= 25 (0.5 s).
+of ``--runs`` (5) transitions of each direction and method. Goal (issue 11): lost <= 25 (0.5 s).
 
 Run as root, with nothing else heavy running (TCG and ping share the 2 cores)::
 
@@ -51,10 +55,12 @@ from vifplug.netmap import load_network_map  # noqa: E402
 DEADLINE = 60.0
 
 
-def run(runs: int, save_dir: str | None, *,
-        uplink_first: bool = True) -> dict[str, list[dict[str, Any]]]:
+def run(runs: int, save_dir: str | None, *, uplink_first: bool = True,
+        methods: tuple[str, ...] = ("hybrid", "restore")) -> dict[str, list[dict[str, Any]]]:
     image = guest_image()
-    figures: dict[str, list[dict[str, Any]]] = {"legacy -> ovs": [], "ovs -> legacy": []}
+    figures: dict[str, list[dict[str, Any]]] = {
+        f"{where} ({method})": [] for method in methods
+        for where in ("legacy -> ovs", "ovs -> legacy")}
     with tempfile.TemporaryDirectory(prefix="vp-bench-tr-") as tmp, \
             transition_host(Path(tmp)) as site:
         code, out, err = site.apply(LEGACY)
@@ -63,46 +69,49 @@ def run(runs: int, save_dir: str | None, *,
         with site.guest(image, Path(tmp) / "console"), \
                 Pinger(site.segment.netns, GUEST_IP, interval=0.02) as pinger:
             pinger.wait_reply(timeout=DEADLINE)
-            for _ in range(runs):
-                for text, name in ((OVS, "legacy -> ovs"), (LEGACY, "ovs -> legacy")):
-                    site.networks.write_text(text)
-                    mark = pinger.mark()
-                    started = time.monotonic()
-                    with Host(netns=site.netns.name, ovsdb=site.ovs.db,
-                              ovsdb_backend="vsctl") as host:
-                        done = transition(load_network_map(site.networks), host,
-                                          DeviceRecord(site.record, host.scope),
-                                          site.conn, datapath_type="netdev",
-                                          save_dir=save_dir, uplink_first=uplink_first)
-                    wall = time.monotonic() - started
-                    if done is None:
-                        raise SystemExit(f"{name}: no guest moved")
-                    pinger.wait_reply(after=pinger.mark(), timeout=DEADLINE)
-                    time.sleep(0.5)
-                    gap = pinger.since(mark)
-                    figures[name].append({"lost": gap.lost, "sent": gap.sent,
-                                          "outage_s": gap.outage, "wall_s": wall,
-                                          **{f"{k}_s": v for k, v in done.timings.items()}})
-                    print(f"{name}: lost {gap.lost}, outage {gap.outage:.3f} s, wall "
-                          f"{wall:.3f} s, " + ", ".join(
-                              f"{k} {v:.3f} s" for k, v in done.timings.items()),
-                          file=sys.stderr)
+            for _, method, (text, where) in ((n, m, t) for n in range(runs) for m in methods
+                                             for t in ((OVS, "legacy -> ovs"),
+                                                       (LEGACY, "ovs -> legacy"))):
+                name = f"{where} ({method})"
+                site.networks.write_text(text)
+                mark = pinger.mark()
+                started = time.monotonic()
+                with Host(netns=site.netns.name, ovsdb=site.ovs.db,
+                          ovsdb_backend="vsctl") as host:
+                    done = transition(load_network_map(site.networks), host,
+                                      DeviceRecord(site.record, host.scope),
+                                      site.conn, datapath_type="netdev",
+                                      save_dir=save_dir, uplink_first=uplink_first,
+                                      hybrid=method == "hybrid")
+                wall = time.monotonic() - started
+                if done is None:
+                    raise SystemExit(f"{name}: no guest moved")
+                pinger.wait_reply(after=pinger.mark(), timeout=DEADLINE)
+                time.sleep(0.5)
+                gap = pinger.since(mark)
+                figures[name].append({"lost": gap.lost, "sent": gap.sent,
+                                      "outage_s": gap.outage, "wall_s": wall,
+                                      **{f"{k}_s": v for k, v in done.timings.items()}})
+                print(f"{name}: lost {gap.lost}, outage {gap.outage:.3f} s, wall "
+                      f"{wall:.3f} s, " + ", ".join(
+                          f"{k} {v:.3f} s" for k, v in done.timings.items()),
+                      file=sys.stderr)
     return figures
 
 
 def table(figures: dict[str, list[dict[str, Any]]], runs: int) -> str:
     lines = [f"median of {runs} transitions each; ping every 20 ms; goal: lost <= 25 (0.5 s)",
              "",
-             "| transition | lost (min-max) | outage s | apply wall s | build s | uplink s | "
-             "guests s | finish s |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| transition (method) | lost (min-max) | outage s | apply wall s | build s | "
+             "hybrid s | uplink s | guests s | finish s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, rows in figures.items():
         def med(key: str, rows: list[dict[str, Any]] = rows) -> float:
             return statistics.median(row.get(key, 0.0) for row in rows)
         lost = [row["lost"] for row in rows]
         lines.append(f"| {name} | {med('lost'):g} ({min(lost)}-{max(lost)}) | "
-                     f"{med('outage_s'):.2f} | {med('wall_s'):.2f} | {med('build_s'):.3f} | "
-                     f"{med('uplink_s'):.3f} | "
+                     f"{med('outage_s'):.3f} | {med('wall_s'):.2f} | {med('build_s'):.3f} | "
+                     f"{med('hybrid_s'):.3f} | {med('uplink_s'):.3f} | "
                      f"{med('guests_s'):.2f} | {med('finish_s'):.3f} |")
     return "\n".join(lines)
 
@@ -115,11 +124,14 @@ def main() -> None:
     parser.add_argument("--uplink-last", action="store_true",
                         help="move the uplink after the guests (default: before them, right "
                         "after the build)")
+    parser.add_argument("--method", choices=("hybrid", "restore"), action="append",
+                        help="how the guest moves (default: both, side by side)")
     parser.add_argument("--json", help="write every figure here")
     args = parser.parse_args()
     if args.save_dir:
         Path(args.save_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
-    figures = run(args.runs, args.save_dir, uplink_first=not args.uplink_last)
+    figures = run(args.runs, args.save_dir, uplink_first=not args.uplink_last,
+                  methods=tuple(args.method or ("hybrid", "restore")))
     print(table(figures, args.runs))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))

@@ -142,15 +142,18 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _guest_options(apply: argparse.ArgumentParser) -> None:
-    apply.add_argument("--guests", choices=("refuse", "move"), default="refuse",
+    apply.add_argument("--guests", choices=("refuse", "move", "restore"), default="refuse",
                        help="running guests on networks whose switch changes (compared with "
                        "the map last applied): refuse (default: exit 2 naming each guest, MAC "
                        "and network, nothing changed) or move them to the new switch in the "
                        "same rolled-back step (build the new switch, move the uplink to it, "
-                       "move the guests through libvirt, remove the old switch)")
+                       "move the guests through libvirt, remove the old switch): move (live, "
+                       "no pause: Linux bridge → OVS by the hybrid path, qbr/qvb/qvo) or "
+                       "restore (Linux bridge ⇄ OVS virtualport by a save + restore of each "
+                       "guest: a pause)")
     apply.add_argument("--connect", metavar="URI", default="qemu:///system",
                        help="libvirt's URI (default qemu:///system): read-only for "
-                       "--guests=refuse, read-write for --guests=move")
+                       "--guests=refuse, read-write for --guests=move and restore")
 
 
 def _map_option(sub: argparse.ArgumentParser) -> None:
@@ -1084,7 +1087,7 @@ def _host_apply(args: argparse.Namespace, out: TextIO) -> int:
             print(plan_for_host(host_map, host, record, datapath_type=args.datapath_type),
                   file=out)
             return EXIT_OK
-        if args.guests == "move":
+        if args.guests in ("move", "restore"):
             from vifplug.host.transition import transition
 
             conn = _libvirt(args.connect, read_only=False)
@@ -1092,6 +1095,7 @@ def _host_apply(args: argparse.Namespace, out: TextIO) -> int:
                 with contextlib.closing(conn):
                     moved = transition(host_map, host, record, conn,
                                        datapath_type=args.datapath_type,
+                                       hybrid=args.guests == "move",
                                        say=lambda line: print(f"  {line}", file=out))
                 if moved is not None:
                     for title, plan in (("build", moved.build), ("finish", moved.finish)):

@@ -8,7 +8,8 @@ behind libvirt's back:
 
 - :func:`plan_moves` (pure): for each guest's domain XML, the interfaces on the moving networks
   and what they become — :func:`vifplug.hook.rewrite`, the migration hook's own rewrite, limited
-  to those networks — and how libvirt can apply it (:data:`UPDATE` or :data:`RESTORE`).
+  to those networks — and how libvirt can apply it (:data:`UPDATE`, :data:`HYBRID` or
+  :data:`RESTORE`).
 - :func:`guests_on_moving_networks` / :func:`refuse_guests`: who would move (``--guests=refuse``).
 - :func:`move_guests`: apply every move, guest after guest; if one fails, the guests already
   moved are moved back in reverse order and :class:`GuestMoveError` names the domain, the MAC and
@@ -26,6 +27,17 @@ address, the TAP created on the new switch by libvirt; the guest is paused for t
 save and a restore. A restore that fails is retried with the saved definition, so the guest comes
 back as it was.
 
+Unless asked for that save and restore (``hybrid=False``), a move from a Linux bridge to OVS
+takes the **hybrid path** instead (:data:`HYBRID`), with no pause at all: vifplug plugs the
+interface's own ``qbr``/``qvb``/``qvo`` (the OVS port on the new OVS bridge, with the network's
+VLAN and the guest's interfaceid, MAC and UUID in ``external_ids``: what ``vifplug plug`` makes
+for an ``ovs`` VIF with ``plug: hybrid``), then re-points the running interface from the old
+Linux bridge to its ``qbr`` (a Linux bridge → Linux bridge update, which libvirt does live). The
+live XML is then the hybrid path's (``<source bridge='qbr…'/>``), the persistent definition the
+native OVS one (``<virtualport>``: the next start on this host). Moving back is a device update
+again (``qbr…`` → the Linux bridge), after which the ``qbr``/``qvb``/``qvo`` vifplug derives for
+that interface go.
+
 libvirt is reached read-write here only; the hook never calls into libvirt.
 """
 
@@ -34,16 +46,22 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from vifplug.errors import VifplugError
 from vifplug.hook import HookError, parse_domain, rewrite
 from vifplug.netmap import NetworkMap
 from vifplug.spec import METADATA_NS, METADATA_PREFIX
 
+if TYPE_CHECKING:
+    from vifplug.host import Host
+    from vifplug.model import OvsVif
+
 __all__ = [
+    "HYBRID",
     "RESTORE",
     "UPDATE",
     "GuestDomain",
@@ -56,6 +74,7 @@ __all__ = [
     "move_guests",
     "moving_networks",
     "plan_moves",
+    "plug_hybrid_paths",
     "read_guests",
     "refuse_guests",
 ]
@@ -64,7 +83,13 @@ __all__ = [
 UPDATE: Literal["update"] = "update"
 #: The move is a save and an immediate restore with the rewritten definition.
 RESTORE: Literal["restore"] = "restore"
-Method = Literal["update", "restore"]
+#: The move plugs each interface's hybrid path (qbr, veth, OVS port) and updates the interface
+#: live onto its qbr: no pause.
+HYBRID: Literal["hybrid"] = "hybrid"
+Method = Literal["update", "restore", "hybrid"]
+#: The VIF id of a hybrid path made for an interface that carries no UUID interfaceid:
+#: ``uuid5(HYBRID_NAMESPACE, MAC)``, so the names are the same each time.
+HYBRID_NAMESPACE = uuid.UUID("5d0f2c1e-7c55-4f4e-9a59-7669667071a1")
 
 _LIST_TAG = f"{{{METADATA_NS}}}interfaces"
 # libvirt's constants, so that planning needs no libvirt-python (checked against it in tests)
@@ -106,9 +131,14 @@ class InterfaceMove(NamedTuple):
 
     mac: str
     network: str
-    #: The ``<interface>`` as it is live now, and as it is to be (the hook's rewrite).
+    #: The ``<interface>`` as it is live now, and as it is to be (the hook's rewrite; for the
+    #: hybrid path, the live interface on its ``qbr``).
     old_xml: str
     new_xml: str
+    #: The hybrid path to plug before the update (:data:`HYBRID`).
+    plug: OvsVif | None = None
+    #: The hybrid path to remove after the move (the interface leaves its ``qbr``).
+    unplug: OvsVif | None = None
 
 
 class GuestMove(NamedTuple):
@@ -124,6 +154,8 @@ class GuestMove(NamedTuple):
     metadata: tuple[str | None, str] | None
     #: The persistent definition before and after, when the guest is persistent and it changes.
     config: tuple[str, str] | None
+    #: The domain's UUID (``vm-uuid`` of the OVS ports the hybrid path makes).
+    uuid: str = ""
 
     def pairs(self) -> list[tuple[str, str, str]]:
         """``(domain, old interface XML, new interface XML)`` per interface."""
@@ -138,7 +170,8 @@ def moving_networks(old_map: NetworkMap, new_map: NetworkMap) -> frozenset[str]:
 
 
 def plan_moves(guests: Iterable[GuestDomain], old_map: NetworkMap, new_map: NetworkMap, *,
-               networks: Collection[str] | None = None) -> list[GuestMove]:
+               networks: Collection[str] | None = None,
+               hybrid: bool = False) -> list[GuestMove]:
     """What moving from ``old_map`` to ``new_map`` changes in each guest (pure).
 
     Only interfaces on ``networks`` (default: :func:`moving_networks`) are rewritten, for
@@ -146,7 +179,12 @@ def plan_moves(guests: Iterable[GuestDomain], old_map: NetworkMap, new_map: Netw
     hook's rules (vifplug's metadata by MAC, else a ``<source bridge>`` that names a network of
     ``new_map``), and is rewritten exactly as an incoming migration would be. Guests with nothing
     to change are left out. Raises :class:`GuestMoveError` naming the domain when a guest's
-    interface is on a network ``new_map`` lacks."""
+    interface is on a network ``new_map`` lacks.
+
+    ``hybrid``: a Linux-bridge interface moving to OVS takes the hybrid path (:data:`HYBRID`)
+    when every other interface of the guest can be updated live; otherwise the guest is saved
+    and restored (:data:`RESTORE`). Either way, an interface leaving the ``qbr`` vifplug
+    derives for it has that hybrid path removed after the move."""
     moving = moving_networks(old_map, new_map) if networks is None else frozenset(networks)
     moves: list[GuestMove] = []
     if not moving:
@@ -159,7 +197,8 @@ def plan_moves(guests: Iterable[GuestDomain], old_map: NetworkMap, new_map: Netw
         except HookError as exc:
             raise GuestMoveError(f"domain {guest.name!r}: {exc}") from None
         old_root, new_root = parse_domain(guest.live_xml), parse_domain(new_live)
-        interfaces = _changed_interfaces(old_root, new_root)
+        interfaces = [_leaving_hybrid(m, old_root) for m in
+                      _changed_interfaces(old_root, new_root)]
         old_meta, new_meta = _metadata_text(old_root), _metadata_text(new_root)
         metadata = None
         if new_meta is not None and new_meta != old_meta:
@@ -172,9 +211,91 @@ def plan_moves(guests: Iterable[GuestDomain], old_map: NetworkMap, new_map: Netw
             continue
         method: Method = (UPDATE if all(live_updatable(m.old_xml, m.new_xml)
                                         for m in interfaces) else RESTORE)
+        if method == RESTORE and hybrid:
+            bridged = [_onto_hybrid(m, old_root, old_map) for m in interfaces]
+            if all(m.plug is not None or live_updatable(m.old_xml, m.new_xml) for m in bridged):
+                method, interfaces = HYBRID, bridged
         moves.append(GuestMove(guest.name, tuple(interfaces), method, new_live, metadata,
-                               config))
+                               config, (old_root.findtext("uuid") or "").strip().lower()))
     return moves
+
+
+def hybrid_vif(mac: str, network: str, interfaceid: str | None, ovs_bridge: str, *,
+               vlan: int | None = None, trunk: tuple[int, ...] | None = None,
+               mtu: int | None = None) -> OvsVif:
+    """The ``ovs`` VIF (``plug: hybrid``) whose host side a hybrid move makes for an interface:
+    its id is the interface's interfaceid when that is a UUID (the names nova derives from a
+    port id), else ``uuid5(HYBRID_NAMESPACE, MAC)``."""
+    from vifplug.model import OvsVif
+
+    vif_id = _uuid(interfaceid) or str(uuid.uuid5(HYBRID_NAMESPACE, mac.lower()))
+    data: dict[str, Any] = {
+        "id": vif_id, "vif_type": "ovs", "mac": mac, "plug": "hybrid",
+        "network": {"name": network, "bridge": ovs_bridge},
+        "ovs": {"interface_id": _uuid(interfaceid) or vif_id}}
+    if vlan is not None:
+        data["network"]["vlan"] = vlan
+    if trunk:
+        data["network"]["trunk"] = list(trunk)
+    if mtu is not None:
+        data["mtu"] = mtu
+    return OvsVif.model_validate(data)
+
+
+def _uuid(text: str | None) -> str | None:
+    try:
+        return str(uuid.UUID(text)) if text else None
+    except ValueError:
+        return None
+
+
+def _entry(root: ET.Element, mac: str) -> ET.Element | None:
+    for entry in root.iterfind(f"metadata/{_LIST_TAG}/{{{METADATA_NS}}}interface"):
+        if entry.get("mac", "").lower() == mac:
+            return entry
+    return None
+
+
+def _onto_hybrid(move: InterfaceMove, old_root: ET.Element,
+                 old_map: NetworkMap) -> InterfaceMove:
+    """``move`` by the hybrid path, when it is a plain Linux-bridge interface moving to an OVS
+    virtualport; else ``move`` as it is."""
+    old, new = ET.fromstring(move.old_xml), ET.fromstring(move.new_xml)  # noqa: S314
+    port = _port(new)
+    if (old.get("type") != "bridge" or _port(old) is not None or _vlan(old) is not None
+            or new.get("type") != "bridge" or port is None or port[0] != "openvswitch"):
+        return move
+    bridge = _bridge(new)
+    if bridge is None:
+        return move
+    vlan = _vlan(new)
+    tags = tuple(int(tag) for tag in vlan[1]) if vlan is not None else ()
+    mtu = new.find("mtu")
+    size = mtu.get("size") if mtu is not None else None
+    vif = hybrid_vif(move.mac, move.network, dict(port[1]).get("interfaceid"), bridge,
+                     vlan=tags[0] if tags and vlan is not None and vlan[0] != "yes" else None,
+                     trunk=tags if vlan is not None and vlan[0] == "yes" else None,
+                     mtu=int(size) if size is not None and size.isdigit() else None)
+    onto = ET.fromstring(move.old_xml)  # noqa: S314 - our own output
+    source = onto.find("source")
+    assert source is not None  # noqa: S101 - _bridge(new) and type='bridge' above
+    source.set("bridge", vif.qbr_name)
+    return move._replace(new_xml=_xml(onto), plug=vif)
+
+
+def _leaving_hybrid(move: InterfaceMove, old_root: ET.Element) -> InterfaceMove:
+    """``move`` with the hybrid path to remove after it, when the interface leaves the ``qbr``
+    vifplug derives for it (from its interfaceid, else its MAC)."""
+    old, new = ET.fromstring(move.old_xml), ET.fromstring(move.new_xml)  # noqa: S314
+    qbr = _bridge(old)
+    if qbr is None or not qbr.startswith("qbr") or _bridge(new) == qbr or _port(old):
+        return move
+    entry = _entry(old_root, move.mac)
+    interfaceid = entry.get("interfaceid") if entry is not None else None
+    vif = hybrid_vif(move.mac, move.network or "unknown", interfaceid, "br-int")
+    if vif.qbr_name != qbr:
+        return move  # not the qbr vifplug would make for this interface: not ours to remove
+    return move._replace(unplug=vif)
 
 
 def live_updatable(old_xml: str, new_xml: str) -> bool:
@@ -306,7 +427,8 @@ class _Applied(NamedTuple):
 def move_guests(conn: Any, old_map: NetworkMap, new_map: NetworkMap, *,
                 save_dir: str | os.PathLike[str] | None = None,
                 moves: Sequence[GuestMove] | None = None,
-                before_rollback: Callable[[], None] | None = None) -> list[GuestMove]:
+                before_rollback: Callable[[], None] | None = None,
+                host: Host | None = None, plugged: bool = False) -> list[GuestMove]:
     """Move every running guest of ``conn`` (read-write) from ``old_map``'s switches to
     ``new_map``'s, in place; the moves done.
 
@@ -322,7 +444,11 @@ def move_guests(conn: Any, old_map: NetworkMap, new_map: NetworkMap, *,
     that libvirtd sees at the same path; default: a new one under /var/tmp, removed after).
     ``moves``: a plan from :func:`plan_moves` (default: planned now from ``conn``).
     ``before_rollback``: called before anything is moved back (a switch transition puts the
-    old map back at the qemu hook's path there: libvirt runs the hook on ``restore begin``)."""
+    old map back at the qemu hook's path there: libvirt runs the hook on ``restore begin``).
+    ``host``: where hybrid paths are plugged and unplugged (:data:`HYBRID` moves, and moves
+    off a hybrid path); moves planned without ``hybrid`` and off no ``qbr`` need none.
+    ``plugged``: the hybrid paths are plugged already (:func:`plug_hybrid_paths`; undoing that
+    is the caller's)."""
     import libvirt
 
     moving = moving_networks(old_map, new_map)
@@ -338,8 +464,9 @@ def move_guests(conn: Any, old_map: NetworkMap, new_map: NetworkMap, *,
         for move in moves:
             try:
                 _move_one(conn, move, new_map, networks=moving, save_dir=os.fspath(save_dir),
-                          done=done)
-            except (libvirt.libvirtError, GuestMoveError) as exc:
+                          done=done, host=None if plugged and move.method == HYBRID else host,
+                          unplug_host=host)
+            except (libvirt.libvirtError, GuestMoveError, VifplugError) as exc:
                 if before_rollback is not None:
                     before_rollback()
                 failures = _rollback(done)
@@ -372,11 +499,21 @@ def _lookup(conn: Any, name: str) -> Any:
 
 
 def _move_one(conn: Any, move: GuestMove, new_map: NetworkMap, *, networks: frozenset[str],
-              save_dir: str, done: list[_Applied]) -> None:
+              save_dir: str, done: list[_Applied], host: Host | None,
+              unplug_host: Host | None) -> None:
+    """One guest's move; ``host``: where its hybrid paths are plugged (None: they are
+    already), ``unplug_host``: where the hybrid paths it leaves are removed."""
     import libvirt
 
     dom = _lookup(conn, move.domain)
-    if move.method == UPDATE:
+    leaving = [i for i in move.interfaces if i.unplug is not None]
+    if leaving and unplug_host is None:
+        raise GuestMoveError(f"domain {move.domain!r}: interface {leaving[0].mac} leaves a "
+                             "hybrid path (qbr): removing it needs the host (move_guests(host=))")
+    if move.method in (UPDATE, HYBRID):
+        if host is not None:
+            _plug_hybrid(host, move, [i.plug for i in move.interfaces if i.plug is not None],
+                         done)
         for iface in move.interfaces:
             try:
                 dom.updateDeviceFlags(iface.new_xml, _AFFECT_LIVE)
@@ -409,6 +546,79 @@ def _move_one(conn: Any, move: GuestMove, new_map: NetworkMap, *, networks: froz
         conn.defineXML(new_config)
         done.append(_Applied(f"{move.domain} persistent definition",
                              lambda: _define(conn, old_config)))
+    for iface in leaving:
+        assert unplug_host is not None  # noqa: S101 - checked above
+        assert iface.unplug is not None  # noqa: S101 - leaving has them
+        _unplug_hybrid(unplug_host, move, iface.unplug, done)
+
+
+def plug_hybrid_paths(moves: Sequence[GuestMove], host: Host) -> Callable[[], None]:
+    """Plug the hybrid paths of every :data:`HYBRID` move (one batch per guest, rolled back
+    as a whole on failure: :class:`GuestMoveError`), ready when this returns; what removes
+    them again. A switch transition plugs them while the guests still run on the old switch,
+    before the uplink moves, so the outage is only the uplink's move and the updates."""
+    done: list[_Applied] = []
+    try:
+        for move in moves:
+            vifs = [i.plug for i in move.interfaces if i.plug is not None]
+            if move.method == HYBRID and vifs:
+                _plug_hybrid(host, move, vifs, done)
+    except GuestMoveError:
+        _rollback(done)
+        raise
+
+    def unplug() -> None:
+        failures = _rollback(done)
+        done.clear()
+        if failures:
+            raise GuestMoveError(f"removing hybrid paths failed: {'; '.join(failures)}")
+    return unplug
+
+
+def _plug_hybrid(host: Host, move: GuestMove, vifs: Sequence[OvsVif],
+                 done: list[_Applied]) -> None:
+    """Plug ``vifs``' hybrid paths, one batch (rolled back on failure; ready when this
+    returns)."""
+    from vifplug.driver import GenericVIFDriver
+
+    if not vifs:
+        return
+    driver = GenericVIFDriver()
+    try:
+        driver.plug_many(vifs, host, instance_uuid=move.uuid or None)
+    except VifplugError as exc:
+        paths = ", ".join(f"{v.mac}: {v.qbr_name}, {v.qvo_name} on {v.network.bridge}"
+                          for v in vifs)
+        raise GuestMoveError(f"domain {move.domain!r}: plugging the hybrid path(s) ({paths}) "
+                             f"failed: {exc}") from exc
+
+    def undo() -> None:
+        driver.unplug_many(vifs, host)
+    done.append(_Applied(f"{move.domain} hybrid path(s) "
+                         f"{', '.join(v.qbr_name for v in vifs)}", undo))
+
+
+def _unplug_hybrid(host: Host, move: GuestMove, vif: OvsVif, done: list[_Applied]) -> None:
+    """Remove the hybrid path ``vif`` the interface left, unless a device of another is on its
+    qbr (then it is not only this interface's: left as it is)."""
+    from vifplug.driver import GenericVIFDriver
+
+    links = {link.index: link for link in host.netlink.links()}
+    qbr = next((link for link in links.values() if link.name == vif.qbr_name), None)
+    if qbr is None:
+        return
+    others = [link.name for link in links.values()
+              if link.master == qbr.index and link.name != vif.qvb_name]
+    if others:
+        return
+    driver = GenericVIFDriver()
+    driver.unplug(vif, host)
+    done.append(_Applied(f"{move.domain} hybrid path {vif.qbr_name} removed",
+                         lambda: _replug(driver, vif, host, move.uuid)))
+
+
+def _replug(driver: Any, vif: OvsVif, host: Host, instance: str) -> None:
+    driver.plug(vif, host, instance_uuid=instance or None)
 
 
 def _switch(iface: ET.Element) -> tuple[object, ...]:

@@ -5,8 +5,10 @@ The host's NIC ``u1`` is a veth into a "physical switch" segment whose peer ping
 every 20 ms (tests/fixtures/pinger.py). The map at the qemu hook's path changes ``red`` from
 ``legacy`` (Linux bridge ``red`` holding ``u1``) to ``ovs`` (``br-u1``, ``u1`` its uplink) and
 back; each time ``host apply --guests=move`` builds the new switch, moves ``u1`` to it, moves the
-guest (save + restore: libvirt cannot re-point a TAP between a Linux bridge and OVS live) and
-removes the old switch.
+guest and removes the old switch. ``--guests=move`` moves it live by the hybrid path (its own
+qbr/qvb/qvo plugged on br-u1, the TAP re-pointed onto the qbr by a device update; back, onto
+red, and the hybrid path removed); ``--guests=restore`` by a save + restore onto the OVS
+virtualport (libvirt cannot re-point a TAP between a Linux bridge and OVS live).
 After each: the peer's pings are answered again (the number lost is reported, never asserted),
 libvirt's live XML names the new switch, the old switch is gone, and a second apply finds
 nothing to do. ``--guests=refuse`` (the default) exits 2 naming the guest and changes nothing.
@@ -70,6 +72,27 @@ def assert_on_ovs(site: TransitionHost, dom: Any) -> None:
     assert site.netns.link("red") is None
 
 
+QBR, QVB, QVO = (f"{prefix}{INTERFACE_ID[:11]}" for prefix in ("qbr", "qvb", "qvo"))
+
+
+def assert_on_ovs_hybrid(site: TransitionHost, dom: Any) -> None:
+    iface = live_interface(dom)
+    assert iface.find("source").get("bridge") == QBR
+    assert iface.find("virtualport") is None
+    assert iface.find("vlan") is None
+    assert iface.find("mac").get("address") == MAC
+    assert site.netns.link(site.tap)["master"] == QBR  # type: ignore[index]
+    assert site.netns.link(QVB)["master"] == QBR  # type: ignore[index]
+    assert site.ovs.vsctl("port-to-br", QVO) == "br-u1"
+    assert site.ovs.get("Port", QVO, "tag") == "4094"
+    ids = site.ovs.vsctl("get", "Interface", QVO, "external_ids")
+    for pair in (f'iface-id="{INTERFACE_ID}"', f'attached-mac="{MAC}"',
+                 f'vm-uuid="{dom.UUIDString()}"'):
+        assert pair in ids
+    assert site.ovs.vsctl("port-to-br", "u1") == "br-u1"
+    assert site.netns.link("red") is None
+
+
 def assert_on_red(site: TransitionHost, dom: Any) -> None:
     iface = live_interface(dom)
     assert iface.find("source").get("bridge") == "red"
@@ -78,11 +101,13 @@ def assert_on_red(site: TransitionHost, dom: Any) -> None:
     assert site.netns.link(site.tap)["master"] == "red"  # type: ignore[index]
     assert site.netns.link("u1")["master"] == "red"  # type: ignore[index]
     assert "br-u1" not in site.ovs.vsctl("list-br").split()
+    assert all(site.netns.link(name) is None for name in (QBR, QVB, QVO))
 
 
+@pytest.mark.parametrize("how", ["move", "restore"])
 def test_legacy_to_ovs_and_back_with_a_running_guest(
         site: TransitionHost, image: GuestImage, tmp_path: Path,
-        report: Callable[[str], None]) -> None:
+        report: Callable[[str], None], how: str) -> None:
     code, out, err = site.apply(LEGACY)
     assert code == 0, out + err
     lost = []
@@ -97,16 +122,17 @@ def test_legacy_to_ovs_and_back_with_a_running_guest(
         assert f"vp-tr-guest ({MAC} on red)" in err
         assert_on_red(site, started)
 
-        for text, where, check in ((OVS, "legacy -> ovs", assert_on_ovs),
+        on_ovs = assert_on_ovs_hybrid if how == "move" else assert_on_ovs
+        for text, where, check in ((OVS, "legacy -> ovs", on_ovs),
                                    (LEGACY, "ovs -> legacy", assert_on_red)):
             mark = pinger.mark()
-            code, out, err = site.apply(text, "--guests", "move")
+            code, out, err = site.apply(text, "--guests", how)
             assert code == 0, out + err
             assert "moved: vp-tr-guest" in out
             check(site, site.conn.lookupByName("vp-tr-guest"))
             pinger.wait_reply(after=pinger.mark(), timeout=RESUME_DEADLINE)
             lost.append((where, pinger.since(mark), out))
-            code, out, err = site.apply(text, "--guests", "move")
+            code, out, err = site.apply(text, "--guests", how)
             assert (code, err) == (0, ""), out + err
             assert "nothing to do" in out
         assert list(Path("/var/tmp").glob("vifplug-move-*/vp-tr-guest.*.save")) == []
@@ -121,7 +147,7 @@ def test_legacy_to_ovs_and_back_with_a_running_guest(
         phases = "; ".join(line.strip() for line in said.splitlines()
                            if line.startswith(("  built:", "  uplink moved:", "  moved ",
                                                "  finished:")))
-        report(f"{where}: {gap.lost} of {gap.sent} pings lost (20 ms), outage "
+        report(f"--guests={how} {where}: {gap.lost} of {gap.sent} pings lost (20 ms), outage "
                f"{gap.outage:.3f} s ({phases})")
 
 

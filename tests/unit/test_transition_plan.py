@@ -234,7 +234,7 @@ def test_transition_phases_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert edges.moved == [(LEGACY, OVS)]
     assert record.read() == Owned()
     assert record.applied().text == OVS  # type: ignore[union-attr]
-    assert set(done.timings) == {"build", "guests", "finish"}
+    assert set(done.timings) == {"build", "hybrid", "guests", "finish"}
 
 
 def test_a_failed_finish_moves_the_guests_back_and_undoes_the_build(
@@ -352,7 +352,7 @@ def test_uplink_first_is_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyP
                              ("release eth1 from red",
                               "ensure OVS port eth1 on br-eth1 (vlan_mode=access, tag=4094)"),
                              ("delete Linux bridge red (vifplug's, for network red)",)]
-    assert set(done.timings) == {"build", "uplink", "guests", "finish"}
+    assert set(done.timings) == {"build", "hybrid", "uplink", "guests", "finish"}
     assert record.read() == Owned()
 
     new, record = start(tmp_path)

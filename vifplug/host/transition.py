@@ -10,15 +10,20 @@ rolled back as a whole:
 2. **uplink** (``keep`` with ``keep_uplinks=False``): the uplink leaves the old bridge (which
    stays, with its guests) for the new switch: the moment traffic switches;
 3. **guests** (:func:`vifplug.guests.move_guests`): each running guest's interfaces on the
-   moving networks move to the new switch through libvirt (save + restore with the rewritten
-   definition, or a live device update). libvirt runs the qemu hook on ``restore begin`` and
-   the hook's output replaces the restored XML, so the **new map must already be at the hook's
-   path**: it is, the operator edited it in place (``--networks`` names it);
+   moving networks move to the new switch through libvirt: a live device update (a Linux
+   bridge → OVS move by the hybrid path: vifplug plugs the interface's qbr/qvb/qvo on the new
+   OVS bridge and libvirt re-points the TAP onto its qbr; back, the TAP onto the Linux bridge
+   and the hybrid path removed), or, with ``hybrid=False`` or where no update can do it, a
+   save + restore with the rewritten definition. libvirt runs the qemu hook on ``restore
+   begin`` and the hook's output replaces the restored XML, so the **new map must already be
+   at the hook's path**: it is, the operator edited it in place (``--networks`` names it);
 4. **finish**: a plain plan of the new map: the old switch's leftovers go (and the uplink
    moves here instead, with ``uplink_first=False``).
 
-Uplink first or last: the outage is the same (the guest's save + restore dominates), but with the
-uplink moved first about half as many of the peer's requests are lost (bench/transition.py).
+Uplink first or last (bench/transition.py): with save + restore the outage is the same (the
+guest's pause dominates), but with the uplink moved first about half as many of the peer's
+requests are lost; with the hybrid path the outage is the time from the uplink's move to the
+guests' updates.
 
 If a phase fails, what was done is undone in reverse: the finish is rolled back by the engine;
 the old map is put back at the hook's path (the one asked for is kept beside it as
@@ -40,7 +45,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vifplug.errors import VifplugError
-from vifplug.guests import GuestMove, GuestMoveError, move_guests, plan_moves, read_guests
+from vifplug.guests import (
+    GuestMove,
+    GuestMoveError,
+    move_guests,
+    plan_moves,
+    plug_hybrid_paths,
+    read_guests,
+)
 from vifplug.host.errors import StepFailed
 from vifplug.host.network import DeviceRecord, read_host_state
 from vifplug.hostnet import HostMapError, HostPlan, HostState, Owned, plan_host
@@ -118,7 +130,7 @@ def transition(new_map: NetworkMap, host: Host, record: DeviceRecord, conn: Any,
                datapath_type: str | None = None,
                save_dir: str | os.PathLike[str] | None = None,
                say: Callable[[str], None] | None = None,
-               uplink_first: bool = True) -> Transition | None:
+               uplink_first: bool = True, hybrid: bool = True) -> Transition | None:
     """Converge the host to ``new_map`` moving the running guests of ``conn`` (read-write)
     whose networks change switch; None when no guest has to move (then the caller applies the
     map as usual). :class:`TransitionError` when a phase fails (everything rolled back, or the
@@ -126,19 +138,21 @@ def transition(new_map: NetworkMap, host: Host, record: DeviceRecord, conn: Any,
     when the map cannot be applied, or no map is recorded as applied (the guests could not be
     moved back). ``uplink_first`` (default): the uplinks move to the new switch right after
     the build, before the guests (measured: the same outage, about half the pings lost —
-    docs/src/benchmarks.md); False: after the guests, in the finish."""
+    docs/src/benchmarks.md); False: after the guests, in the finish. ``hybrid`` (default):
+    guests move from a Linux bridge to OVS live by the hybrid path; False: by save + restore
+    onto the OVS virtualport (a pause of the guest)."""
     if (mixed := one_switch_type_problem(new_map)) is not None:
         raise HostMapError(str(mixed))
     note = say or (lambda _: None)
     path = Path(new_map.path)
     with record.locked():
         old_map = record.applied()
-        moves = plan_moves(read_guests(conn), old_map or empty_map(new_map), new_map)
+        moves = plan_moves(read_guests(conn), old_map or empty_map(new_map), new_map,
+                           hybrid=hybrid)
         if not moves:
             return None
         old_map = _check_movable(old_map, moves, record, new_map, path)
-        owned = record.read()
-        state = read_host_state(host)
+        owned, state = record.read(), read_host_state(host)
         keep = guest_holders(state, owned)
         build = plan_host(new_map, state, owned, datapath_type=datapath_type, keep=keep)
         result = Transition(build, moves, None)
@@ -162,6 +176,9 @@ def transition(new_map: NetworkMap, host: Host, record: DeviceRecord, conn: Any,
         def undo_build() -> str:
             return _undo_build(old_map, host, record, mid, datapath_type)
 
+        # the guests' hybrid paths, while they still run on the old switch
+        undo_build = _plug_paths(moves, host, result, path, undo_build)
+
         if uplink_first:
             _move_uplinks(new_map, host, mid, keep=keep, datapath_type=datapath_type,
                           result=result, note=note, undo_build=undo_build)
@@ -170,7 +187,7 @@ def transition(new_map: NetworkMap, host: Host, record: DeviceRecord, conn: Any,
         started = time.monotonic()
         try:
             move_guests(conn, old_map, new_map, save_dir=save_dir, moves=moves,
-                        before_rollback=put_back)
+                        before_rollback=put_back, host=host, plugged=True)
         except GuestMoveError as exc:
             put_back()
             raise TransitionError(f"switch transition to {path}: moving the guests failed: "
@@ -186,7 +203,7 @@ def transition(new_map: NetworkMap, host: Host, record: DeviceRecord, conn: Any,
             _apply(finish, host)
         except (StepFailed, HostMapError) as exc:
             put_back()
-            back = _guests_back(conn, new_map, old_map, save_dir)
+            back = _guests_back(conn, new_map, old_map, save_dir, host)
             raise TransitionError(f"switch transition to {path}: finishing (uplink, old "
                                   f"switch) failed: {exc}{back}{undo_build()}"
                                   f"{put_back.said()}") from exc
@@ -195,6 +212,27 @@ def transition(new_map: NetworkMap, host: Host, record: DeviceRecord, conn: Any,
         record.write(finish.owned_after, applied=new_map)
         note(f"finished: {len(finish.steps)} steps in {result.timings['finish']:.3f} s")
         return result
+
+
+def _plug_paths(moves: Sequence[GuestMove], host: Host, result: Transition, path: Path,
+                undo_build: Callable[[], str]) -> Callable[[], str]:
+    """Plug the guests' hybrid paths (before the uplink moves); what undoes them and the
+    build."""
+    started = time.monotonic()
+    try:
+        unplug_paths = plug_hybrid_paths(moves, host)
+    except GuestMoveError as exc:
+        raise TransitionError(f"switch transition to {path}: plugging the guests' hybrid "
+                              f"paths failed, nothing moved: {exc}{undo_build()}") from exc
+    result.timings["hybrid"] = time.monotonic() - started
+
+    def undo() -> str:
+        try:
+            unplug_paths()
+        except GuestMoveError as exc:
+            return f"; NOT undone: {exc}{undo_build()}"
+        return undo_build()
+    return undo
 
 
 def _move_uplinks(new_map: NetworkMap, host: Host, mid: Owned, *, keep: frozenset[str],
@@ -214,9 +252,9 @@ def _move_uplinks(new_map: NetworkMap, host: Host, mid: Owned, *, keep: frozense
 
 
 def _guests_back(conn: Any, new_map: NetworkMap, old_map: NetworkMap,
-                 save_dir: str | os.PathLike[str] | None) -> str:
+                 save_dir: str | os.PathLike[str] | None, host: Host) -> str:
     try:
-        move_guests(conn, new_map, old_map, save_dir=save_dir)
+        move_guests(conn, new_map, old_map, save_dir=save_dir, host=host)
     except GuestMoveError as again:
         return f"; the guests NOT moved back: {again}"
     return "; the guests moved back"
