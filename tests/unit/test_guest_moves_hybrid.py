@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import uuid
 import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
 
 from tests.unit.test_guest_moves import (
     GREEN_DIRECT,
@@ -17,13 +20,25 @@ from tests.unit.test_guest_moves import (
     RED_LEGACY,
     RED_OVN,
     RED_OVS,
+    FakeConn,
     direct_iface,
     domain,
     legacy_iface,
     nmap,
     ovs_iface,
 )
-from vifplug.guests import HYBRID, HYBRID_NAMESPACE, RESTORE, UPDATE, GuestDomain, plan_moves
+from vifplug.guests import (
+    HYBRID,
+    HYBRID_NAMESPACE,
+    RESTORE,
+    UPDATE,
+    GuestDomain,
+    GuestMoveError,
+    move_guests,
+    plan_moves,
+)
+from vifplug.host import Host
+from vifplug.host.fake import FakeNetlink, FakeOvsdb
 from vifplug.netmap import OvsNetwork
 
 UUID = "2b1e6f5a-0c1d-4e2f-8a9b-0c1d2e3f4a5b"
@@ -131,3 +146,81 @@ def test_a_qbr_vifplug_would_not_derive_is_left_alone() -> None:
     (move,) = plan_moves([moved_back(qbr, iid=None)], nmap(RED_OVS, GREEN_DIRECT),
                          nmap(RED_LEGACY, GREEN_DIRECT), hybrid=True)
     assert move.interfaces[0].unplug is not None
+
+
+# --- apply on a fake connection and a fake host ---------------------------------------------------
+
+
+@pytest.fixture
+def fake_libvirt() -> None:
+    pytest.importorskip("libvirt")
+
+
+def fake_host(tmp_path: Path) -> tuple[FakeNetlink, FakeOvsdb, Host]:
+    netlink, ovsdb = FakeNetlink(), FakeOvsdb()
+    ovsdb.add_bridge("br-int")
+    return netlink, ovsdb, Host.using(netlink, ovsdb, lock_dir=tmp_path / "locks")
+
+
+QBR, QVB, QVO = (prefix + IID[:11] for prefix in ("qbr", "qvb", "qvo"))
+
+
+def test_hybrid_plugs_then_updates_then_back_removes_it(fake_libvirt: None,
+                                                        tmp_path: Path) -> None:
+    netlink, ovsdb, host = fake_host(tmp_path)
+    conn = FakeConn({"web1": on_red().live_xml}, missing=set())
+    moves = plan_moves(read_guests_of(conn), nmap(RED_LEGACY), nmap(RED_OVS), hybrid=True)
+    move_guests(conn, nmap(RED_LEGACY), nmap(RED_OVS), moves=moves, save_dir=tmp_path,
+                host=host)
+    assert conn.log[0] == f"update web1 {QBR}"
+    assert netlink.get(QVB).master == netlink.get(QBR).index  # type: ignore[union-attr]
+    port = ovsdb.rows["Port"][QVO]
+    assert port["tag"] == [100]
+    ids = dict(ovsdb.rows["Interface"][QVO]["external_ids"])  # type: ignore[arg-type]
+    assert (ids["iface-id"], ids["attached-mac"], ids["vm-uuid"]) == (IID, MAC, UUID)
+
+    # the guest is on its qbr now; moving back removes the hybrid path after the update
+    conn.doms["web1"].xml = conn.doms["web1"].xml.replace("bridge='red'", f"bridge='{QBR}'")
+    move_guests(conn, nmap(RED_OVS), nmap(RED_LEGACY), save_dir=tmp_path, host=host)
+    assert "update web1 red" in conn.log[1:]
+    assert netlink.get(QBR) is None
+    assert netlink.get(QVB) is None
+    assert QVO not in ovsdb.rows["Port"]
+
+
+def test_a_refused_update_unplugs_the_hybrid_path(fake_libvirt: None, tmp_path: Path) -> None:
+    netlink, ovsdb, host = fake_host(tmp_path)
+    conn = FakeConn({"web1": on_red().live_xml}, missing={QBR})
+    with pytest.raises(GuestMoveError) as caught:
+        move_guests(conn, nmap(RED_LEGACY), nmap(RED_OVS), save_dir=tmp_path, host=host,
+                    moves=plan_moves(read_guests_of(conn), nmap(RED_LEGACY), nmap(RED_OVS),
+                                     hybrid=True))
+    assert f"rolled back: web1 hybrid path(s) {QBR}" in str(caught.value)
+    assert netlink.get(QBR) is None
+    assert QVO not in ovsdb.rows["Port"]
+
+
+def test_someone_elses_device_on_the_qbr_keeps_it(fake_libvirt: None, tmp_path: Path) -> None:
+    netlink, ovsdb, host = fake_host(tmp_path)
+    conn = FakeConn({"web1": on_red().live_xml}, missing=set())
+    move_guests(conn, nmap(RED_LEGACY), nmap(RED_OVS), save_dir=tmp_path, host=host,
+                moves=plan_moves(read_guests_of(conn), nmap(RED_LEGACY), nmap(RED_OVS),
+                                 hybrid=True))
+    netlink.add_device("tapother", "tun", master=netlink.get(QBR).index)  # type: ignore[union-attr]
+    conn.doms["web1"].xml = conn.doms["web1"].xml.replace("bridge='red'", f"bridge='{QBR}'")
+    move_guests(conn, nmap(RED_OVS), nmap(RED_LEGACY), save_dir=tmp_path, host=host)
+    assert netlink.get(QBR) is not None
+    assert QVO in ovsdb.rows["Port"]
+
+
+def test_moving_off_a_qbr_without_a_host_is_refused_before_anything(
+        fake_libvirt: None, tmp_path: Path) -> None:
+    conn = FakeConn({"web1": moved_back(QBR).live_xml}, missing=set())
+    with pytest.raises(GuestMoveError, match="needs the host"):
+        move_guests(conn, nmap(RED_OVS, GREEN_DIRECT), nmap(RED_LEGACY, GREEN_DIRECT),
+                    save_dir=tmp_path)
+    assert conn.log == []
+
+
+def read_guests_of(conn: FakeConn) -> list[GuestDomain]:
+    return [GuestDomain(dom.name(), dom.xml) for dom in conn.doms.values()]
