@@ -52,7 +52,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from vifplug.errors import VifplugError
-from vifplug.hook import HookError, parse_domain, rewrite
+from vifplug.hook import HYBRID_ATTRIBUTE, HookError, parse_domain, rewrite
 from vifplug.netmap import NetworkMap
 from vifplug.spec import METADATA_NS, METADATA_PREFIX
 
@@ -215,9 +215,23 @@ def plan_moves(guests: Iterable[GuestDomain], old_map: NetworkMap, new_map: Netw
             bridged = [_onto_hybrid(m, old_root, old_map) for m in interfaces]
             if all(m.plug is not None or live_updatable(m.old_xml, m.new_xml) for m in bridged):
                 method, interfaces = HYBRID, bridged
+                metadata = (old_meta, _mark_hybrid(new_root, bridged))
         moves.append(GuestMove(guest.name, tuple(interfaces), method, new_live, metadata,
                                config, (old_root.findtext("uuid") or "").strip().lower()))
     return moves
+
+
+def _mark_hybrid(root: ET.Element, moves: Sequence[InterfaceMove]) -> str:
+    """vifplug's metadata of ``root`` with ``hybrid="qbr…"`` on the entry of each interface
+    moved onto its hybrid path: the qemu hook's ``release`` removes that path when the guest
+    stops or leaves (HOOK_CONTRACT.md)."""
+    for move in moves:
+        entry = _entry(root, move.mac)
+        if move.plug is not None and entry is not None:
+            entry.set(HYBRID_ATTRIBUTE, move.plug.qbr_name)
+    text = _metadata_text(root)
+    assert text is not None  # noqa: S101 - the rewrite made the entries
+    return text
 
 
 def hybrid_vif(mac: str, network: str, interfaceid: str | None, ovs_bridge: str, *,

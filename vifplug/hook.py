@@ -23,6 +23,7 @@ library's ElementTree (expat), tomllib and the name rules; never lxml, pydantic 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -66,6 +67,11 @@ REWRITE_OPS = frozenset({"migrate", "restore"})
 _TAG = f"{{{METADATA_NS}}}interface"
 _LIST_TAG = f"{{{METADATA_NS}}}interfaces"
 #: Identity attributes the metadata keeps per interface (beside mac and network).
+#: The metadata attribute naming the ``qbr`` of the hybrid path a switch transition moved the
+#: interface onto (vifplug.guests): ``release`` removes that path; a rewrite drops the mark (the
+#: interface leaves it, or arrives on a host where it does not exist).
+HYBRID_ATTRIBUTE = "hybrid"
+_HYBRID_NAME = re.compile(r"qbr[0-9a-z-]{11}")
 _IDENTITY = ("interfaceid", "instanceid", "profileid", "managerid", "typeid", "typeidversion")
 #: Which of them each ``<virtualport type>`` carries (an untyped one, or another type: any).
 _PORT_KEYS: dict[str, tuple[str, ...]] = {
@@ -230,6 +236,7 @@ def rewrite(domain_xml: str | bytes, host_map: NetworkMap, *,
         # (this host's map may have supplied host-level parameters), so that a hop through a
         # switch that drops the virtualport loses nothing and rewriting again changes nothing.
         _remember(entry, {**arrived, **_carried(iface)})
+        entry.attrib.pop(HYBRID_ATTRIBUTE, None)
         if log is not None:
             log(Rewritten(mac, name, network.switch, detail, chosen,
                           portgroup_note(network, entry.get("portgroup") or None)))
@@ -563,6 +570,46 @@ def _release(domain: str) -> None:
     release(domain)
 
 
+def hybrid_paths(domain_xml: bytes) -> list[str]:
+    """The ``qbr`` of each hybrid path a switch transition moved the domain's interfaces onto
+    (vifplug's metadata ``hybrid`` marks); names that are not a ``qbr`` vifplug makes are
+    ignored."""
+    if f"{HYBRID_ATTRIBUTE}=".encode() not in domain_xml:
+        return []
+    return [qbr for entry in _metadata(parse_domain(domain_xml))
+            if _HYBRID_NAME.fullmatch(qbr := entry.get(HYBRID_ATTRIBUTE, ""))]
+
+
+def _remove_hybrid_paths(domain: str, domain_xml: bytes, err: Any) -> None:
+    """The guest stopped here, or left: remove the hybrid paths (qbr, qvb/qvo and qvo's OVS
+    port) a switch transition made for it — each device only if it exists, the qbr only when
+    nothing but its qvb is on it. Problems are said on ``err``; libvirt's release goes on."""
+    import subprocess
+
+    for qbr in hybrid_paths(domain_xml):
+        qvb, qvo = "qvb" + qbr[3:], "qvo" + qbr[3:]
+        ports = set(os.listdir(f"/sys/class/net/{qbr}/brif")) if os.path.isdir(
+            f"/sys/class/net/{qbr}/brif") else set()
+        if ports - {qvb}:
+            print(_one_line(f"vifplug: domain {domain!r}: {qbr} holds {', '.join(sorted(ports))}"
+                            ": left as it is"), file=err)
+            continue
+        commands = [["ovs-vsctl", "--timeout=5", "--if-exists", "del-port", qvo]]
+        commands += [["ip", "link", "delete", "dev", name] for name in (qvb, qbr)
+                     if os.path.exists(f"/sys/class/net/{name}")]
+        for command in commands:
+            try:
+                done = subprocess.run(command, capture_output=True, text=True, timeout=10,
+                                      check=False)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                print(_one_line(f"vifplug: domain {domain!r}: {' '.join(command)}: {exc}"),
+                      file=err)
+                continue
+            if done.returncode != 0:
+                print(_one_line(f"vifplug: domain {domain!r}: {' '.join(command)}: "
+                                f"{done.stderr.strip()}"), file=err)
+
+
 def _refuse_early(result: str, host_map: NetworkMap) -> None:
     """The device checks of ``vifplug hook check`` on the rewritten domain: a HookError with
     the first problem (the migration then fails before its memory copy, not after it)."""
@@ -618,7 +665,16 @@ def main(argv: Sequence[str], stdin: Any = None, stdout: Any = None, stderr: Any
     """
     err = stderr if stderr is not None else sys.stderr
     if len(argv) >= 3 and argv[1] == "release" and argv[2] == "end":
-        # the guest stopped here, or left by migration: free its pool NICs (if pools are used)
+        # the guest stopped here, or left by migration: remove the hybrid paths a switch
+        # transition made for it, free its pool NICs (if pools are used)
+        try:
+            data = _binary(stdin if stdin is not None else sys.stdin).read(MAX_INPUT + 1)
+            if isinstance(data, str):
+                data = data.encode("utf-8")
+            _remove_hybrid_paths(argv[0], data, err)
+        except Exception as exc:  # never fail libvirt's release: say it and go on
+            print(_one_line(f"vifplug: domain {argv[0]!r}: cannot remove its hybrid paths: "
+                            f"{exc}"), file=err)
         if os.path.exists(os.environ.get("VIFPLUG_POOLS") or POOLS_STATE):
             try:
                 _release(argv[0])

@@ -62,13 +62,21 @@ if len(sys.argv) < 4 or (sys.argv[2] not in ("migrate", "restore") or sys.argv[3
         and sys.argv[2:4] != ["release", "end"]:
     sys.exit(0)  # every other operation: nothing to do, and nothing imported
 {setenv}
-if sys.argv[2] == "release" \
-        and not os.path.exists(os.environ.get("VIFPLUG_POOLS") or {POOLS_STATE!r}):
-    sys.exit(0)  # a guest stopped, and no NIC pools here: nothing to free, nothing imported
+stdin = sys.stdin.buffer
+if sys.argv[2] == "release":
+    try:
+        xml = stdin.read()
+    except OSError:  # no XML to read: nothing of a transition to remove
+        xml = b""
+    if b"hybrid=" not in xml \
+            and not os.path.exists(os.environ.get("VIFPLUG_POOLS") or {POOLS_STATE!r}):
+        sys.exit(0)  # a guest stopped: no hybrid path of a transition, no NIC pools here
+    import io
+    stdin = io.BytesIO(xml)
 
 from vifplug.hook import main
 
-sys.exit(main(sys.argv[1:], sys.stdin.buffer, sys.stdout.buffer, sys.stderr))
+sys.exit(main(sys.argv[1:], stdin, sys.stdout.buffer, sys.stderr))
 """
 
 

@@ -12,7 +12,8 @@ virtualport (libvirt cannot re-point a TAP between a Linux bridge and OVS live).
 After each: the peer's pings are answered again (the number lost is reported, never asserted),
 libvirt's live XML names the new switch, the old switch is gone, and a second apply finds
 nothing to do. ``--guests=refuse`` (the default) exits 2 naming the guest and changes nothing.
-At the end the guest is destroyed and an apply of an empty map leaves nothing of vifplug.
+At the end the guest is destroyed (with ``--guests=move``, on OVS once more: the qemu hook's
+``release`` removes its hybrid path) and an apply of an empty map leaves nothing of vifplug.
 
 A foreign device in the way of the new bridge (a Linux bridge ``br-u1`` that is not vifplug's)
 is refused before anything changes (exit 2), the guest answering throughout. Failure
@@ -136,6 +137,13 @@ def test_legacy_to_ovs_and_back_with_a_running_guest(
             assert (code, err) == (0, ""), out + err
             assert "nothing to do" in out
         assert list(Path("/var/tmp").glob("vifplug-move-*/vp-tr-guest.*.save")) == []
+        if how == "move":  # to OVS once more: destroyed there, the hook removes its hybrid path
+            code, out, err = site.apply(OVS, "--guests", how)
+            assert code == 0, out + err
+            assert_on_ovs_hybrid(site, site.conn.lookupByName("vp-tr-guest"))
+    assert all(site.netns.link(name) is None for name in (QBR, QVB, QVO))
+    if how == "move":
+        assert QVO not in site.ovs.vsctl("list-ports", "br-u1").split()
     # destroyed: an empty map takes vifplug's switch away, nothing of it is left
     code, out, err = site.apply("")
     assert code == 0, out + err

@@ -224,3 +224,37 @@ def test_moving_off_a_qbr_without_a_host_is_refused_before_anything(
 
 def read_guests_of(conn: FakeConn) -> list[GuestDomain]:
     return [GuestDomain(dom.name(), dom.xml) for dom in conn.doms.values()]
+
+
+# --- the mark the qemu hook's release reads -------------------------------------------------------
+
+
+def test_the_move_marks_the_metadata_and_the_hook_reads_it() -> None:
+    from vifplug.hook import hybrid_paths
+
+    (move,) = plan_moves([on_red()], nmap(RED_LEGACY), nmap(RED_OVS), hybrid=True)
+    assert move.metadata is not None
+    marked = move.metadata[1]
+    assert f'hybrid="{QBR}"' in marked
+    live = with_uuid(domain("web1", legacy_iface(mac=MAC, bridge=QBR))).replace(
+        "<memory>", f"<metadata>{marked}</metadata><memory>", 1)
+    assert hybrid_paths(live.encode()) == [QBR]
+    # not a qbr vifplug makes: ignored
+    assert hybrid_paths(live.replace(QBR, "eth0").encode()) == []
+    assert hybrid_paths(live.replace(QBR, "qbr../../etc/x").encode()) == []
+
+
+def test_a_rewrite_drops_the_mark() -> None:
+    from vifplug.hook import hybrid_paths, rewrite
+
+    (move,) = plan_moves([on_red()], nmap(RED_LEGACY), nmap(RED_OVS), hybrid=True)
+    assert move.metadata is not None
+    live = with_uuid(domain("web1", legacy_iface(mac=MAC, bridge=QBR))).replace(
+        "<memory>", f"<metadata>{move.metadata[1]}</metadata><memory>", 1)
+    # moving back, or arriving on another host: the interface is not on the qbr any more
+    assert hybrid_paths(rewrite(live, nmap(RED_LEGACY)).encode()) == []
+    assert hybrid_paths(rewrite(live, nmap(RED_OVS)).encode()) == []
+    (back,) = plan_moves([GuestDomain("web1", live)], nmap(RED_OVS), nmap(RED_LEGACY),
+                         hybrid=True)
+    assert back.metadata is not None
+    assert "hybrid=" not in back.metadata[1]
