@@ -168,8 +168,7 @@ def _file_path(value: str) -> str:
 
 def _queue_size(value: int) -> int:
     if value not in spec.QUEUE_SIZES:
-        raise ValueError("must be a power of two from 256 to 1024 (256, 512 or 1024; got "
-                         f"{value})")
+        raise ValueError("must be a power of two from 256 to 1024 (256, 512 or 1024)")
     return value
 
 
