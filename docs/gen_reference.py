@@ -80,6 +80,9 @@ PROBES: list[tuple[tuple[str, ...], str, list[Any]]] = [
     (("vhostuser", "socket"), "vhostuser",
      ["vhu0", "/run/" + "s" * 103, "/run/\tvhu0", "/run/../vhu0"]),
     (("hostdev", "pci"), "hostdev", ["3b:00.2", "0000:3b:20.2"]),
+    (("virtio", "tx_queue_size"), "bridge", [512]),
+    (("rom", "file"), "bridge", ["/usr/share/vt/../pxe.rom"]),
+    (("backend", "tap"), "bridge", ["/dev/net/tun/", "/dev/./net/tun"]),
 ]
 
 #: A valid value for each optional key, to find which vif_types accept it (path, patch to merge).
@@ -90,8 +93,13 @@ SAMPLES: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("filtered",), {"filtered": True}),
     (("plug",), {"plug": "hybrid"}),
     (("queues",), {"queues": 2}),
+    (("virtio",), {"virtio": {"rx_queue_size": 512}}),
     (("link_state",), {"link_state": "up"}),
     (("bandwidth",), {"bandwidth": {"inbound": {"average": 1000}}}),
+    (("coalesce",), {"coalesce": {"rx_max_frames": 7}}),
+    (("backend",), {"backend": {"tap": "/dev/net/tun"}}),
+    (("rom",), {"rom": {"enabled": False}}),
+    (("trust_guest_rx_filters",), {"trust_guest_rx_filters": True}),
     (("filter",), {"filter": {"name": "clean-traffic"}}),
     (("ovs",), {"ovs": {"interface_id": UUID}}),
     (("qbg",), {"qbg": BASES["802.1qbg"]["qbg"]}),

@@ -422,7 +422,8 @@ class Rom(_Checked):
     enabled: Bool = True
     #: ``file``: the ROM image presented to the guest (an absolute path on the host).
     file: FilePath | None = None
-    #: ``bar='on|off'``: whether the ROM is visible in the guest's memory map.
+    #: ``bar``: whether the ROM is visible in the guest's memory map (``on`` when true, else
+    #: ``off``).
     bar: Bool | None = None
 
     def rules(self) -> Iterator[Problem]:
@@ -796,8 +797,9 @@ class MacvtapVif(ShapedNic):
     network: MacvtapNetwork
     #: The macvtap mode.
     direct: DirectParams | None = None
-    #: ``<interface trustGuestRxFilters>``: the guest's MAC and RX filter changes reach the
-    #: macvtap (model virtio). The interface layer of the merge rule (``ask-trust``).
+    #: ``<interface trustGuestRxFilters>`` (``yes``/``no``): whether the guest's MAC and RX
+    #: filter changes are applied on the host (a macvtap's, a VF's). The interface layer of the
+    #: merge rule (``ask-trust``).
     trust_guest_rx_filters: Bool | None = None
 
     #: The mode when ``direct.mode`` is not given.
@@ -893,8 +895,9 @@ class HostDevVif(Vif):
     network: HostdevNetwork
     #: The SR-IOV VF.
     hostdev: HostDevParams
-    #: ``<interface trustGuestRxFilters>``: the guest may change the VF's MAC and go
-    #: promiscuous (the PF's ``trust on``). The interface layer of the merge rule.
+    #: ``<interface trustGuestRxFilters>`` (``yes``/``no``): whether the guest's MAC and RX
+    #: filter changes are applied on the host (a macvtap's, a VF's). The interface layer of the
+    #: merge rule (``ask-trust``).
     trust_guest_rx_filters: Bool | None = None
 
     def requests(self) -> dict[str, str]:
