@@ -632,7 +632,7 @@ class Vif(_Checked):
         """What the guest itself asks of each host (the merge rule's interface layer,
         :mod:`vifplug.merge`), as metadata attributes: its ``portgroup``, and ``ask-vlan`` /
         ``ask-trunk``, ``ask-managerid`` / ``ask-typeid`` / ``ask-typeidversion``,
-        ``ask-profileid``, ``ask-bandwidth`` for the kinds that take them."""
+        ``ask-profileid``, ``ask-bandwidth``, ``ask-trust`` for the kinds that take them."""
         portgroup = self.network.portgroup
         return {} if portgroup is None else {"portgroup": portgroup}
 
