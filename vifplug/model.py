@@ -387,6 +387,8 @@ class _Checked(_Value):
 class _Given(_Value):
     """A value of optional keys of which at least one must be given."""
 
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
     @model_validator(mode="after")
     def _something(self) -> typing.Self:
         if not self.model_fields_set - {key for key, value in self if value is None}:

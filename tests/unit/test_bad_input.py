@@ -150,7 +150,8 @@ CASES: dict[str, Bad] = {
     "virtio-tx-queue-size-on-bridge.json": Bad(
         "$.virtio.tx_queue_size", "only for vif_type 'vhostuser'"),
     "virtio-e1000.json": Bad("$.virtio", "needs model 'virtio' (got model 'e1000')"),
-    "virtio-empty.json": Bad("$.virtio", "must give at least one of 'rx_queue_size'"),
+    "virtio-empty.json": Bad(
+        "$.virtio", "must give at least one of 'rx_queue_size'", shape=True),
     "virtio-packed-string.json": Bad("$.virtio.packed", "must be true or false", shape=True),
     "virtio-on-hostdev.json": Bad("$.virtio", "not used by vif_type 'hostdev'"),
     "coalesce-on-ethernet.json": Bad("$.coalesce", "not used by vif_type 'ethernet'"),
@@ -164,7 +165,8 @@ CASES: dict[str, Bad] = {
     "backend-relative.json": Bad("$.backend.tap", "must be an absolute path", shape=True),
     "backend-dotdot.json": Bad("$.backend.vhost", "without '.' or '..' components"),
     "backend-on-direct.json": Bad("$.backend", "not used by vif_type 'direct'"),
-    "backend-empty.json": Bad("$.backend", "must give at least one of 'tap', 'vhost'"),
+    "backend-empty.json": Bad(
+        "$.backend", "must give at least one of 'tap', 'vhost'", shape=True),
     "trust-on-bridge.json": Bad("$.trust_guest_rx_filters", "not used by vif_type 'bridge'"),
     "trust-string.json": Bad(
         "$.trust_guest_rx_filters", "must be true or false", shape=True),
