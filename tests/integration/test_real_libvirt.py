@@ -301,23 +301,57 @@ def _tuned(kind: str, host: VmHost, scratch: list[str], **keys: Any) -> Vif:
     return vif_of(data)
 
 
+def qmp(vm: Running, command: str, **arguments: Any) -> Any:
+    """A QMP command's ``return`` from the running QEMU (through libvirt)."""
+    import libvirt_qemu
+
+    text = json.dumps({"execute": command, "arguments": arguments})
+    return json.loads(libvirt_qemu.qemuMonitorCommand(vm.dom, text, 0))["return"]
+
+
+def virtio_net(vm: Running) -> str:
+    """The QOM path of the first NIC's virtio device (its alias is libvirt's, ``net0``)."""
+    return f"/machine/peripheral/{vm.live[0].find('alias').get('name')}/virtio-backend"
+
+
+def ring_sizes(vm: Running) -> tuple[int, int]:
+    """The sizes QEMU gave the first RX and TX virtqueues (queues 0 and 1)."""
+    rx, tx = (qmp(vm, "x-query-virtio-queue-status", path=virtio_net(vm), queue=index)
+              for index in (0, 1))
+    return rx["vring-num"], tx["vring-num"]
+
+
+def offers_packed(vm: Running) -> bool:
+    """Whether the device offers the guest packed virtqueues (VIRTIO_F_RING_PACKED)."""
+    status = qmp(vm, "x-query-virtio-status", path=virtio_net(vm))
+    return any(feature.startswith("VIRTIO_F_RING_PACKED")
+               for feature in status["host-features"]["transports"])
+
+
+@pytest.mark.parametrize("tuned", [True, False], ids=["tuned", "defaults"])
 @pytest.mark.parametrize("kind", ["bridge", "ethernet", "direct"])
-def test_virtio_ring_sizes_and_packed_reach_qemu(kind: str, host: VmHost,
+def test_virtio_ring_sizes_and_packed_reach_qemu(kind: str, tuned: bool, host: VmHost,
                                                  scratch: list[str]) -> None:
-    vif = _tuned(kind, host, scratch, queues=2,
-                 virtio={"rx_queue_size": 1024, "packed": True})
+    keys: dict[str, Any] = {"queues": 2}
+    if tuned:
+        keys["virtio"] = {"rx_queue_size": 1024, "packed": True}
+    vif = _tuned(kind, host, scratch, **keys)
     with host.running(vif) as vm:
         assert_started(vm)
         (nic,) = qemu_nic(vm.pid)
-        assert (nic["rx_queue_size"], nic["packed"], nic["mq"]) == (1024, True, True)
-        assert "tx_queue_size" not in nic
+        assert nic["mq"] is True
+        assert (nic.get("rx_queue_size"), nic.get("packed")) == ((1024, True) if tuned
+                                                                 else (None, None))
+        # what QEMU made of it: the RX ring's size, and packed rings offered to the guest
+        assert ring_sizes(vm) == ((1024, 256) if tuned else (256, 256))
+        assert offers_packed(vm) is tuned
 
 
 def test_tx_queue_size_on_a_tap_is_taken_by_qemu_yet_refused_by_vifplug(
         host: VmHost, scratch: list[str]) -> None:
-    # What the vhostuser-only rule is about: libvirt and QEMU here take tx_queue_size on a TAP
-    # and start, but QEMU keeps a TAP's TX ring at 256, so vifplug refuses the key there. (A
-    # vhost-user guest, where it works, needs a peer on the socket: the module doc.)
+    # Why tx_queue_size is vhostuser-only: libvirt and QEMU here take it on a TAP and start,
+    # yet QEMU keeps a TAP's TX ring at 256 (its vring-num below). (A vhost-user guest, where it
+    # works, needs a peer on the socket: the module doc.)
     with pytest.raises(InvalidVifError, match=r"\$\.virtio\.tx_queue_size: only for vif_type "
                        "'vhostuser'"):
         vif_of(example("bridge", virtio={"tx_queue_size": 1024}))
@@ -325,10 +359,12 @@ def test_tx_queue_size_on_a_tap_is_taken_by_qemu_yet_refused_by_vifplug(
     host.netns.add_bridge("red")
     by_hand = etree.fromstring(
         "<interface type='bridge'><mac address='fa:16:3e:12:34:56'/><source bridge='red'/>"
-        "<model type='virtio'/><driver tx_queue_size='1024'/></interface>")
+        "<model type='virtio'/><driver rx_queue_size='1024' tx_queue_size='1024'/>"
+        "</interface>")
     with host.started([by_hand]) as vm:
         (nic,) = qemu_nic(vm.pid)
-        assert nic["tx_queue_size"] == 1024
+        assert (nic["rx_queue_size"], nic["tx_queue_size"]) == (1024, 1024)
+        assert ring_sizes(vm) == (1024, 256)
 
 
 @pytest.mark.parametrize("frames", [7, 64])
