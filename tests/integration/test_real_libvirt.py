@@ -6,15 +6,23 @@ private libvirtd, checks the host side libvirt and QEMU built (the TAP or macvta
 OVS port, what QEMU holds open), destroys the domain and checks what is left.
 
 Not started here (ENVIRONMENT.md): 802.1Qbg/Qbh need a VDP switch (a Qbg on a veth loops
-libvirtd forever), a vhost-user server blocks QEMU without a peer, and hostdev needs an SR-IOV VF.
-Those kinds are checked against libvirt's schema and test:///default driver in tests/unit.
+libvirtd forever), and hostdev needs an SR-IOV VF. Those kinds are checked against libvirt's
+schema and test:///default driver in tests/unit. A vhost-user QEMU (QEMU the socket's client)
+starts against :class:`VhostUserPeer`, a minimal vhost-user backend: enough for QEMU to set the
+device up (no guest OS drives it, so no ring is ever mapped).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import stat
+import struct
+import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -350,8 +358,8 @@ def test_virtio_ring_sizes_and_packed_reach_qemu(kind: str, tuned: bool, host: V
 def test_tx_queue_size_on_a_tap_is_taken_by_qemu_yet_refused_by_vifplug(
         host: VmHost, scratch: list[str]) -> None:
     # Why tx_queue_size is vhostuser-only: libvirt and QEMU here take it on a TAP and start,
-    # yet QEMU keeps a TAP's TX ring at 256 (its vring-num below). (A vhost-user guest, where it
-    # works, needs a peer on the socket: the module doc.)
+    # yet QEMU keeps a TAP's TX ring at 256 (its vring-num below); on vhost-user it takes
+    # (test_vhostuser_ring_sizes_and_packed_reach_qemu).
     with pytest.raises(InvalidVifError, match=r"\$\.virtio\.tx_queue_size: only for vif_type "
                        "'vhostuser'"):
         vif_of(example("bridge", virtio={"tx_queue_size": 1024}))
@@ -439,3 +447,94 @@ def test_trust_guest_rx_filters_on_a_macvtap(trust: bool, host: VmHost,
     with host.running(vif) as vm:
         assert_started(vm)
         assert vm.live[0].get("trustGuestRxFilters") == ("yes" if trust else "no")
+
+
+# --- vhost-user, against a minimal backend ---
+
+
+class VhostUserPeer:
+    """The backend end of a vhost-user socket, as far as QEMU needs one to start a NIC whose
+    driver never runs: it listens on ``path`` (QEMU connects, ``mode='client'``), answers
+    GET_FEATURES with ``features`` (and the protocol-feature queries with none), and takes every
+    other message (SET_OWNER, SET_VRING_CALL/ERR, with their fds) without a reply, as the
+    protocol allows when no REPLY_ACK was negotiated. ``requests`` records what QEMU sent."""
+
+    GET_FEATURES, GET_PROTOCOL_FEATURES, GET_QUEUE_NUM = 1, 15, 17
+    VERSION, REPLY = 0x1, 0x4
+    VIRTIO_F_VERSION_1, VIRTIO_F_RING_PACKED = 1 << 32, 1 << 34
+
+    def __init__(self, path: str, features: int) -> None:
+        self.path, self.features = path, features
+        self.requests: list[int] = []
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(1)
+        self.listener.settimeout(60)  # QEMU never came: the thread ends (the test fails)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:  # closed before QEMU connected
+            return
+        conn.settimeout(None)
+        with conn:
+            while True:
+                try:
+                    header, ancillary, _, _ = conn.recvmsg(12, socket.CMSG_LEN(64))
+                except OSError:
+                    return
+                if len(header) < 12:
+                    return  # QEMU hung up
+                request, _, size = struct.unpack("<III", header)
+                if size:
+                    conn.recv(size, socket.MSG_WAITALL)
+                for level, kind, data in ancillary:  # fds QEMU passed (eventfds): not ours
+                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                        for fd in struct.unpack(f"<{len(data) // 4}i", data[:len(data) // 4 * 4]):
+                            os.close(fd)
+                self.requests.append(request)
+                answer = {self.GET_FEATURES: self.features, self.GET_PROTOCOL_FEATURES: 0,
+                          self.GET_QUEUE_NUM: 1}.get(request)
+                if answer is not None:
+                    conn.sendall(struct.pack("<IIIQ", request, self.VERSION | self.REPLY, 8,
+                                             answer))
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def vhost_user_socket() -> Iterator[str]:
+    """A short socket path (sun_path holds 107 bytes) in a directory of its own."""
+    directory = tempfile.mkdtemp(prefix="vt-vhu-")
+    try:
+        yield os.path.join(directory, "vhu.sock")
+    finally:
+        shutil.rmtree(directory)
+
+
+@pytest.mark.parametrize("tuned", [True, False], ids=["tuned", "defaults"])
+def test_vhostuser_ring_sizes_and_packed_reach_qemu(tuned: bool, host: VmHost,
+                                                    vhost_user_socket: str) -> None:
+    data = example("vhostuser", vhostuser={"socket": vhost_user_socket, "mode": "client"})
+    del data["queues"]  # multiqueue needs the MQ protocol feature the peer does not offer
+    if tuned:
+        data["virtio"] = {"rx_queue_size": 1024, "tx_queue_size": 1024, "packed": True}
+    vif = vif_of(data)
+    peer = VhostUserPeer(vhost_user_socket, VhostUserPeer.VIRTIO_F_VERSION_1
+                         | VhostUserPeer.VIRTIO_F_RING_PACKED)
+    try:
+        with host.running(vif) as vm:
+            assert_started(vm)
+            assert peer.requests[0] == VhostUserPeer.GET_FEATURES  # QEMU came to the peer
+            (nic,) = qemu_nic(vm.pid)
+            assert (nic.get("rx_queue_size"), nic.get("tx_queue_size"), nic.get("packed")) == (
+                (1024, 1024, True) if tuned else (None, None, None))
+            # unlike a TAP's (test_tx_queue_size_on_a_tap_...), the TX ring takes the size
+            assert ring_sizes(vm) == ((1024, 1024) if tuned else (256, 256))
+            assert offers_packed(vm) is tuned
+    finally:
+        peer.close()
