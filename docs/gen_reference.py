@@ -80,6 +80,9 @@ PROBES: list[tuple[tuple[str, ...], str, list[Any]]] = [
     (("vhostuser", "socket"), "vhostuser",
      ["vhu0", "/run/" + "s" * 103, "/run/\tvhu0", "/run/../vhu0"]),
     (("hostdev", "pci"), "hostdev", ["3b:00.2", "0000:3b:20.2"]),
+    (("virtio", "tx_queue_size"), "bridge", [512]),
+    (("rom", "file"), "bridge", ["/usr/share/vt/../pxe.rom"]),
+    (("backend", "tap"), "bridge", ["/dev/net/tun/", "/dev/./net/tun"]),
 ]
 
 #: A valid value for each optional key, to find which vif_types accept it (path, patch to merge).
@@ -90,8 +93,13 @@ SAMPLES: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("filtered",), {"filtered": True}),
     (("plug",), {"plug": "hybrid"}),
     (("queues",), {"queues": 2}),
+    (("virtio",), {"virtio": {"rx_queue_size": 512}}),
     (("link_state",), {"link_state": "up"}),
     (("bandwidth",), {"bandwidth": {"inbound": {"average": 1000}}}),
+    (("coalesce",), {"coalesce": {"rx_max_frames": 7}}),
+    (("backend",), {"backend": {"tap": "/dev/net/tun"}}),
+    (("rom",), {"rom": {"enabled": False}}),
+    (("trust_guest_rx_filters",), {"trust_guest_rx_filters": True}),
     (("filter",), {"filter": {"name": "clean-traffic"}}),
     (("ovs",), {"ovs": {"interface_id": UUID}}),
     (("qbg",), {"qbg": BASES["802.1qbg"]["qbg"]}),
@@ -156,7 +164,32 @@ ERROR_EXAMPLES: list[tuple[str, str, list[str]]] = [
   "ovs": {"interface_id": "0f6d3c1e-5b7a-4c1e-9d2e-6a1b2c3d4e5f"}
 }
 """, ["--libvirt-version", "0.9.10"]),
+    ("packed-ring.json", """\
+{
+  "id": "0f6d3c1e-5b7a-4c1e-9d2e-6a1b2c3d4e5f",
+  "vif_type": "bridge",
+  "mac": "fa:16:3e:12:34:56",
+  "network": {"name": "red", "bridge": "br0"},
+  "virtio": {"packed": true}
+}
+""", ["--libvirt-version", "6.2.0"]),
 ]
+
+
+#: The tuning keys' example for the docs, rendered by the real CLI.
+TUNED_EXAMPLE = """\
+{
+  "id": "0f6d3c1e-5b7a-4c1e-9d2e-6a1b2c3d4e5f",
+  "vif_type": "bridge",
+  "mac": "fa:16:3e:12:34:56",
+  "network": {"name": "red", "bridge": "br0"},
+  "queues": 4,
+  "virtio": {"rx_queue_size": 1024, "packed": true},
+  "coalesce": {"rx_max_frames": 32},
+  "backend": {"tap": "/dev/net/tun", "vhost": "/dev/vhost-net"},
+  "rom": {"enabled": false}
+}
+"""
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -462,11 +495,25 @@ def error_examples() -> str:
     return "\n".join(out)
 
 
+def tuned_example() -> str:
+    with tempfile.TemporaryDirectory(prefix="vifplug-docs-") as tmp:
+        (Path(tmp) / "tuned.json").write_text(TUNED_EXAMPLE)
+        argv = ["render", "tuned.json"]
+        result = subprocess.run([sys.executable, "-m", "vifplug", *argv], cwd=tmp,
+                                capture_output=True, text=True, check=False)
+        if result.returncode != 0 or result.stderr:
+            raise SystemExit(f"gen_reference: vifplug {' '.join(argv)} gave exit "
+                             f"{result.returncode}, stderr {result.stderr!r}")
+    return (f"`tuned.json`:\n\n```json\n{TUNED_EXAMPLE}```\n\n```console\n"
+            f"$ vifplug {' '.join(argv)}\n{result.stdout}```\n")
+
+
 def generate() -> str:
     reference = Reference()
     text = TEMPLATE.read_text()
     for marker, content in (("@@TABLES@@", reference.tables()),
                             ("@@MATRIX@@", reference.matrix()),
+                            ("@@TUNED@@", tuned_example()),
                             ("@@ERRORS@@", error_examples())):
         if marker not in text:
             raise SystemExit(f"gen_reference: {TEMPLATE.name} lacks {marker}")

@@ -13,7 +13,8 @@ guest's NIC on this host. Pure, and light (the migration hook imports it).
 The *interface* layer is what the guest itself asked for: for ``render``/``explain`` its vif.json,
 in the hook what vifplug's metadata entry recorded at render time (:func:`interface_layer` reads
 that entry: ``ask-vlan``, ``ask-trunk``, ``ask-managerid``, ``ask-typeid``,
-``ask-typeidversion``, ``ask-profileid``, ``ask-bandwidth``, ``portgroup``) plus the identities —
+``ask-typeidversion``, ``ask-profileid``, ``ask-bandwidth``, ``ask-trust`` (``yes``/``no``: the
+VIF's ``trust_guest_rx_filters``), ``portgroup``) plus the identities —
 never what a previous host's map wrote into the live XML. The hook also passes an *arrived*
 layer (what the interface carries on arrival, and the metadata's memory of it): the lowest
 priority, never in conflict, so guests rendered before the rule existed (whose entries record no
@@ -62,7 +63,7 @@ ATTRIBUTES = ("mac", "interfaceid", "instanceid", "managerid", "typeid", "typeid
 IDENTITIES = ("mac", "interfaceid", "instanceid")
 #: The metadata attributes recording what the guest asked for at render time.
 REQUEST_KEYS = ("ask-vlan", "ask-trunk", "ask-managerid", "ask-typeid", "ask-typeidversion",
-                "ask-profileid", "ask-bandwidth")
+                "ask-profileid", "ask-bandwidth", "ask-trust")
 #: The attributes each local switch can give a guest's NIC (the others are not applied there).
 APPLIES: Mapping[str, frozenset[str]] = {
     "legacy": frozenset({"mac", "bandwidth"}),
@@ -186,6 +187,9 @@ def interface_layer(entry: Mapping[str, str], source: str = "interface") -> Laye
     bandwidth = parse_bandwidth(entry.get("ask-bandwidth", ""))
     if bandwidth is not None:
         values["bandwidth"] = bandwidth
+    trust = entry.get("ask-trust")
+    if trust in ("yes", "no"):
+        values["trust_guest_rx_filters"] = trust == "yes"
     return Layer(source, values)
 
 
@@ -199,9 +203,9 @@ def _vlan(access: str | None, trunk: str | None) -> Vlan | None:
     return None
 
 
-def requests(vlan: int | None = None, trunk: tuple[int, ...] | None = None,
+def requests(*, vlan: int | None = None, trunk: tuple[int, ...] | None = None,
              qbg: QbgShared | None = None, profile_id: str | None = None,
-             bandwidth: Bandwidth | None = None) -> dict[str, str]:
+             bandwidth: Bandwidth | None = None, trust: bool | None = None) -> dict[str, str]:
     """The ``ask-*`` metadata attributes for what a guest asks (the reverse of
     :func:`interface_layer`)."""
     found: dict[str, str] = {}
@@ -216,6 +220,8 @@ def requests(vlan: int | None = None, trunk: tuple[int, ...] | None = None,
         found["ask-profileid"] = profile_id
     if bandwidth is not None:
         found["ask-bandwidth"] = bandwidth.text()
+    if trust is not None:
+        found["ask-trust"] = "yes" if trust else "no"
     return found
 
 

@@ -40,9 +40,11 @@ from vifplug.names import check_device_name, check_network_name, check_profile_i
 __all__ = [
     "KINDS",
     "VIF_TYPES",
+    "Backend",
     "Bandwidth",
     "BridgeNetwork",
     "BridgeVif",
+    "Coalesce",
     "DirectParams",
     "DirectVif",
     "EthernetVif",
@@ -60,10 +62,12 @@ __all__ = [
     "QbhParams",
     "QbhVif",
     "Rate",
+    "Rom",
     "VhostUserNetwork",
     "VhostUserParams",
     "VhostUserVif",
     "Vif",
+    "VirtioParams",
 ]
 
 VifType = Literal[
@@ -150,6 +154,24 @@ def _socket_path(value: str) -> str:
     return value
 
 
+def _file_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError("must be an absolute path")
+    if len(value.encode()) > spec.PATH_MAX:
+        raise ValueError(f"must be at most {spec.PATH_MAX} bytes")
+    if any(ord(c) < 0x20 or c == "\x7f" for c in value):
+        raise ValueError("must not contain control characters")
+    if "/../" in value + "/" or "/./" in value + "/" or value.endswith("/"):
+        raise ValueError("must name a file, without '.' or '..' components")
+    return value
+
+
+def _queue_size(value: int) -> int:
+    if value not in spec.QUEUE_SIZES:
+        raise ValueError("must be a power of two from 256 to 1024 (256, 512 or 1024)")
+    return value
+
+
 def _profile_id(value: str) -> str:
     return check_profile_id(value)
 
@@ -227,6 +249,13 @@ ProfileId = Annotated[str, Strict(), AfterValidator(_profile_id), WithJsonSchema
 SocketPath = Annotated[str, Strict(), AfterValidator(_socket_path), WithJsonSchema(
     {"type": "string", "pattern": "^/", "maxLength": _UNIX_PATH_MAX}
 )]
+FilePath = Annotated[str, Strict(), AfterValidator(_file_path), WithJsonSchema(
+    {"type": "string", "pattern": "^/", "maxLength": spec.PATH_MAX}
+)]
+QueueSize = Annotated[int, Strict(), AfterValidator(_queue_size), WithJsonSchema(
+    {"type": "integer", "enum": list(spec.QUEUE_SIZES)}
+)]
+UInt32 = Annotated[int, Strict(), Field(ge=0, le=spec.UINT32_MAX)]
 PciAddress = Annotated[str, Strict(), AfterValidator(_pci), WithJsonSchema(
     {"type": "string", "pattern": r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[01][0-9a-fA-F]\.[0-7]$"}
 )]
@@ -355,6 +384,69 @@ class _Checked(_Value):
         return iter(())
 
 
+class _Given(_Value):
+    """A value of optional keys of which at least one must be given."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    @model_validator(mode="after")
+    def _something(self) -> typing.Self:
+        if not self.model_fields_set - {key for key, value in self if value is None}:
+            keys = "', '".join(type(self).model_fields)
+            raise RuleError([((), f"must give at least one of '{keys}'")])
+        return self
+
+
+class VirtioParams(_Given):
+    """virtio ring tuning: attributes of ``<driver>`` beside ``queues`` (model virtio only)."""
+
+    #: ``rx_queue_size``: the RX virtqueue size, 256, 512 or 1024 (libvirt 2.3.0).
+    rx_queue_size: QueueSize | None = None
+    #: ``tx_queue_size``: the TX virtqueue size, 256, 512 or 1024 (libvirt 3.7.0): vhostuser
+    #: only (QEMU keeps every other backend's TX ring at 256).
+    tx_queue_size: QueueSize | None = None
+    #: ``packed='on'``: packed virtqueues (libvirt 6.3.0); false or absent: QEMU's default.
+    packed: Bool | None = None
+
+
+class Coalesce(_Value):
+    """Maps to ``<coalesce><rx><frames max/></rx></coalesce>`` (the host TAP's interrupt
+    coalescing, set by libvirt with ethtool; libvirt 3.3.0)."""
+
+    #: ``max``: frames received before an interrupt.
+    rx_max_frames: UInt32
+
+
+class Rom(_Checked):
+    """Maps to ``<rom>``: the NIC's PCI option ROM (its boot ROM)."""
+
+    #: ``enabled='no'`` when false: no ROM at all (libvirt 4.3.0). Default true.
+    enabled: Bool = True
+    #: ``file``: the ROM image presented to the guest (an absolute path on the host).
+    file: FilePath | None = None
+    #: ``bar``: whether the ROM is visible in the guest's memory map (``on`` when true, else
+    #: ``off``).
+    bar: Bool | None = None
+
+    def rules(self) -> Iterator[Problem]:
+        if not self.enabled:
+            for key in ("file", "bar"):
+                if getattr(self, key) is not None:
+                    yield (key,), "cannot be combined with 'enabled': false (no ROM at all)"
+        elif self.file is None and self.bar is None:
+            yield (), "must give 'enabled': false, or 'file' and/or 'bar'"
+
+
+class Backend(_Given):
+    """Maps to ``<backend tap vhost>``: the device nodes libvirt opens for the NIC's backend
+    (libvirt 1.2.9)."""
+
+    #: ``tap``: the TUN/TAP clone device (default ``/dev/net/tun``).
+    tap: FilePath | None = None
+    #: ``vhost``: the vhost-net device (default ``/dev/vhost-net``).
+    vhost: FilePath | None = None
+
+
 class Network(_Checked):
     """The logical network the NIC joins, and how this host switches it.
 
@@ -465,6 +557,8 @@ class Vif(_Checked):
     network: Network
     #: The switch already filters this port (security groups), so the host need not.
     filtered: Bool = False
+    #: ``<rom>``: the NIC's PCI option ROM.
+    rom: Rom | None = None
 
     #: A missing key reported at the key inside it that the format names (the port identity).
     missing_reported_at: ClassVar[Mapping[str, tuple[str, ...]]] = {}
@@ -540,7 +634,7 @@ class Vif(_Checked):
         """What the guest itself asks of each host (the merge rule's interface layer,
         :mod:`vifplug.merge`), as metadata attributes: its ``portgroup``, and ``ask-vlan`` /
         ``ask-trunk``, ``ask-managerid`` / ``ask-typeid`` / ``ask-typeidversion``,
-        ``ask-profileid``, ``ask-bandwidth`` for the kinds that take them."""
+        ``ask-profileid``, ``ask-bandwidth``, ``ask-trust`` for the kinds that take them."""
         portgroup = self.network.portgroup
         return {} if portgroup is None else {"portgroup": portgroup}
 
@@ -563,11 +657,18 @@ class GuestNic(Vif):
     queues: Queues | None = None
     #: ``<link state>``.
     link_state: Literal["up", "down"] | None = None
+    #: ``<driver rx_queue_size tx_queue_size packed>``: virtio ring tuning.
+    virtio: VirtioParams | None = None
 
     def rules(self) -> Iterator[Problem]:
         yield from super().rules()
-        if self.queues is not None and self.nic_model != "virtio":
-            yield ("queues",), f"needs model 'virtio' (got model {self.nic_model!r})"
+        for key in ("queues", "virtio"):
+            if getattr(self, key) is not None and self.nic_model != "virtio":
+                yield (key,), f"needs model 'virtio' (got model {self.nic_model!r})"
+        if self.virtio is not None and self.virtio.tx_queue_size is not None \
+                and self.vif_type != "vhostuser":
+            yield (("virtio", "tx_queue_size"), "only for vif_type 'vhostuser' (QEMU keeps the "
+                   f"TX ring of every other backend at 256; got vif_type {self.vif_type!r})")
 
     @property
     def nic_model(self) -> str:
@@ -610,6 +711,9 @@ class ShapedNic(GuestNic):
 class TapVif(ShapedNic):
     """A NIC whose host side is a TAP named ``devname``, else ``tap`` + ``id[:11]``."""
 
+    #: ``<backend tap vhost>``: the device nodes libvirt opens for the TAP and vhost-net.
+    backend: Backend | None = None
+
     @property
     def tap_name(self) -> str:
         """The host TAP (``<target dev>``): ``devname``, else ``tap`` + ``id[:11]``."""
@@ -627,6 +731,8 @@ class BridgeVif(TapVif):
     network: BridgeNetwork
     #: ``<filterref>`` when the host firewalls.
     filter: Filter | None = None
+    #: ``<coalesce>``: the TAP's RX interrupt coalescing.
+    coalesce: Coalesce | None = None
 
 
 class OvsVif(TapVif):
@@ -641,6 +747,9 @@ class OvsVif(TapVif):
     plug: PlugMethod | None = None
     #: ``<filterref>`` (the hybrid path only).
     filter: Filter | None = None
+    #: ``<coalesce>``: the TAP's RX interrupt coalescing (``type='bridge'`` only: not with plug
+    #: ``manual``, whose ``type='ethernet'`` libvirt refuses it on).
+    coalesce: Coalesce | None = None
 
     missing_reported_at: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "ovs": ("ovs", "interface_id")}
@@ -650,6 +759,9 @@ class OvsVif(TapVif):
         if self.filter is not None and self.plug in ("virtualport", "manual"):
             yield (("filter",), "only for the hybrid plug method, not plug "
                    f"{self.plug!r} (drop 'filter' or use plug 'hybrid')")
+        if self.coalesce is not None and self.plug == "manual":
+            yield (("coalesce",), "not with plug 'manual': libvirt refuses <coalesce> on its "
+                   "type='ethernet' (use plug 'virtualport' or 'hybrid')")
 
     @property
     def qbr_name(self) -> str:
@@ -687,6 +799,10 @@ class MacvtapVif(ShapedNic):
     network: MacvtapNetwork
     #: The macvtap mode.
     direct: DirectParams | None = None
+    #: ``<interface trustGuestRxFilters>`` (``yes``/``no``): whether the guest's MAC and RX
+    #: filter changes are applied on the host (a macvtap's, a VF's). The interface layer of the
+    #: merge rule (``ask-trust``).
+    trust_guest_rx_filters: Bool | None = None
 
     #: The mode when ``direct.mode`` is not given.
     default_mode: ClassVar[DirectMode] = "vepa"
@@ -698,7 +814,8 @@ class MacvtapVif(ShapedNic):
                    f"{self.direct_mode!r} cannot tag)")
 
     def requests(self) -> dict[str, str]:
-        return {**super().requests(), **self._asks(vlan=self.network.vlan)}
+        return {**super().requests(),
+                **self._asks(vlan=self.network.vlan, trust=self.trust_guest_rx_filters)}
 
     @property
     def direct_mode(self) -> DirectMode:
@@ -780,9 +897,14 @@ class HostDevVif(Vif):
     network: HostdevNetwork
     #: The SR-IOV VF.
     hostdev: HostDevParams
+    #: ``<interface trustGuestRxFilters>`` (``yes``/``no``): whether the guest's MAC and RX
+    #: filter changes are applied on the host (a macvtap's, a VF's). The interface layer of the
+    #: merge rule (``ask-trust``).
+    trust_guest_rx_filters: Bool | None = None
 
     def requests(self) -> dict[str, str]:
-        return {**super().requests(), **self._asks(vlan=self.network.vlan)}
+        return {**super().requests(),
+                **self._asks(vlan=self.network.vlan, trust=self.trust_guest_rx_filters)}
 
 
 #: Every kind, in VIF_FORMAT.md's order.
@@ -916,8 +1038,9 @@ def _json_schema() -> dict[str, Any]:
 
 #: The order keys are listed in (the reference tables follow it).
 _VIF_ORDER = ("id", "vif_type", "mac", "network", "devname", "model", "mtu", "filtered", "plug",
-              "queues", "link_state", "bandwidth", "filter", "ovs", "qbg", "qbh", "direct",
-              "vhostuser", "hostdev")
+              "queues", "virtio", "link_state", "bandwidth", "coalesce", "backend", "rom",
+              "trust_guest_rx_filters", "filter", "ovs", "qbg", "qbh", "direct", "vhostuser",
+              "hostdev")
 _NETWORK_ORDER = ("name", "portgroup", "bridge", "interface", "vlan", "trunk", "create_bridge",
                   "create_vlan")
 

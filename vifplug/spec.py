@@ -13,11 +13,14 @@ __all__ = [
     "METADATA_PREFIX",
     "MTU_MAX",
     "MTU_MIN",
+    "PATH_MAX",
     "QUEUES_MAX",
+    "QUEUE_SIZES",
     "SPEED_MAX",
     "SPEED_MIN",
     "UINT8_MAX",
     "UINT24_MAX",
+    "UINT32_MAX",
     "UNIX_PATH_MAX",
     "UUID_PATTERN",
     "VLAN_MAX",
@@ -35,11 +38,17 @@ VLAN_MIN, VLAN_MAX = 1, 4094
 MTU_MIN, MTU_MAX = 68, 65535
 #: virtio-net's most queue pairs.
 QUEUES_MAX = 256
+#: virtio-net ring sizes QEMU accepts (``rx_queue_size``, ``tx_queue_size``): powers of two.
+QUEUE_SIZES = (256, 512, 1024)
 #: ``<bandwidth>`` rates (kB/s) and bursts (kB): libvirt's unsigned 32-bit fields.
 SPEED_MIN, SPEED_MAX = 1, 2**32 - 1
 #: 802.1Qbg managerid / typeidversion (8 bits) and typeid (24 bits).
 UINT8_MAX = 255
 UINT24_MAX = 2**24 - 1
+#: libvirt's unsigned int fields (``<coalesce>``'s frames).
+UINT32_MAX = 2**32 - 1
+#: The longest file path (Linux PATH_MAX, including the NUL).
+PATH_MAX = 4095
 #: sun_path is 108 bytes including the terminating NUL.
 UNIX_PATH_MAX = 107
 

@@ -14,15 +14,18 @@ from lxml import etree
 from vifplug.spec import METADATA_NS, METADATA_PREFIX
 
 if TYPE_CHECKING:  # only types: rendering pieces need no pydantic at import time
-    from vifplug.model import Bandwidth, Filter, Vif
+    from vifplug.model import Backend, Bandwidth, Coalesce, Filter, Rom, Vif, VirtioParams
 
 __all__ = [
     "METADATA_NS",
+    "add_backend",
     "add_bandwidth",
+    "add_coalesce",
     "add_driver",
     "add_filterref",
     "add_link_mtu",
     "add_model",
+    "add_rom",
     "add_vlan",
     "metadata_element",
     "metadata_entry",
@@ -48,15 +51,54 @@ def add_model(iface: etree._Element, model: str) -> None:
     _SubElement(iface, "model", type=model)
 
 
-def add_driver(iface: etree._Element, queues: int | None) -> None:
-    """``<driver queues='N'/>`` when the VIF asks for multiqueue.
+def add_driver(iface: etree._Element, queues: int | None,
+               virtio: VirtioParams | None = None) -> None:
+    """``<driver queues rx_queue_size tx_queue_size packed/>`` with what the VIF asks for
+    (multiqueue, virtio ring tuning); nothing when it asks for none.
 
     No ``name='vhost'``: naming the backend makes libvirt refuse to start the guest on a host
     without vhost-net ("vhost-net was requested ... but is unavailable"), while leaving it out
     lets libvirt use vhost-net where it exists and QEMU's own backend elsewhere.
     """
-    if queues is not None:
-        _SubElement(iface, "driver", queues=str(queues))
+    attrib = {} if queues is None else {"queues": str(queues)}
+    if virtio is not None:
+        if virtio.rx_queue_size is not None:
+            attrib["rx_queue_size"] = str(virtio.rx_queue_size)
+        if virtio.tx_queue_size is not None:
+            attrib["tx_queue_size"] = str(virtio.tx_queue_size)
+        if virtio.packed:
+            attrib["packed"] = "on"
+    if attrib:
+        _SubElement(iface, "driver", attrib)
+
+
+def add_backend(iface: etree._Element, backend: Backend | None) -> None:
+    """``<backend tap vhost/>``, each path when given."""
+    if backend is None:
+        return
+    attrib = {key: value for key, value in (("tap", backend.tap), ("vhost", backend.vhost))
+              if value is not None}
+    _SubElement(iface, "backend", attrib)
+
+
+def add_coalesce(iface: etree._Element, coalesce: Coalesce | None) -> None:
+    """``<coalesce><rx><frames max/></rx></coalesce>``."""
+    if coalesce is not None:
+        rx = _SubElement(_SubElement(iface, "coalesce"), "rx")
+        _SubElement(rx, "frames", max=str(coalesce.rx_max_frames))
+
+
+def add_rom(iface: etree._Element, rom: Rom | None) -> None:
+    """``<rom enabled='no'/>``, or ``<rom bar file/>``."""
+    if rom is None:
+        return
+    if not rom.enabled:
+        _SubElement(iface, "rom", enabled="no")
+        return
+    attrib = {} if rom.bar is None else {"bar": "on" if rom.bar else "off"}
+    if rom.file is not None:
+        attrib["file"] = rom.file
+    _SubElement(iface, "rom", attrib)
 
 
 def add_filterref(iface: etree._Element, nwfilter: Filter | None) -> None:

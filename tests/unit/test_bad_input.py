@@ -144,6 +144,32 @@ CASES: dict[str, Bad] = {
     "plug-on-bridge.json": Bad("$.plug", "not used by vif_type 'bridge' (only 'ovs')"),
     "queues-e1000.json": Bad("$.queues", "needs model 'virtio' (got model 'e1000')"),
     "filter-on-direct.json": Bad("$.filter", "not used by vif_type 'direct'"),
+    # --- issue 14: virtio ring tuning, coalesce, rom, backend paths, trust ---
+    "virtio-rx-queue-size-300.json": Bad(
+        "$.virtio.rx_queue_size", "must be a power of two from 256 to 1024", shape=True),
+    "virtio-tx-queue-size-on-bridge.json": Bad(
+        "$.virtio.tx_queue_size", "only for vif_type 'vhostuser'"),
+    "virtio-e1000.json": Bad("$.virtio", "needs model 'virtio' (got model 'e1000')"),
+    "virtio-empty.json": Bad(
+        "$.virtio", "must give at least one of 'rx_queue_size'", shape=True),
+    "virtio-packed-string.json": Bad("$.virtio.packed", "must be true or false", shape=True),
+    "virtio-on-hostdev.json": Bad("$.virtio", "not used by vif_type 'hostdev'"),
+    "coalesce-on-ethernet.json": Bad("$.coalesce", "not used by vif_type 'ethernet'"),
+    "coalesce-on-direct.json": Bad("$.coalesce", "not used by vif_type 'direct'"),
+    "coalesce-plug-manual.json": Bad("$.coalesce", "not with plug 'manual'"),
+    "coalesce-negative.json": Bad("$.coalesce.rx_max_frames", "must be at least 0", shape=True),
+    "rom-disabled-with-file.json": Bad(
+        "$.rom.file", "cannot be combined with 'enabled': false"),
+    "rom-file-relative.json": Bad("$.rom.file", "must be an absolute path", shape=True),
+    "rom-empty.json": Bad("$.rom", "must give 'enabled': false, or 'file' and/or 'bar'"),
+    "backend-relative.json": Bad("$.backend.tap", "must be an absolute path", shape=True),
+    "backend-dotdot.json": Bad("$.backend.vhost", "without '.' or '..' components"),
+    "backend-on-direct.json": Bad("$.backend", "not used by vif_type 'direct'"),
+    "backend-empty.json": Bad(
+        "$.backend", "must give at least one of 'tap', 'vhost'", shape=True),
+    "trust-on-bridge.json": Bad("$.trust_guest_rx_filters", "not used by vif_type 'bridge'"),
+    "trust-string.json": Bad(
+        "$.trust_guest_rx_filters", "must be true or false", shape=True),
     "filter-plug-virtualport.json": Bad("$.filter", "not plug 'virtualport'"),
     "filter-plug-manual.json": Bad("$.filter", "not plug 'manual'"),
     "filter-name-bad.json": Bad("$.filter.name", "must be an nwfilter name"),

@@ -183,6 +183,44 @@ def test_the_guests_own_bandwidth_conflicting_with_the_host(map_path: Path) -> N
         rewrite(domain(vif), load_network_map(map_path))
 
 
+def direct_vif(**keys: Any) -> Any:
+    return load_vifs({**json.loads((EXAMPLES / "direct.json").read_text()), "mac": MAC,
+                      "bandwidth": None, "network": {"name": "green", "interface": "eth2"},
+                      **keys})[0]
+
+
+def test_the_guests_own_trust_conflicting_with_the_host(map_path: Path) -> None:
+    # vif.json's trust_guest_rx_filters is the interface layer (ask-trust); network green says
+    # trust_guest_rx_filters = true (the map's line 19) and no portgroup of it says otherwise
+    with pytest.raises(HookError, match=(
+            r"^interface fa:16:3e:12:34:56: trust_guest_rx_filters: the interface asks no, "
+            r"network green \(.*networks.toml:19\) gives yes; set override = true there")):
+        rewrite(domain(direct_vif(trust_guest_rx_filters=False)), load_network_map(map_path))
+    path = map_path.parent / "vif.json"
+    path.write_text(direct_vif(trust_guest_rx_filters=False).to_json())
+    out, err = io.StringIO(), io.StringIO()
+    assert cli(["explain", "--networks", str(map_path), str(path)], out, err) == 2
+    assert "trust_guest_rx_filters: the interface asks no" in err.getvalue()
+
+
+def test_the_guests_own_trust_agreeing_with_the_host(map_path: Path,
+                                                     libvirt_check: DomainChecker) -> None:
+    before = domain(direct_vif(trust_guest_rx_filters=True))
+    assert ours(before.decode()).get("trustGuestRxFilters") == "yes"
+    after = checked(rewrite(before, load_network_map(map_path)), libvirt_check)
+    assert ours(after).get("trustGuestRxFilters") == "yes"
+
+
+def test_the_host_overriding_the_guests_trust(map_path: Path,
+                                              libvirt_check: DomainChecker) -> None:
+    text = map_path.read_text().replace('default_portgroup = "vdp"\n',
+                                        'default_portgroup = "vdp"\noverride = true\n')
+    map_path.write_text(text)
+    after = checked(rewrite(domain(direct_vif(trust_guest_rx_filters=False)),
+                            load_network_map(map_path)), libvirt_check)
+    assert ours(after).get("trustGuestRxFilters") == "yes"
+
+
 # --- shown: hook rewrite --explain, explain --networks ------------------------------------------
 
 

@@ -771,6 +771,28 @@ def test_bad_shapes_name_the_foreign_path(case: str) -> None:
     assert caught.value.exit_code == 2
 
 
+@pytest.mark.parametrize("trusted", [True, "true", "True", False, "false"])
+def test_sriov_trusted_port_asks_trust_guest_rx_filters(trusted: object) -> None:
+    # Neutron's binding:profile trusted (a bool, or nova's bool_from_string) → the VIF's key
+    want = trusted in (True, "true", "True")
+    profile = {"pci_slot": "0000:3b:00.2", "trusted": trusted}
+    hostdev = from_nova_vif(nova_vif("hw_veb", label="sriov", vnic_type="direct",
+                                     profile=profile))
+    macvtap = from_nova_vif(nova_vif("hw_veb", label="sriov", vnic_type="macvtap",
+                                     meta={"interface": "enp59s0f2"}, profile=profile))
+    port = from_neutron_port(neutron_port("hw_veb", **{"binding:vnic_type": "direct",
+                                                       "binding:profile": profile}))
+    for vif in (hostdev, macvtap, port):
+        assert vif.to_dict()["trust_guest_rx_filters"] is want
+
+
+def test_sriov_trusted_not_a_boolean_names_the_field() -> None:
+    with pytest.raises(InteropError) as caught:
+        from_nova_vif(nova_vif("hw_veb", label="sriov", vnic_type="direct",
+                               profile={"pci_slot": "0000:3b:00.2", "trusted": "maybe"}))
+    assert problems(caught.value) == {"$.profile.trusted": "must be true or false (got 'maybe')"}
+
+
 def test_every_problem_is_reported_at_once() -> None:
     data = nova_vif("ovs", address="not-a-mac", details={"datapath_type": "kernel"})
     data["network"]["meta"]["mtu"] = "big"

@@ -12,22 +12,42 @@ from typing import ClassVar, Generic, TypeVar
 
 from lxml import etree
 
-from vifplug.model import Bandwidth, Filter, GuestNic, OvsParams, Vif
+from vifplug.errors import UnsupportedError
+from vifplug.model import Backend, Bandwidth, Coalesce, Filter, GuestNic, OvsParams, TapVif, Vif
 from vifplug.plan import EnsureOvsBridge, PlanContext, RequireOvsBridge, Step
 from vifplug.ready import Condition
 from vifplug.version import LibvirtVersion
-from vifplug.xml import add_bandwidth, add_driver, add_filterref, add_link_mtu, add_model
+from vifplug.xml import (
+    add_backend,
+    add_bandwidth,
+    add_coalesce,
+    add_driver,
+    add_filterref,
+    add_link_mtu,
+    add_model,
+    add_rom,
+)
 
 __all__ = [
+    "BACKEND",
+    "COALESCE",
     "MANAGED_NO",
     "MTU",
     "OVS_VIRTUALPORT",
+    "PACKED",
+    "ROM",
+    "ROM_ENABLED",
+    "RX_QUEUE_SIZE",
+    "TRUST_GUEST_RX_FILTERS",
+    "TX_QUEUE_SIZE",
     "Connection",
     "Options",
+    "add_rom_gated",
     "finish_interface",
     "guest_hop",
     "ovs_bridge_step",
     "ovs_external_ids",
+    "require",
     "start_interface",
     "vlan_note",
 ]
@@ -38,6 +58,26 @@ OVS_VIRTUALPORT = LibvirtVersion(0, 9, 11)
 MTU = LibvirtVersion(3, 1, 0)
 #: ``<target dev managed='no'>`` (use a pre-created TAP as it is) since libvirt 5.1.0.
 MANAGED_NO = LibvirtVersion(5, 1, 0)
+
+# The gates below are errors, never silent drops: a VIF asking for a feature the target libvirt
+# lacks is refused (UnsupportedError, exit 2) naming the key and the version.
+
+#: ``<driver rx_queue_size>`` since libvirt 2.3.0.
+RX_QUEUE_SIZE = LibvirtVersion(2, 3, 0)
+#: ``<driver tx_queue_size>`` since libvirt 3.7.0.
+TX_QUEUE_SIZE = LibvirtVersion(3, 7, 0)
+#: ``<driver packed>`` (a virtio option) since libvirt 6.3.0.
+PACKED = LibvirtVersion(6, 3, 0)
+#: ``<coalesce>`` since libvirt 3.3.0.
+COALESCE = LibvirtVersion(3, 3, 0)
+#: ``<rom bar file>`` on an ``<interface>`` since libvirt 0.9.10.
+ROM = LibvirtVersion(0, 9, 10)
+#: ``<rom enabled>`` since libvirt 4.3.0.
+ROM_ENABLED = LibvirtVersion(4, 3, 0)
+#: ``<backend tap vhost>`` since libvirt 1.2.9.
+BACKEND = LibvirtVersion(1, 2, 9)
+#: ``<interface trustGuestRxFilters>`` since libvirt 1.2.10.
+TRUST_GUEST_RX_FILTERS = LibvirtVersion(1, 2, 10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +142,35 @@ class Connection(ABC, Generic[V]):
         return f"<connection {self.name}>"
 
 
-def start_interface(vif: Vif, type_: str) -> etree._Element:
-    """``<interface type>`` with its ``<mac>``: what every connection begins with."""
+def require(options: Options, since: LibvirtVersion, key: str) -> None:
+    """Refuse a VIF key the target libvirt cannot express (never drop it silently)."""
+    if not options.supports(since):
+        raise UnsupportedError(f"$.{key}: needs libvirt >= {since} (the XML is for libvirt "
+                               f"{options.version_text})")
+
+
+def start_interface(vif: Vif, type_: str, options: Options | None = None) -> etree._Element:
+    """``<interface type>`` with its ``<mac>``: what every connection begins with; and, for
+    the kinds that take it, the guest's ``trustGuestRxFilters``."""
     iface = etree.Element("interface", type=type_)
+    trust = getattr(vif, "trust_guest_rx_filters", None)
+    if trust is not None:
+        require(options or Options(), TRUST_GUEST_RX_FILTERS, "trust_guest_rx_filters")
+        iface.set("trustGuestRxFilters", "yes" if trust else "no")
     etree.SubElement(iface, "mac", address=vif.mac)
     return iface
+
+
+def add_rom_gated(iface: etree._Element, vif: Vif, options: Options) -> None:
+    """``<rom>``, when the target libvirt knows what the VIF asks of it."""
+    rom = vif.rom
+    if rom is None:
+        return
+    if not rom.enabled:
+        require(options, ROM_ENABLED, "rom.enabled")
+    else:
+        require(options, ROM, "rom")
+    add_rom(iface, rom)
 
 
 def finish_interface(
@@ -118,9 +182,11 @@ def finish_interface(
     bandwidth: Bandwidth | None = None,
     managed_no: bool = False,
     filterref: Filter | None = None,
+    coalesce: Coalesce | None = None,
 ) -> etree._Element:
     """Append what follows the source in libvirt's own order: bandwidth, target, model, driver,
-    filterref, link, mtu (``<mtu>`` only where the target libvirt knows it)."""
+    backend, filterref, link, mtu, coalesce, rom (``<mtu>`` only where the target libvirt knows
+    it, as always; the newer keys are refused below their version instead)."""
     add_bandwidth(iface, bandwidth)
     if target is not None:
         if managed_no and options.supports(MANAGED_NO):
@@ -128,9 +194,25 @@ def finish_interface(
         else:
             etree.SubElement(iface, "target", dev=target)
     add_model(iface, vif.nic_model)
-    add_driver(iface, vif.queues)
+    virtio = vif.virtio
+    if virtio is not None:
+        if virtio.rx_queue_size is not None:
+            require(options, RX_QUEUE_SIZE, "virtio.rx_queue_size")
+        if virtio.tx_queue_size is not None:
+            require(options, TX_QUEUE_SIZE, "virtio.tx_queue_size")
+        if virtio.packed:
+            require(options, PACKED, "virtio.packed")
+    add_driver(iface, vif.queues, virtio)
+    backend: Backend | None = vif.backend if isinstance(vif, TapVif) else None
+    if backend is not None:
+        require(options, BACKEND, "backend")
+    add_backend(iface, backend)
     add_filterref(iface, filterref)
     add_link_mtu(iface, vif.link_state, vif.mtu if options.supports(MTU) else None)
+    if coalesce is not None:
+        require(options, COALESCE, "coalesce")
+    add_coalesce(iface, coalesce)
+    add_rom_gated(iface, vif, options)
     return iface
 
 

@@ -35,12 +35,13 @@ class LinuxBridge(Connection[BridgeVif]):
     summary = "the guest TAP on a Linux bridge"
 
     def interface_xml(self, vif: BridgeVif, options: Options) -> etree._Element:
-        iface = start_interface(vif, "bridge")
+        iface = start_interface(vif, "bridge", options)
         etree.SubElement(iface, "source", bridge=vif.network.bridge)
         filtering = options.firewall and not vif.filtered
         return finish_interface(iface, vif, options, target=vif.tap_name,
                                 bandwidth=vif.bandwidth,
-                                filterref=vif.filter if filtering else None)
+                                filterref=vif.filter if filtering else None,
+                                coalesce=vif.coalesce)
 
     def plan(self, vif: BridgeVif, context: PlanContext) -> tuple[Step, ...]:
         network = vif.network

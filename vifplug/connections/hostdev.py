@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from lxml import etree
 
-from vifplug.connections.base import Connection, Options, guest_hop, start_interface, vlan_note
+from vifplug.connections.base import (
+    Connection,
+    Options,
+    add_rom_gated,
+    guest_hop,
+    start_interface,
+    vlan_note,
+)
 from vifplug.model import HostDevVif
 from vifplug.plan import PlanContext, RequirePci, Step
 from vifplug.xml import add_vlan
@@ -19,7 +26,7 @@ class HostDev(Connection[HostDevVif]):
     summary = "an SR-IOV virtual function passed through to the guest"
 
     def interface_xml(self, vif: HostDevVif, options: Options) -> etree._Element:
-        iface = start_interface(vif, "hostdev")
+        iface = start_interface(vif, "hostdev", options)
         iface.set("managed", "yes")
         domain, bus, rest = vif.hostdev.pci.split(":")
         slot, function = rest.split(".")
@@ -27,6 +34,7 @@ class HostDev(Connection[HostDevVif]):
         etree.SubElement(source, "address", type="pci", domain=f"0x{domain}", bus=f"0x{bus}",
                          slot=f"0x{slot}", function=f"0x{function}")
         add_vlan(iface, vif.network.vlan, None)
+        add_rom_gated(iface, vif, options)
         return iface
 
     def plan(self, vif: HostDevVif, context: PlanContext) -> tuple[Step, ...]:

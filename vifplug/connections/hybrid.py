@@ -40,10 +40,11 @@ class OvsHybrid(Connection[OvsVif]):
     summary = "the guest TAP on a per-VIF Linux bridge, joined to OVS by a veth pair"
 
     def interface_xml(self, vif: OvsVif, options: Options) -> etree._Element:
-        iface = start_interface(vif, "bridge")
+        iface = start_interface(vif, "bridge", options)
         etree.SubElement(iface, "source", bridge=vif.qbr_name)
         return finish_interface(iface, vif, options, target=vif.tap_name,
-                                bandwidth=vif.bandwidth, filterref=vif.filter)
+                                bandwidth=vif.bandwidth, filterref=vif.filter,
+                                coalesce=vif.coalesce)
 
     def plan(self, vif: OvsVif, context: PlanContext) -> tuple[Step, ...]:
         return (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from lxml import etree
 
 from vifplug.connections.base import (
+    COALESCE,
     OVS_VIRTUALPORT,
     Connection,
     Options,
@@ -12,10 +13,12 @@ from vifplug.connections.base import (
     guest_hop,
     ovs_bridge_step,
     ovs_external_ids,
+    require,
     start_interface,
     vlan_note,
 )
 from vifplug.connections.ethernet import ethernet_interface, tap_step
+from vifplug.errors import UnsupportedError
 from vifplug.model import OvsVif
 from vifplug.plan import DeleteLink, DeleteOvsPort, EnsureOvsPort, PlanContext, Step
 from vifplug.ready import Condition, LinkReady, OvsPortReady
@@ -59,13 +62,13 @@ class OvsVirtualPort(Connection[OvsVif]):
         return (DeleteOvsPort(vif.tap_name),)
 
     def interface_xml(self, vif: OvsVif, options: Options) -> etree._Element:
-        iface = start_interface(vif, "bridge")
+        iface = start_interface(vif, "bridge", options)
         etree.SubElement(iface, "source", bridge=vif.network.bridge)
         add_vlan(iface, vif.network.vlan, vif.network.trunk)
         port = etree.SubElement(iface, "virtualport", type="openvswitch")
         etree.SubElement(port, "parameters", interfaceid=vif.ovs.interface_id)
         return finish_interface(iface, vif, options, target=vif.tap_name,
-                                bandwidth=vif.bandwidth)
+                                bandwidth=vif.bandwidth, coalesce=vif.coalesce)
 
     def topology(self, vif: OvsVif) -> list[str]:
         return [guest_hop(vif), vif.tap_name, ovs_hop(vif, ", port added by libvirt")]
@@ -81,6 +84,11 @@ class OvsManual(Connection[OvsVif]):
     summary = "vifplug creates the TAP and its OVS port; libvirt uses the TAP as it is"
 
     def interface_xml(self, vif: OvsVif, options: Options) -> etree._Element:
+        if vif.coalesce is not None:  # chosen for an old libvirt: the model refuses plug manual
+            require(options, COALESCE, "coalesce")  # always below it: libvirt < 0.9.11
+            raise UnsupportedError("$.coalesce: libvirt refuses <coalesce> on the "
+                                   "type='ethernet' of the manual plug method (libvirt "
+                                   f"{options.version_text} < {OVS_VIRTUALPORT})")
         return ethernet_interface(vif, options)
 
     def plan(self, vif: OvsVif, context: PlanContext) -> tuple[Step, ...]:

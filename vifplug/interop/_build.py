@@ -131,6 +131,20 @@ class Reader:
         return Reader(value if value is not None else {}, self.at(key), self.t)
 
 
+def put_trusted(t: Translation, profile: Reader) -> None:
+    """Neutron's ``binding:profile`` ``trusted`` (a boolean, or the string nova parses as one)
+    → ``trust_guest_rx_filters`` (nova's ``trustGuestRxFilters`` for SR-IOV ports)."""
+    value = profile.data.get("trusted")
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no"):
+        value = value.strip().lower() in ("true", "yes")
+    if value is None:
+        return
+    if not isinstance(value, bool):
+        t.fail(profile.at("trusted"), f"must be true or false (got {value!r})")
+        return
+    t.put(("trust_guest_rx_filters",), value, profile.at("trusted"))
+
+
 def _is_a(value: object, kind: type) -> bool:
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)

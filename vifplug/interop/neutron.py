@@ -22,7 +22,8 @@ with "not bound".
 - ``vhostuser`` → ``vhostuser``: ``vhostuser_socket``, ``vhostuser_mode`` (QEMU's side); with
   ``vhostuser_ovs_plug`` also ``ovs`` on ``bridge_name`` (default ``br-int``).
 - ``hw_veb`` with ``binding:vnic_type`` direct → ``hostdev`` on ``binding:profile.pci_slot``
-  with ``binding:vif_details.vlan``; vnic_type macvtap is refused (the VF's net device is known
+  with ``binding:vif_details.vlan``, ``binding:profile.trusted`` → ``trust_guest_rx_filters``
+  (nova's ``trustGuestRxFilters``); vnic_type macvtap is refused (the VF's net device is known
   only on the host).
 - ``macvtap`` → ``direct`` on ``macvtap_source`` in ``macvtap_mode`` (the source is already the
   VLAN device, so ``vlan`` is not mapped).
@@ -38,7 +39,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vifplug import names
-from vifplug.interop._build import Reader, Translation, put_identity, start
+from vifplug.interop._build import Reader, Translation, put_identity, put_trusted, start
 from vifplug.model import Vif
 from vifplug.names import check_network_name
 
@@ -189,6 +190,7 @@ def _hw_veb(t: Translation, r: Reader, details: Reader, vnic_type: str,
     profile = r.sub("binding:profile", required="the SR-IOV binding profile (pci_slot)")
     t.put(("hostdev", "pci"), profile.get("pci_slot", str, required="the VF's PCI address"),
           ("binding:profile", "pci_slot"))
+    put_trusted(t, profile)
     return "hostdev"
 
 

@@ -22,7 +22,7 @@ How each nova ``type`` maps:
 - ``hw_veb`` with ``vnic_type`` direct (its default) → ``hostdev``, ``profile.pci_slot`` →
   ``hostdev.pci``, ``details.vlan``; with ``vnic_type`` macvtap → ``direct`` in passthrough mode on
   ``network.meta.interface`` (nova finds that device from the PCI address on the host; vifplug does
-  not, so it must be given).
+  not, so it must be given). Both: ``profile.trusted`` → ``trust_guest_rx_filters``.
 - ``macvtap`` → ``direct``: ``details.macvtap_source`` → ``network.interface``,
   ``details.macvtap_mode`` → ``direct.mode``. The source already is the VLAN device nova would
   create from ``details.vlan``, so that VLAN is not mapped.
@@ -38,6 +38,10 @@ Everywhere: ``address`` → ``mac``; ``network.label`` (else ``network.id``) →
 ``details.port_filter`` → ``filtered``; ``details.vlan`` (else ``network.meta.vlan``) →
 ``network.vlan``; ``devname`` → ``devname`` unless it is the default ``tap`` + ``id[:11]``
 (for vhostuser it names the OVS port; never for hostdev, which has no host device).
+
+Not in a network_info VIF, so never mapped: nova.conf's ``[libvirt]rx_queue_size`` /
+``tx_queue_size`` and the flavor's ``hw:virtio_packed_ring`` (vif.json ``virtio``), which an agent
+takes from its own configuration.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from vifplug.interop._build import (
     default_tap,
     network_name,
     put_identity,
+    put_trusted,
     start,
 )
 from vifplug.model import Vif
@@ -219,6 +224,7 @@ def _hw_veb(c: _Context) -> str | None:
         profile = c.r.sub("profile", required="the SR-IOV binding profile (pci_slot)")
         t.put(("hostdev", "pci"), profile.get("pci_slot", str, required="the VF's PCI address"),
               ("profile", "pci_slot"))
+        _trusted(c)
         return "hostdev"
     if c.vnic_type == "macvtap":
         interface = c.meta.get("interface", str)
@@ -228,10 +234,15 @@ def _hw_veb(c: _Context) -> str | None:
                    "the host; vifplug does not look it up")
         t.put(("network", "interface"), interface, ("network", "meta", "interface"))
         t.put(("direct", "mode"), "passthrough", ("vnic_type",))
+        _trusted(c)
         return "direct"
     t.fail(("vnic_type",), f"an 'hw_veb' VIF takes vnic_type 'direct' or 'macvtap' "
            f"(got {c.vnic_type!r})")
     return None
+
+
+def _trusted(c: _Context) -> None:
+    put_trusted(c.t, c.r.sub("profile"))
 
 
 def _macvtap(c: _Context) -> str | None:

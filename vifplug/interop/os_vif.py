@@ -53,6 +53,7 @@ plug); fast-path and representor port profiles, ``datapath_offload``, an OVS ``p
 Not carried: ``active``, ``preserve_on_delete`` (os-vif's own OVS plugin ignores it too),
 ``plugin``, ``Network.subnets`` / ``multi_host``, the OVS profile's ``create_tap`` /
 ``multiqueue``. ``to_os_vif`` leaves out what only the guest side uses (``model``, ``queues``,
+``virtio``, ``coalesce``, ``backend``, ``rom``, ``trust_guest_rx_filters``,
 ``link_state``, ``bandwidth``, ``filter``): the object describes what a plugin plugs.
 
 The instance: a :class:`~vifplug.model.Vif` does not name its guest. ``instance_info`` is what
