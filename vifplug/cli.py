@@ -269,8 +269,12 @@ def _add_hook_commands(commands: Any) -> None:
     preview.add_argument("domain_xml", metavar="domain.xml", help="('-' reads stdin)")
     _map_option(preview)
     preview.add_argument("--explain", action="store_true",
-                         help="print instead, for each rewritten interface, every attribute's "
-                         "value and the layer it comes from (interface, portgroup, network)")
+                         help="print instead, for each rewritten interface, the option of its "
+                         "network's priority list it gets and why earlier ones were skipped, "
+                         "and every attribute's value and the layer it comes from (interface, "
+                         "portgroup, network)")
+    preview.add_argument("--pools", metavar="FILE", help="the NIC pools' state file, read only "
+                         "(default: $VIFPLUG_POOLS, else /var/lib/vifplug/pools.json)")
     preview.set_defaults(handler=_hook_rewrite)
     check = hook_commands.add_parser(
         "check", help="can this host take the guest? (a migration's preflight)",
@@ -713,7 +717,9 @@ def _audit_result(args: argparse.Namespace, again: Any = None) -> Any:
         with Host(netns=args.netns, ovsdb=args.ovsdb or DEFAULT_OVSDB) as host:
             inventory = read_inventory(host, Path(args.lock_dir) if args.lock_dir else LOCK_DIR)
     domains = read_domains(args.connect)
-    return audit(inventory, domains, host_map.networks if host_map is not None else None,
+    networks = None if host_map is None else {
+        name: host_map.options.get(name, network) for name, network in host_map.networks.items()}
+    return audit(inventory, domains, networks,
                  map_path=host_map.path if host_map is not None else None)
 
 
@@ -834,7 +840,7 @@ def _hook_uninstall(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _hook_rewrite(args: argparse.Namespace, out: TextIO) -> int:
-    from vifplug.hook import HookError, Rewritten, rewrite
+    from vifplug.hook import HookError, Rewritten, parse_domain, rewrite, state_chooser
     from vifplug.netmap import load_network_map
 
     host_map = load_network_map(args.networks)
@@ -845,7 +851,8 @@ def _hook_rewrite(args: argparse.Namespace, out: TextIO) -> int:
             data = handle.read()
     rewritten: list[Rewritten] = []
     try:
-        result = rewrite(data, host_map, log=rewritten.append)
+        chooser = state_chooser(parse_domain(data).findtext("name") or "", args.pools)
+        result = rewrite(data, host_map, log=rewritten.append, pool=chooser)
     except HookError as exc:
         raise VifError(f"{args.domain_xml}: {exc}") from None
     if not args.explain:
@@ -858,6 +865,8 @@ def _hook_rewrite(args: argparse.Namespace, out: TextIO) -> int:
         if number:
             print(file=out)
         print(f"interface {entry.mac}, network {entry.network!r}: {entry.detail}", file=out)
+        for line in _option_lines(entry, "  "):
+            print(line, file=out)
         if entry.portgroup:
             print(f"  portgroup  {entry.portgroup}", file=out)
         for line in _merge_lines(entry.chosen, entry.switch, "  merge      "):
@@ -865,8 +874,20 @@ def _hook_rewrite(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _option_lines(entry: Any, indent: str, width: int = 9) -> list[str]:
+    """``option   options[1] of 3`` and one ``skipped`` line per earlier option, for an
+    interface whose network has a priority list; [] for a single definition."""
+    if entry.option is None:
+        return []
+    lines = [f"{indent}{'option':<{width}}options[{entry.option}] of {entry.options} (the first "
+             "usable here: the network's priority list)"]
+    lines += [f"{indent}{'skipped' if n == 0 else '':<{width}}{line}"
+              for n, line in enumerate(entry.skipped)]
+    return lines
+
+
 def _hook_check(args: argparse.Namespace, out: TextIO) -> int:
-    from vifplug.hook import HookError, interface_networks, parse_domain, rewrite
+    from vifplug.hook import HookError, definition_of, interface_networks, parse_domain, rewrite
     from vifplug.netmap import OvnNetwork, load_network_map, map_path
     from vifplug.preflight import device_problems, ovsdb_view
 
@@ -892,7 +913,8 @@ def _hook_check(args: argparse.Namespace, out: TextIO) -> int:
     problems = pool_problems + device_problems(rewritten, host_map,
                                                ovsdb=lambda: ovsdb_view(socket_path))
     interfaces = list(interface_networks(parse_domain(rewritten)))
-    if any(isinstance(host_map.networks.get(net), OvnNetwork) for _, net, _ in interfaces):
+    if any(isinstance(definition_of(host_map, net, iface), OvnNetwork)
+           for _, net, iface in interfaces):
         problems += _chassis_problems(socket_path)
     for problem in problems:
         print(f"{name}: {problem}", file=out)
@@ -906,20 +928,11 @@ def _hook_check(args: argparse.Namespace, out: TextIO) -> int:
 
 def _pool_preview(data: bytes | str, pools: str | None, problems: list[str]) -> Any:
     """For ``hook check``: the NIC each interface on a pooled network would get, chosen on a
-    copy of the pools' state (nothing is allocated); a full pool is a problem line."""
-    from vifplug.hook import parse_domain
-    from vifplug.pools import Holder, PoolExhausted, load, state_path
+    copy of the pools' state (nothing is allocated); a full pool is a problem line (an
+    option's: the next option is tried, as the hook does)."""
+    from vifplug.hook import parse_domain, state_chooser
 
-    state = load(state_path(pools))
-    domain = parse_domain(data).findtext("name") or ""
-
-    def choose(network: Any, mac: str) -> str:
-        try:
-            return state.choose(network, Holder(domain, mac))
-        except PoolExhausted as exc:
-            problems.append(f"interface {mac}: {exc}")
-            return str(network.pool[0])
-    return choose
+    return state_chooser(parse_domain(data).findtext("name") or "", pools, problems=problems)
 
 
 def _chassis_problems(socket_path: str) -> list[str]:
@@ -1153,7 +1166,9 @@ def _host_libvirt_networks(args: argparse.Namespace, out: TextIO) -> int:
     if unknown:
         raise VifError(f"--network: {', '.join(map(repr, unknown))} not in {host_map.path} "
                        f"(it has {', '.join(sorted(host_map.networks)) or 'no networks'})")
-    documents = [(name, tostring(network_element(host_map.networks[name]))) for name in names]
+    documents = [(name, tostring(network_element(host_map.networks[name],
+                                                 host_map.definitions(name))))
+                 for name in names]
     if args.define is None:
         out.write("\n".join(text for _, text in documents))
         return EXIT_OK

@@ -65,12 +65,26 @@ _PER_GUEST = ("interfaceid", "instanceid")
 
 def network_elements(host_map: NetworkMap) -> list[etree._Element]:
     """One ``<network>`` per network of the map, by name."""
-    return [network_element(network) for _, network in sorted(host_map.networks.items())]
+    return [network_element(network, host_map.definitions(name))
+            for name, network in sorted(host_map.networks.items())]
 
 
-def network_element(network: MappedNetwork) -> etree._Element:
-    """The libvirt ``<network>`` that connects guests as the map says for ``network``."""
+def network_element(network: MappedNetwork,
+                    options: tuple[MappedNetwork, ...] = ()) -> etree._Element:
+    """The libvirt ``<network>`` that connects guests as the map says for ``network``.
+
+    libvirt has no priority list: a network with options (``options``, the network's
+    :meth:`~vifplug.netmap.NetworkMap.definitions`) is defined as its first option — pass that
+    as ``network`` — and a comment in the document names the options libvirt does not get (the
+    hook's alone: a guest on the libvirt network never falls back to them)."""
     root = etree.Element("network")
+    if len(options) > 1:
+        rest = "; ".join(f"options[{n.option}]: {n.describe()}" for n in options
+                         if n.option != network.option)
+        root.append(etree.Comment(
+            f" vifplug: network {network.name} lists {len(options)} connection options; "
+            f"libvirt takes one definition per network: this is options[{network.option}]. "
+            f"Not here (the qemu hook's only): {rest} ".replace("--", "- -")))
     _SubElement(root, "name").text = network.name
     if isinstance(network, DirectNetwork):
         if network.trust_guest_rx_filters is not None:

@@ -218,23 +218,27 @@ def rebuild(domains: Iterable[tuple[str, str]], host_map: NetworkMap) -> PoolSta
     state = PoolState()
     for name, xml in domains:
         for mac, network_name, iface in interface_networks(parse_domain(xml)):
-            network = host_map.networks.get(network_name)
             source = iface.find("source")
             dev = source.get("dev") if source is not None else None
-            if isinstance(network, DirectNetwork) and network.pool and dev in network.pool:
-                state.networks.setdefault(network_name, {}).setdefault(dev, []).append(
-                    Holder(name, mac))
+            if iface.get("type") != "direct":
+                continue
+            for network in host_map.definitions(network_name):  # its options' pools too
+                if isinstance(network, DirectNetwork) and network.pool and dev in network.pool:
+                    state.networks.setdefault(network_name, {}).setdefault(dev, []).append(
+                        Holder(name, mac))
     return state
 
 
 def pooled(host_map: NetworkMap) -> list[DirectNetwork]:
-    return [n for n in host_map.networks.values() if isinstance(n, DirectNetwork) and n.pool]
+    """Every pooled definition (a network's, or one of its options')."""
+    return [n for n in host_map.every_definition().values()
+            if isinstance(n, DirectNetwork) and n.pool]
 
 
 def describe(state: PoolState, host_map: NetworkMap) -> list[str]:
     """One line per pool NIC: who holds it."""
     lines = []
-    for network in sorted(pooled(host_map), key=lambda n: n.name):
+    for network in sorted(pooled(host_map), key=lambda n: (n.name, n.option or 0)):
         nics = state.networks.get(network.name, {})
         for nic in network.nics:
             holders = nics.get(nic, [])
