@@ -14,7 +14,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from vifplug.errors import VifError, VifplugError
 
@@ -74,6 +74,10 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="print it as <interface type='network'> on the libvirt network "
                         "named after the VIF's network (what `vifplug host libvirt-networks` "
                         "defines on each host): the per-guest parts only")
+    _local_map_options(render, "render each VIF as this host's map connects its network, "
+                       "as the migration hook would: the first usable option of its priority "
+                       "list, its portgroup and the merge rule; a pool's NIC is the one the "
+                       "pools' state would give (read only)")
     render.set_defaults(handler=_render)
     vif_command("validate", "check vif.json and say which connection each VIF takes",
                 "Check every rule of vif.json format 1 and that each VIF can be connected with "
@@ -102,6 +106,12 @@ def _build_parser() -> argparse.ArgumentParser:
         sub = vif_command(name, verb, description)
         sub.add_argument("--dry-run", action="store_true",
                          help="print the plan and touch nothing")
+        _local_map_options(sub, "check each VIF against this host's map first, as render "
+                           "--networks does (a portgroup the network lacks, a conflict: exit "
+                           "2, nothing plugged); plug takes the pool NIC its option needs in "
+                           "the pools' state, unplug frees it" if name == "plug" else
+                           "free the pool NICs plug --networks took for these VIFs",
+                           domain=True)
         _host_options(sub)
         if name == "plug":
             sub.add_argument("--instance-uuid", metavar="UUID",
@@ -151,6 +161,18 @@ def _guest_options(apply: argparse.ArgumentParser) -> None:
     apply.add_argument("--connect", metavar="URI", default="qemu:///system",
                        help="libvirt's URI (default qemu:///system): read-only for "
                        "--guests=refuse, read-write for --guests=move")
+
+
+def _local_map_options(sub: argparse.ArgumentParser, help_: str, *,
+                       domain: bool = False) -> None:
+    """``--networks FILE`` and ``--pools FILE`` of render, plug and unplug."""
+    sub.add_argument("--networks", metavar="FILE", help=help_)
+    sub.add_argument("--pools", metavar="FILE", help="with --networks: the NIC pools' state "
+                     "file (default: $VIFPLUG_POOLS, else /var/lib/vifplug/pools.json)")
+    if domain:
+        sub.add_argument("--domain", metavar="NAME", help="with --networks: the libvirt "
+                         "domain the VIFs belong to, who holds their pool NICs (default: each "
+                         "VIF's id); name the domain so that the hook frees them when it stops")
 
 
 def _map_option(sub: argparse.ArgumentParser) -> None:
@@ -502,10 +524,21 @@ def _each(args: argparse.Namespace) -> tuple[GenericVIFDriver, list[Vif], bool, 
 def _render(args: argparse.Namespace, out: TextIO) -> int:
     from vifplug.xml import tostring
 
-    driver, vifs, array, _ = _each(args)
+    driver, vifs, array, source = _each(args)
     if args.metadata and args.as_network:
         raise VifError("--metadata and --as-network: give one")
-    if args.metadata:
+    if args.networks is not None:
+        if args.as_network:
+            raise VifError("--networks and --as-network: give one (a libvirt network "
+                           "connects the guest itself on each host)")
+        local = _localized(args, driver, vifs, source, array, _preview(args))
+        if args.metadata:
+            element = local.metadata
+        elif array:
+            element = etree_devices(local.interfaces)
+        else:
+            element = local.interfaces[0]
+    elif args.metadata:
         element = driver.metadata_xml(vifs)
     elif args.as_network:
         from lxml import etree
@@ -528,6 +561,74 @@ def _render(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+class _Local(NamedTuple):
+    """VIFs as this host's map connects them (:func:`_localized`)."""
+
+    #: The rewritten ``<interface>`` per VIF (lxml), the metadata after the rewrite.
+    interfaces: list[Any]
+    metadata: Any
+    #: The hook's account of each (vifplug.hook.Rewritten).
+    rewritten: list[Any]
+    host_map: Any
+
+
+def etree_devices(interfaces: list[Any]) -> Any:
+    from lxml import etree
+
+    devices = etree.Element("devices")
+    devices.extend(interfaces)
+    return devices
+
+
+def _preview(args: argparse.Namespace) -> Callable[[str], Any]:
+    """Pool choosers on one copy of the pools' state, read once (nothing written)."""
+    from vifplug.hook import state_chooser
+    from vifplug.pools import load, state_path
+
+    state = load(state_path(getattr(args, "pools", None)))
+    return lambda domain: state_chooser(domain, state=state)
+
+
+def _holder(args: argparse.Namespace, vif: Vif) -> str:
+    """Who holds a VIF's pool NIC: ``--domain``, else the VIF's id."""
+    return getattr(args, "domain", None) or vif.id
+
+
+def _localized(args: argparse.Namespace, driver: GenericVIFDriver, vifs: list[Vif],  # noqa: PLR0917
+               source: str, array: bool, pool: Callable[[str], Any]) -> _Local:
+    """Each VIF rendered, then rewritten for this host's map (``args.networks``) exactly as the
+    migration hook rewrites an incoming guest: the first usable option, the portgroup, the
+    merge rule; ``pool(domain)`` picks pool NICs for the VIF's holder (:func:`_holder`). Every
+    refusal is bad input: ``source: $[i].network: ...`` (exit 2), the map's errors
+    ``file:line``."""
+    from lxml import etree
+
+    from vifplug.hook import HookError, Rewritten, rewrite
+    from vifplug.netmap import load_network_map
+    from vifplug.xml import metadata_element, metadata_entry
+
+    host_map = load_network_map(args.networks)
+    interfaces: list[Any] = []
+    entries: list[Any] = []
+    rewritten: list[Rewritten] = []
+    for index, vif in enumerate(vifs):
+        root = etree.Element("domain", type="kvm")
+        etree.SubElement(root, "name").text = _holder(args, vif)
+        etree.SubElement(root, "metadata").append(metadata_element([metadata_entry(vif)]))
+        etree.SubElement(root, "devices").append(driver.interface_xml(vif))
+        try:
+            result = rewrite(etree.tostring(root), host_map, log=rewritten.append,
+                             pool=pool(_holder(args, vif)))
+        except HookError as exc:
+            raise _located(VifError(f"$.network: {exc}"), source,
+                           index if array else None) from None
+        done = etree.fromstring(result.encode("utf-8"))
+        interfaces.append(done.find("devices/interface"))
+        entries.extend(done.iterfind("metadata/{*}interfaces/{*}interface"))
+    return _Local(interfaces, metadata_element(dict(e.attrib) for e in entries), rewritten,
+                  host_map)
+
+
 def _validate(args: argparse.Namespace, out: TextIO) -> int:
     driver, vifs, _, source = _each(args)
     kinds = ", ".join(driver.select(vif).name for vif in vifs)
@@ -537,14 +638,12 @@ def _validate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _explain(args: argparse.Namespace, out: TextIO) -> int:
-    driver, vifs, _, _ = _each(args)
+    driver, vifs, array, source = _each(args)
     options = driver.options
     merged: list[list[str]] = [[] for _ in vifs]
     if args.networks is not None:  # everything checked before the first line is printed
-        from vifplug.netmap import load_network_map
-
-        host_map = load_network_map(args.networks)
-        merged = [_explain_merge(vif, host_map) for vif in vifs]
+        local = _localized(args, driver, vifs, source, array, _preview(args))
+        merged = [_explain_merge(entry, local.host_map) for entry in local.rewritten]
     for number, vif in enumerate(vifs):
         if number:
             print(file=out)
@@ -565,25 +664,15 @@ def _explain(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _explain_merge(vif: Vif, host_map: Any) -> list[str]:
-    """The host's network for ``vif`` and the merge rule's choice per attribute, as lines.
-
-    Raises VifError (exit 2) for a network the map lacks, a portgroup its network lacks, and a
-    parameter the VIF and the host give differently (:mod:`vifplug.merge`)."""
-    from vifplug.merge import host_layers, interface_layer, merge, portgroup_note
-    from vifplug.xml import metadata_entry
-
-    network = host_map.get(vif.network.name)
-    if network is None:
-        raise VifError(f"interface {vif.mac}: network {vif.network.name!r} is not defined in "
-                       f"{host_map.path}")
-    group, host = host_layers(host_map, network, vif.mac, vif.network.portgroup)
-    chosen = merge(interface_layer(metadata_entry(vif)), group, host)
+def _explain_merge(entry: Any, host_map: Any) -> list[str]:
+    """The host's network (the option of its priority list) an interface gets, and the merge
+    rule's choice per attribute, as lines (``entry``: the hook's Rewritten for it)."""
+    network = host_map.definitions(entry.network)[entry.option or 0]
     lines = [f"  host        network {network.name!r} ({host_map.path}): {network.describe()}"]
-    note = portgroup_note(network, vif.network.portgroup)
-    if note:
-        lines.append(f"  portgroup   {note}")
-    return lines + _merge_lines(chosen, network.switch, "  merge       ")
+    lines += _option_lines(entry, "  ", width=12)
+    if entry.portgroup:
+        lines.append(f"  portgroup   {entry.portgroup}")
+    return lines + _merge_lines(entry.chosen, entry.switch, "  merge       ")
 
 
 def _merge_lines(chosen: Any, switch: str, first: str) -> list[str]:
@@ -618,16 +707,81 @@ def _unplug(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _apply(args: argparse.Namespace, out: TextIO, *, plug: bool) -> int:
-    driver, vifs, _, _ = _each(args)
+    driver, vifs, array, source = _each(args)
     instance_uuid = _instance_uuid(getattr(args, "instance_uuid", None))
     create = bool(getattr(args, "create_ovs_bridge", False))
+    local = None
+    if plug and args.networks is not None:  # refusals first: exit 2, nothing taken
+        local = _localized(args, driver, vifs, source, array, _preview(args))
     plans = [driver.plan(vif, instance_uuid=instance_uuid, create_ovs_bridges=create) if plug
              else driver.unplan(vif) for vif in vifs]
     host = _host(args)
     if args.dry_run:
+        for line in _pool_lines(args, vifs, local):
+            print(f"{line} (would take)", file=out)
         for plan in plans:
             print(plan, file=out)
         return EXIT_OK
+    from vifplug.pools import Holder, load, release, state_path
+
+    held = load(state_path(args.pools)) if args.networks is not None else None
+    taken: list[str] = []
+    try:
+        if local is not None:
+            local = _localized(args, driver, vifs, source, array, _taking(args))
+            taken = _pool_lines(args, vifs, local)
+        code = _plug_or_unplug(args, out, driver, vifs, plans, host, plug=plug,
+                               instance_uuid=instance_uuid, create=create, taken=taken)
+    except BaseException:
+        if plug and held is not None:  # not plugged: the NICs this call took go back
+            for vif in vifs:
+                holder = Holder(_holder(args, vif), vif.mac)
+                if not any(holder in holders for nics in held.networks.values()
+                           for holders in nics.values()):
+                    release(holder.domain, args.pools, macs=[vif.mac])
+        raise
+    if args.networks is not None and not plug:  # unplugged: their pool NICs are free
+        for vif in vifs:
+            for network, nic in release(_holder(args, vif), args.pools, macs=[vif.mac]):
+                print(f"pool of network {network}: {nic} freed ({_holder(args, vif)}, "
+                      f"{vif.mac})", file=out)
+    return code
+
+
+def _taking(args: argparse.Namespace) -> Callable[[str], Any]:
+    """Pool choosers that allocate in the pools' state file (``--pools``), as the hook does."""
+    from vifplug.hook import PoolFull
+    from vifplug.pools import Holder, PoolExhausted, allocate
+
+    def chooser(domain: str) -> Any:
+        def choose(network: Any, mac: str) -> str:
+            try:
+                return allocate(network, Holder(domain, mac), args.pools)
+            except PoolExhausted as exc:
+                raise PoolFull(f"interface {mac}: {exc}; refused") from None
+        return choose
+    return chooser
+
+
+def _pool_lines(args: argparse.Namespace, vifs: list[Vif], local: _Local | None) -> list[str]:
+    """``pool of network red: eth10 for DOMAIN (MAC)`` per VIF on a pool NIC."""
+    if local is None:
+        return []
+    lines = []
+    for vif, iface, entry in zip(vifs, local.interfaces, local.rewritten, strict=True):
+        network = local.host_map.definitions(entry.network)[entry.option or 0]
+        source = iface.find("source")
+        if getattr(network, "pool", ()) and source is not None:
+            lines.append(f"pool of network {entry.network}: {source.get('dev')} for "
+                         f"{_holder(args, vif)} ({vif.mac})")
+    return lines
+
+
+def _plug_or_unplug(args: argparse.Namespace, out: TextIO, driver: GenericVIFDriver,  # noqa: PLR0917
+                    vifs: list[Vif], plans: list[Any], host: Host, *, plug: bool,
+                    instance_uuid: str | None, create: bool, taken: list[str]) -> int:
+    for line in taken:
+        print(line, file=out)
     progress = _ProgressBar(sum(len(plan.steps) for plan in plans), "plug" if plug else "unplug"
                             ) if len(vifs) > 1 and sys.stderr.isatty() else None
     with host:

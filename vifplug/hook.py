@@ -630,8 +630,8 @@ def _pool_chooser(domain: str) -> PoolChooser:
     return choose
 
 
-def state_chooser(domain: str, path: str | None = None, *,
-                  problems: list[str] | None = None) -> PoolChooser:
+def state_chooser(domain: str, path: str | None = None, *, problems: list[str] | None = None,
+                  state: Any = None) -> PoolChooser:
     """A preview of the hook's choice of pool NICs for ``domain``: on a copy of the pools'
     state file (``path``, else ``$VIFPLUG_POOLS``, else the default), read once; nothing is
     written. A pool with no NIC for the interface refuses it (:class:`PoolFull`: the next
@@ -639,11 +639,12 @@ def state_chooser(domain: str, path: str | None = None, *,
     definition, is a line there and its first NIC stands in (``hook check`` goes on)."""
     from vifplug.pools import Holder, PoolExhausted, load, state_path
 
-    state = load(state_path(path))
+    if state is None:  # else: a PoolState shared by several calls (one preview)
+        state = load(state_path(path))
 
     def choose(network: DirectNetwork, mac: str) -> str:
         try:
-            return state.choose(network, Holder(domain, mac))
+            return str(state.choose(network, Holder(domain, mac)))
         except PoolExhausted as exc:
             if problems is not None and network.option is None:
                 problems.append(f"interface {mac}: {exc}")

@@ -100,12 +100,15 @@ class PoolState:
         nics.setdefault(nic, []).append(holder)
         return nic
 
-    def release(self, domain: str) -> list[tuple[str, str]]:
-        """Free every NIC ``domain``'s interfaces hold; (network, NIC) of each freed."""
+    def release(self, domain: str, macs: Iterable[str] | None = None) -> list[tuple[str, str]]:
+        """Free every NIC ``domain``'s interfaces (those with ``macs`` only, if given) hold;
+        (network, NIC) of each freed."""
         freed = []
+        only = None if macs is None else {mac.lower() for mac in macs}
         for network, nics in self.networks.items():
             for nic, holders in nics.items():
-                kept = [h for h in holders if h.domain != domain]
+                kept = [h for h in holders if h.domain != domain
+                        or (only is not None and h.mac.lower() not in only)]
                 if len(kept) != len(holders):
                     freed.append((network, nic))
                     nics[nic] = kept
@@ -196,15 +199,17 @@ def allocate(network: DirectNetwork, holder: Holder, path: str | None = None) ->
         return nic
 
 
-def release(domain: str, path: str | None = None) -> list[tuple[str, str]]:
-    """Free ``domain``'s NICs in the state file; (network, NIC) of each freed. Nothing to do
-    (and no file made) when there is no state file."""
+def release(domain: str, path: str | None = None,
+            macs: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """Free ``domain``'s NICs (its interfaces with ``macs`` only, if given) in the state file;
+    (network, NIC) of each freed. Nothing to do (and no file made) when there is no state
+    file."""
     where = state_path(path)
     if not os.path.exists(where):
         return []
     with locked(where):
         state = load(where)
-        freed = state.release(domain)
+        freed = state.release(domain, macs)
         if freed:
             save(where, state)
         return freed
