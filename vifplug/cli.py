@@ -60,6 +60,9 @@ def _build_parser() -> argparse.ArgumentParser:
                          "port's network_id)")
         sub.add_argument("--mtu", type=int, metavar="N",
                          help="--from neutron: the network's MTU")
+        sub.add_argument("--portgroup", metavar="NAME",
+                         help="--from: every VIF's network.portgroup (no foreign model carries "
+                         "one)")
         return sub
 
     render = vif_command(
@@ -485,10 +488,13 @@ def _load(args: argparse.Namespace) -> tuple[list[Vif], bool, str]:
     if kind == "vif.json":
         if args.network_name is not None or args.mtu is not None:
             raise VifError("--network-name and --mtu go with --from neutron")
+        if args.portgroup is not None:
+            raise VifError("--portgroup goes with --from (vif.json gives network.portgroup)")
         return vifs_from_data(data, source=source), isinstance(data, list), source
     from vifplug.interop import load_foreign
 
-    vifs = load_foreign(data, kind, network_name=args.network_name, mtu=args.mtu, source=source)
+    vifs = load_foreign(data, kind, network_name=args.network_name, mtu=args.mtu, source=source,
+                        portgroup=args.portgroup)
     array = isinstance(data, list) or (isinstance(data, dict) and "ports" in data)
     return vifs, array, source
 
