@@ -629,7 +629,11 @@ def _localized(args: argparse.Namespace, driver: GenericVIFDriver, vifs: list[Vi
             raise _located(VifError(f"$.network: {exc}"), source,
                            index if array else None) from None
         done = etree.fromstring(result.encode("utf-8"))
-        interfaces.append(done.find("devices/interface"))
+        iface = done.find("devices/interface")
+        assert iface is not None  # noqa: S101 - the rewrite keeps the interface it was given
+        done.find("devices").remove(iface)  # type: ignore[union-attr]
+        etree.cleanup_namespaces(iface)  # the metadata's namespace is not the interface's
+        interfaces.append(iface)
         entries.extend(done.iterfind("metadata/{*}interfaces/{*}interface"))
     return _Local(interfaces, metadata_element(dict(e.attrib) for e in entries), rewritten,
                   host_map)
@@ -1034,7 +1038,7 @@ def _hook_rewrite(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _option_lines(entry: Any, indent: str, width: int = 9) -> list[str]:
+def _option_lines(entry: Any, indent: str, width: int = 11) -> list[str]:
     """``option   options[1] of 3`` and one ``skipped`` line per earlier option, for an
     interface whose network has a priority list; [] for a single definition."""
     if entry.option is None:

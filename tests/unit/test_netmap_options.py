@@ -503,3 +503,14 @@ def test_audit_compares_a_port_with_the_option_on_its_bridge() -> None:
         found = _mismatch(guest, Iface(), networks, {})  # type: ignore[arg-type]
     assert found is not None
     assert "tag 8 (expected 7)" in found.summary
+
+
+def test_a_changed_list_is_a_moving_network_for_switch_transitions() -> None:
+    from vifplug.guests import moving_networks
+
+    old = parse_network_map(THREE, "networks.toml")
+    assert moving_networks(old, parse_network_map(THREE, "networks.toml")) == frozenset()
+    changed = parse_network_map(THREE.replace('bridge = "red"', 'bridge = "red2"'),
+                                "networks.toml")
+    assert old.networks["red"] == changed.networks["red"]  # the first option is the same
+    assert moving_networks(old, changed) == {"red"}
