@@ -1193,10 +1193,10 @@ def _host_show(args: argparse.Namespace, out: TextIO) -> int:
     host_map = load_network_map(args.networks)
     print(f"{host_map.path}: {len(host_map.networks)} network(s)", file=out)
     with Host(netns=args.netns, ovsdb=args.ovsdb or DEFAULT_OVSDB, ovsdb_backend="vsctl") as host:
-        for name, network in sorted(host_map.networks.items()):
+        for name, network in sorted(host_map.every_definition().items()):  # each option too
             print(f"  {name:<16} {network.switch:<7} {network.describe()}  "
                   f"[{_present(host, network)}]", file=out)
-        if any(network.switch == "ovn" for network in host_map.networks.values()):
+        if any(network.switch == "ovn" for network in host_map.every_definition().values()):
             for line in _chassis_lines(host):
                 print(line, file=out)
         for line in _drift_lines(host_map, host, args):
@@ -1221,13 +1221,13 @@ def _drift_lines(host_map: Any, host: Host, args: argparse.Namespace) -> list[st
     if not plan.steps:
         return ["drift: none (host apply has nothing to do)"]
     lines = ["drift (what host apply would change):"]
-    for name in sorted(host_map.networks):
+    defined = host_map.every_definition()  # a network's options by name.options[N]
+    for name in sorted(defined):
         steps = plan.for_network(name)
         lines += [f"  {name}: {step.describe()}" for step in steps]
     lines += [f"  (no network): {step.describe()}" for networks, step in plan.entries
               if not networks]
-    removed = sorted({n for networks, _ in plan.entries for n in networks}
-                     - set(host_map.networks))
+    removed = sorted({n for networks, _ in plan.entries for n in networks} - set(defined))
     for name in removed:
         lines += [f"  {name} (not in the map): {step.describe()}"
                   for step in plan.for_network(name)]

@@ -514,3 +514,31 @@ def test_a_changed_list_is_a_moving_network_for_switch_transitions() -> None:
                                 "networks.toml")
     assert old.networks["red"] == changed.networks["red"]  # the first option is the same
     assert moving_networks(old, changed) == {"red"}
+
+
+def test_host_show_and_its_drift_list_every_option(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """``host show``: one line per option, and host apply's steps under the option they build
+    (a fake host without the bridge)."""
+    import vifplug.host
+    from vifplug.host import Host
+    from vifplug.host.fake import FakeNetlink, FakeOvsdb
+
+    monkeypatch.setattr(vifplug.host, "Host", lambda **_: Host.using(FakeNetlink(), FakeOvsdb()))
+    path = write(tmp_path, THREE.replace('bridge = "red"', 'bridge = "vp-red"'))
+    out = io.StringIO()
+    assert cli(["host", "show", "--networks", str(path), "--record",
+                str(tmp_path / "record.json")], out, io.StringIO()) == 0
+    lines = out.getvalue().splitlines()
+    assert lines[:5] == [
+        f"{path}: 1 network(s)",
+        "  red.options[0]   direct  macvtap on a pool of eth10, eth11 (one guest per NIC) "
+        "(passthrough) with 802.1Qbh profile finance  [MISSING eth10, eth11]",
+        "  red.options[1]   direct  macvtap on eth2 (vepa) with 802.1Qbg  [MISSING]",
+        "  red.options[2]   legacy  Linux bridge vp-red  [MISSING]",
+        "drift (what host apply would change):",
+    ]
+    drift = lines[5:]
+    assert drift
+    assert all(line.startswith("  red.options[2]: ") for line in drift), drift
+    assert any("vp-red" in line for line in drift)
