@@ -10,8 +10,11 @@ metadata, and those whose ``<source bridge>`` names a network of the local map (
 convention bridge = network; they are added to the metadata so the next host knows them too).
 Everything else in the document is left as it was.
 
-The choice is deterministic: the result depends only on this host's map and the interface's own
-identity (MAC, network, OVS interfaceid, 802.1Qbg/Qbh parameters). Every identity the interface
+The choice is deterministic: the result depends only on this host's map (and pools' state) and
+the interface's own identity (MAC, network, OVS interfaceid, 802.1Qbg/Qbh parameters). A network
+with a priority list (``[[networks.NAME.options]]``) gets the first option the interface can use
+here and now (:func:`_usable`; the rules: :mod:`vifplug.options`), else one refusal naming
+each option and why. Every identity the interface
 arrives with (its virtualport's, which win, and the metadata's) is recorded in the metadata, with
 what the rewrite gave it, so a hop through a host whose switch drops them (a Linux bridge has no
 virtualport) does not change where the guest lands next (see :func:`rewrite` and docs/src/hook.md).
@@ -154,9 +157,10 @@ class Rewritten(NamedTuple):
     skipped: tuple[str, ...] = ()
 
 
-#: Picks the NIC of a pooled ``direct`` network for an interface (by MAC): the hook's
-#: allocates it in the pool state (vifplug.pools); without one, the rewrite keeps the NIC the
-#: interface has when it is in the pool, else takes the pool's first (a preview).
+#: Picks the NIC of a pooled ``direct`` network for an interface (by MAC), or raises
+#: :class:`PoolFull` (the next option of a priority list is tried): the hook's allocates it in
+#: the pool state (vifplug.pools), :func:`state_chooser`'s previews that; without one, the
+#: rewrite keeps the NIC the interface has when it is in the pool, else takes the pool's first.
 PoolChooser = Callable[[DirectNetwork, str], str]
 
 
