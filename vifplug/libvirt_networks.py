@@ -78,6 +78,7 @@ def network_element(network: MappedNetwork,
     as ``network`` — and a comment in the document names the options libvirt does not get (the
     hook's alone: a guest on the libvirt network never falls back to them)."""
     root = etree.Element("network")
+    _SubElement(root, "name").text = network.name
     if len(options) > 1:
         rest = "; ".join(f"options[{n.option}]: {n.describe()}" for n in options
                          if n.option != network.option)
@@ -85,7 +86,6 @@ def network_element(network: MappedNetwork,
             f" vifplug: network {network.name} lists {len(options)} connection options; "
             f"libvirt takes one definition per network: this is options[{network.option}]. "
             f"Not here (the qemu hook's only): {rest} ".replace("--", "- -")))
-    _SubElement(root, "name").text = network.name
     if isinstance(network, DirectNetwork):
         if network.trust_guest_rx_filters is not None:
             root.set("trustGuestRxFilters", "yes" if network.trust_guest_rx_filters else "no")
@@ -254,7 +254,9 @@ def _define(libvirt: Any, conn: Any, name: str, text: str) -> str:
         document = etree.fromstring(text)
         uuid = etree.Element("uuid")
         uuid.text = existing.UUIDString()
-        document[0].addnext(uuid)  # after <name>, always the first child (network_element)
+        name_element = document.find("name")
+        assert name_element is not None  # noqa: S101 - network_element always writes it
+        name_element.addnext(uuid)
         text = etree.tostring(document, encoding="unicode")
     network = conn.networkDefineXML(text)
     changed = before is not None and _definition(libvirt, network) != before
