@@ -530,6 +530,7 @@ def _each(args: argparse.Namespace) -> tuple[GenericVIFDriver, list[Vif], bool, 
 def _render(args: argparse.Namespace, out: TextIO) -> int:
     from vifplug.xml import tostring
 
+    _with_networks_only(args)
     driver, vifs, array, source = _each(args)
     if args.metadata and args.as_network:
         raise VifError("--metadata and --as-network: give one")
@@ -541,7 +542,7 @@ def _render(args: argparse.Namespace, out: TextIO) -> int:
         if args.metadata:
             element = local.metadata
         elif array:
-            element = etree_devices(local.interfaces)
+            element = _devices(local.interfaces)
         else:
             element = local.interfaces[0]
     elif args.metadata:
@@ -578,12 +579,21 @@ class _Local(NamedTuple):
     host_map: Any
 
 
-def etree_devices(interfaces: list[Any]) -> Any:
+def _devices(interfaces: list[Any]) -> Any:
+    """``<devices>`` holding ``interfaces``."""
     from lxml import etree
 
     devices = etree.Element("devices")
     devices.extend(interfaces)
     return devices
+
+
+def _with_networks_only(args: argparse.Namespace) -> None:
+    """``--pools`` and ``--domain`` mean something with ``--networks`` only."""
+    if args.networks is None:
+        for option, value in (("--pools", args.pools), ("--domain", getattr(args, "domain", None))):
+            if value is not None:
+                raise VifError(f"{option} goes with --networks (the host's map)")
 
 
 def _preview(args: argparse.Namespace) -> Callable[[str], Any]:
@@ -717,6 +727,7 @@ def _unplug(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _apply(args: argparse.Namespace, out: TextIO, *, plug: bool) -> int:
+    _with_networks_only(args)
     driver, vifs, array, source = _each(args)
     instance_uuid = _instance_uuid(getattr(args, "instance_uuid", None))
     create = bool(getattr(args, "create_ovs_bridge", False))

@@ -183,3 +183,14 @@ def test_plug_refuses_before_taking_anything(files: dict[str, Path],
     assert (code, out) == (2, "")
     assert "$.network: interface fa:16:3e:1a:2b:3c: network 'green': no connection option" in err
     assert files["pools"].read_text() == before
+
+
+@pytest.mark.parametrize("command", ["render", "plug", "unplug"])
+def test_pools_and_domain_go_with_networks(command: str, files: dict[str, Path]) -> None:
+    code, out, err = run(command, "--pools", str(files["pools"]), str(files["vif"]))
+    assert (code, out) == (2, "")
+    assert "--pools goes with --networks" in err
+    if command != "render":
+        code, _, err = run(command, "--domain", "vm1", str(files["vif"]))
+        assert code == 2
+        assert "--domain goes with --networks" in err
