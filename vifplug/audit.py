@@ -367,8 +367,10 @@ def audit(inventory: Inventory, domains: Sequence[Domain],
           map_path: str | None = None) -> AuditResult:
     """Match the host against the domains and the map; the findings, in a stable order
     (orphan, missing, mismatch, foreign; by subject). ``networks``: the network map's
-    networks by name (:class:`vifplug.netmap.NetworkMap` ``.networks``); None: no map, so no
-    mismatch is looked for. Pure."""
+    networks by name (:class:`vifplug.netmap.NetworkMap` ``.networks``; a network with a
+    priority list may map to the tuple of its options, :meth:`NetworkMap.definitions`: a port
+    is compared with the OVS/OVN option on its bridge); None: no map, so no mismatch is looked
+    for. Pure."""
     claims = _Claims(domains)
     links = {link.name: link for link in inventory.links}
     ovs = {} if inventory.ovs is None else {
@@ -507,10 +509,14 @@ def _port_of(iface: DomainInterface, ovs: Mapping[str, OvsInterface]) -> OvsInte
 def _mismatch(domain: Domain, iface: DomainInterface, networks: Mapping[str, Any],
               ovs: Mapping[str, OvsInterface]) -> Finding | None:
     network: Any = networks.get(iface.network or "")
+    port = _port_of(iface, ovs)
+    if type(network) is tuple:  # a priority list (a network is a NamedTuple): the port's option
+        on_ovs = [n for n in network if getattr(n, "switch", None) in ("ovs", "ovn")]
+        network = next((n for n in on_ovs if port is not None and n.bridge == port.bridge),
+                       on_ovs[0] if on_ovs else None)
     switch = getattr(network, "switch", None)
     if switch not in ("ovs", "ovn"):
         return None
-    port = _port_of(iface, ovs)
     if port is None:
         return None
     expected: dict[str, Any] = {"bridge": network.bridge}

@@ -14,7 +14,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from vifplug.errors import VifError, VifplugError
 
@@ -60,6 +60,9 @@ def _build_parser() -> argparse.ArgumentParser:
                          "port's network_id)")
         sub.add_argument("--mtu", type=int, metavar="N",
                          help="--from neutron: the network's MTU")
+        sub.add_argument("--portgroup", metavar="NAME",
+                         help="--from: every VIF's network.portgroup (no foreign model carries "
+                         "one)")
         return sub
 
     render = vif_command(
@@ -74,6 +77,10 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="print it as <interface type='network'> on the libvirt network "
                         "named after the VIF's network (what `vifplug host libvirt-networks` "
                         "defines on each host): the per-guest parts only")
+    _local_map_options(render, "render each VIF as this host's map connects its network, "
+                       "as the migration hook would: the first usable option of its priority "
+                       "list, its portgroup and the merge rule; a pool's NIC is the one the "
+                       "pools' state would give (read only)")
     render.set_defaults(handler=_render)
     vif_command("validate", "check vif.json and say which connection each VIF takes",
                 "Check every rule of vif.json format 1 and that each VIF can be connected with "
@@ -102,6 +109,12 @@ def _build_parser() -> argparse.ArgumentParser:
         sub = vif_command(name, verb, description)
         sub.add_argument("--dry-run", action="store_true",
                          help="print the plan and touch nothing")
+        _local_map_options(sub, "check each VIF against this host's map first, as render "
+                           "--networks does (a portgroup the network lacks, a conflict: exit "
+                           "2, nothing plugged); plug takes the pool NIC its option needs in "
+                           "the pools' state, unplug frees it" if name == "plug" else
+                           "free the pool NICs plug --networks took for these VIFs",
+                           domain=True)
         _host_options(sub)
         if name == "plug":
             sub.add_argument("--instance-uuid", metavar="UUID",
@@ -154,6 +167,18 @@ def _guest_options(apply: argparse.ArgumentParser) -> None:
     apply.add_argument("--connect", metavar="URI", default="qemu:///system",
                        help="libvirt's URI (default qemu:///system): read-only for "
                        "--guests=refuse, read-write for --guests=move and restore")
+
+
+def _local_map_options(sub: argparse.ArgumentParser, help_: str, *,
+                       domain: bool = False) -> None:
+    """``--networks FILE`` and ``--pools FILE`` of render, plug and unplug."""
+    sub.add_argument("--networks", metavar="FILE", help=help_)
+    sub.add_argument("--pools", metavar="FILE", help="with --networks: the NIC pools' state "
+                     "file (default: $VIFPLUG_POOLS, else /var/lib/vifplug/pools.json)")
+    if domain:
+        sub.add_argument("--domain", metavar="NAME", help="with --networks: the libvirt "
+                         "domain the VIFs belong to, who holds their pool NICs (default: each "
+                         "VIF's id); name the domain so that the hook frees them when it stops")
 
 
 def _map_option(sub: argparse.ArgumentParser) -> None:
@@ -275,8 +300,12 @@ def _add_hook_commands(commands: Any) -> None:
     preview.add_argument("domain_xml", metavar="domain.xml", help="('-' reads stdin)")
     _map_option(preview)
     preview.add_argument("--explain", action="store_true",
-                         help="print instead, for each rewritten interface, every attribute's "
-                         "value and the layer it comes from (interface, portgroup, network)")
+                         help="print instead, for each rewritten interface, the option of its "
+                         "network's priority list it gets and why earlier ones were skipped, "
+                         "and every attribute's value and the layer it comes from (interface, "
+                         "portgroup, network)")
+    preview.add_argument("--pools", metavar="FILE", help="the NIC pools' state file, read only "
+                         "(default: $VIFPLUG_POOLS, else /var/lib/vifplug/pools.json)")
     preview.set_defaults(handler=_hook_rewrite)
     check = hook_commands.add_parser(
         "check", help="can this host take the guest? (a migration's preflight)",
@@ -465,10 +494,13 @@ def _load(args: argparse.Namespace) -> tuple[list[Vif], bool, str]:
     if kind == "vif.json":
         if args.network_name is not None or args.mtu is not None:
             raise VifError("--network-name and --mtu go with --from neutron")
+        if args.portgroup is not None:
+            raise VifError("--portgroup goes with --from (vif.json gives network.portgroup)")
         return vifs_from_data(data, source=source), isinstance(data, list), source
     from vifplug.interop import load_foreign
 
-    vifs = load_foreign(data, kind, network_name=args.network_name, mtu=args.mtu, source=source)
+    vifs = load_foreign(data, kind, network_name=args.network_name, mtu=args.mtu, source=source,
+                        portgroup=args.portgroup)
     array = isinstance(data, list) or (isinstance(data, dict) and "ports" in data)
     return vifs, array, source
 
@@ -504,10 +536,22 @@ def _each(args: argparse.Namespace) -> tuple[GenericVIFDriver, list[Vif], bool, 
 def _render(args: argparse.Namespace, out: TextIO) -> int:
     from vifplug.xml import tostring
 
-    driver, vifs, array, _ = _each(args)
+    _with_networks_only(args)
+    driver, vifs, array, source = _each(args)
     if args.metadata and args.as_network:
         raise VifError("--metadata and --as-network: give one")
-    if args.metadata:
+    if args.networks is not None:
+        if args.as_network:
+            raise VifError("--networks and --as-network: give one (a libvirt network "
+                           "connects the guest itself on each host)")
+        local = _localized(args, driver, vifs, source, array, _preview(args))
+        if args.metadata:
+            element = local.metadata
+        elif array:
+            element = _devices(local.interfaces)
+        else:
+            element = local.interfaces[0]
+    elif args.metadata:
         element = driver.metadata_xml(vifs)
     elif args.as_network:
         from lxml import etree
@@ -530,6 +574,87 @@ def _render(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+class _Local(NamedTuple):
+    """VIFs as this host's map connects them (:func:`_localized`)."""
+
+    #: The rewritten ``<interface>`` per VIF (lxml), the metadata after the rewrite.
+    interfaces: list[Any]
+    metadata: Any
+    #: The hook's account of each (vifplug.hook.Rewritten).
+    rewritten: list[Any]
+    host_map: Any
+
+
+def _devices(interfaces: list[Any]) -> Any:
+    """``<devices>`` holding ``interfaces``."""
+    from lxml import etree
+
+    devices = etree.Element("devices")
+    devices.extend(interfaces)
+    return devices
+
+
+def _with_networks_only(args: argparse.Namespace) -> None:
+    """``--pools`` and ``--domain`` mean something with ``--networks`` only."""
+    if args.networks is None:
+        for option, value in (("--pools", args.pools), ("--domain", getattr(args, "domain", None))):
+            if value is not None:
+                raise VifError(f"{option} goes with --networks (the host's map)")
+
+
+def _preview(args: argparse.Namespace) -> Callable[[str], Any]:
+    """Pool choosers on one copy of the pools' state, read once (nothing written)."""
+    from vifplug.hook import state_chooser
+    from vifplug.pools import load, state_path
+
+    state = load(state_path(getattr(args, "pools", None)))
+    return lambda domain: state_chooser(domain, state=state)
+
+
+def _holder(args: argparse.Namespace, vif: Vif) -> str:
+    """Who holds a VIF's pool NIC: ``--domain``, else the VIF's id."""
+    return getattr(args, "domain", None) or vif.id
+
+
+def _localized(args: argparse.Namespace, driver: GenericVIFDriver, vifs: list[Vif],  # noqa: PLR0917
+               source: str, array: bool, pool: Callable[[str], Any]) -> _Local:
+    """Each VIF rendered, then rewritten for this host's map (``args.networks``) exactly as the
+    migration hook rewrites an incoming guest: the first usable option, the portgroup, the
+    merge rule; ``pool(domain)`` picks pool NICs for the VIF's holder (:func:`_holder`). Every
+    refusal is bad input: ``source: $[i].network: ...`` (exit 2), the map's errors
+    ``file:line``."""
+    from lxml import etree
+
+    from vifplug.hook import HookError, Rewritten, rewrite
+    from vifplug.netmap import load_network_map
+    from vifplug.xml import metadata_element, metadata_entry
+
+    host_map = load_network_map(args.networks)
+    interfaces: list[Any] = []
+    entries: list[Any] = []
+    rewritten: list[Rewritten] = []
+    for index, vif in enumerate(vifs):
+        root = etree.Element("domain", type="kvm")
+        etree.SubElement(root, "name").text = _holder(args, vif)
+        etree.SubElement(root, "metadata").append(metadata_element([metadata_entry(vif)]))
+        etree.SubElement(root, "devices").append(driver.interface_xml(vif))
+        try:
+            result = rewrite(etree.tostring(root), host_map, log=rewritten.append,
+                             pool=pool(_holder(args, vif)))
+        except HookError as exc:
+            raise _located(VifError(f"$.network: {exc}"), source,
+                           index if array else None) from None
+        done = etree.fromstring(result.encode("utf-8"))
+        iface = done.find("devices/interface")
+        assert iface is not None  # noqa: S101 - the rewrite keeps the interface it was given
+        done.find("devices").remove(iface)  # type: ignore[union-attr]
+        etree.cleanup_namespaces(iface)  # the metadata's namespace is not the interface's
+        interfaces.append(iface)
+        entries.extend(done.iterfind("metadata/{*}interfaces/{*}interface"))
+    return _Local(interfaces, metadata_element(dict(e.attrib) for e in entries), rewritten,
+                  host_map)
+
+
 def _validate(args: argparse.Namespace, out: TextIO) -> int:
     driver, vifs, _, source = _each(args)
     kinds = ", ".join(driver.select(vif).name for vif in vifs)
@@ -541,14 +666,12 @@ def _validate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _explain(args: argparse.Namespace, out: TextIO) -> int:
-    driver, vifs, _, _ = _each(args)
+    driver, vifs, array, source = _each(args)
     options = driver.options
     merged: list[list[str]] = [[] for _ in vifs]
     if args.networks is not None:  # everything checked before the first line is printed
-        from vifplug.netmap import load_network_map
-
-        host_map = load_network_map(args.networks)
-        merged = [_explain_merge(vif, host_map) for vif in vifs]
+        local = _localized(args, driver, vifs, source, array, _preview(args))
+        merged = [_explain_merge(entry, local.host_map) for entry in local.rewritten]
     for number, vif in enumerate(vifs):
         if number:
             print(file=out)
@@ -569,25 +692,15 @@ def _explain(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _explain_merge(vif: Vif, host_map: Any) -> list[str]:
-    """The host's network for ``vif`` and the merge rule's choice per attribute, as lines.
-
-    Raises VifError (exit 2) for a network the map lacks, a portgroup its network lacks, and a
-    parameter the VIF and the host give differently (:mod:`vifplug.merge`)."""
-    from vifplug.merge import host_layers, interface_layer, merge, portgroup_note
-    from vifplug.xml import metadata_entry
-
-    network = host_map.get(vif.network.name)
-    if network is None:
-        raise VifError(f"interface {vif.mac}: network {vif.network.name!r} is not defined in "
-                       f"{host_map.path}")
-    group, host = host_layers(host_map, network, vif.mac, vif.network.portgroup)
-    chosen = merge(interface_layer(metadata_entry(vif)), group, host)
+def _explain_merge(entry: Any, host_map: Any) -> list[str]:
+    """The host's network (the option of its priority list) an interface gets, and the merge
+    rule's choice per attribute, as lines (``entry``: the hook's Rewritten for it)."""
+    network = host_map.definitions(entry.network)[entry.option or 0]
     lines = [f"  host        network {network.name!r} ({host_map.path}): {network.describe()}"]
-    note = portgroup_note(network, vif.network.portgroup)
-    if note:
-        lines.append(f"  portgroup   {note}")
-    return lines + _merge_lines(chosen, network.switch, "  merge       ")
+    lines += _option_lines(entry, "  ", width=12)
+    if entry.portgroup:
+        lines.append(f"  portgroup   {entry.portgroup}")
+    return lines + _merge_lines(entry.chosen, entry.switch, "  merge       ")
 
 
 def _merge_lines(chosen: Any, switch: str, first: str) -> list[str]:
@@ -622,16 +735,82 @@ def _unplug(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _apply(args: argparse.Namespace, out: TextIO, *, plug: bool) -> int:
-    driver, vifs, _, _ = _each(args)
+    _with_networks_only(args)
+    driver, vifs, array, source = _each(args)
     instance_uuid = _instance_uuid(getattr(args, "instance_uuid", None))
     create = bool(getattr(args, "create_ovs_bridge", False))
+    local = None
+    if plug and args.networks is not None:  # refusals first: exit 2, nothing taken
+        local = _localized(args, driver, vifs, source, array, _preview(args))
     plans = [driver.plan(vif, instance_uuid=instance_uuid, create_ovs_bridges=create) if plug
              else driver.unplan(vif) for vif in vifs]
     host = _host(args)
     if args.dry_run:
+        for line in _pool_lines(args, vifs, local):
+            print(f"{line} (would take)", file=out)
         for plan in plans:
             print(plan, file=out)
         return EXIT_OK
+    from vifplug.pools import Holder, load, release, state_path
+
+    held = load(state_path(args.pools)) if args.networks is not None else None
+    taken: list[str] = []
+    try:
+        if local is not None:
+            local = _localized(args, driver, vifs, source, array, _taking(args))
+            taken = _pool_lines(args, vifs, local)
+        code = _plug_or_unplug(args, out, driver, vifs, plans, host, plug=plug,
+                               instance_uuid=instance_uuid, create=create, taken=taken)
+    except BaseException:
+        if plug and held is not None:  # not plugged: the NICs this call took go back
+            for vif in vifs:
+                holder = Holder(_holder(args, vif), vif.mac)
+                if not any(holder in holders for nics in held.networks.values()
+                           for holders in nics.values()):
+                    release(holder.domain, args.pools, macs=[vif.mac])
+        raise
+    if args.networks is not None and not plug:  # unplugged: their pool NICs are free
+        for vif in vifs:
+            for network, nic in release(_holder(args, vif), args.pools, macs=[vif.mac]):
+                print(f"pool of network {network}: {nic} freed ({_holder(args, vif)}, "
+                      f"{vif.mac})", file=out)
+    return code
+
+
+def _taking(args: argparse.Namespace) -> Callable[[str], Any]:
+    """Pool choosers that allocate in the pools' state file (``--pools``), as the hook does."""
+    from vifplug.hook import PoolFull
+    from vifplug.pools import Holder, PoolExhausted, allocate
+
+    def chooser(domain: str) -> Any:
+        def choose(network: Any, mac: str) -> str:
+            try:
+                return allocate(network, Holder(domain, mac), args.pools)
+            except PoolExhausted as exc:
+                raise PoolFull(f"interface {mac}: {exc}; refused") from None
+        return choose
+    return chooser
+
+
+def _pool_lines(args: argparse.Namespace, vifs: list[Vif], local: _Local | None) -> list[str]:
+    """``pool of network red: eth10 for DOMAIN (MAC)`` per VIF on a pool NIC."""
+    if local is None:
+        return []
+    lines = []
+    for vif, iface, entry in zip(vifs, local.interfaces, local.rewritten, strict=True):
+        network = local.host_map.definitions(entry.network)[entry.option or 0]
+        source = iface.find("source")
+        if getattr(network, "pool", ()) and source is not None:
+            lines.append(f"pool of network {entry.network}: {source.get('dev')} for "
+                         f"{_holder(args, vif)} ({vif.mac})")
+    return lines
+
+
+def _plug_or_unplug(args: argparse.Namespace, out: TextIO, driver: GenericVIFDriver,  # noqa: PLR0917
+                    vifs: list[Vif], plans: list[Any], host: Host, *, plug: bool,
+                    instance_uuid: str | None, create: bool, taken: list[str]) -> int:
+    for line in taken:
+        print(line, file=out)
     progress = _ProgressBar(sum(len(plan.steps) for plan in plans), "plug" if plug else "unplug"
                             ) if len(vifs) > 1 and sys.stderr.isatty() else None
     with host:
@@ -722,7 +901,9 @@ def _audit_result(args: argparse.Namespace, again: Any = None) -> Any:
             inventory = read_inventory(host, Path(args.lock_dir) if args.lock_dir else LOCK_DIR,
                                        pools=args.pools)
     domains = read_domains(args.connect)
-    return audit(inventory, domains, host_map.networks if host_map is not None else None,
+    networks = None if host_map is None else {
+        name: host_map.options.get(name, network) for name, network in host_map.networks.items()}
+    return audit(inventory, domains, networks,
                  map_path=host_map.path if host_map is not None else None)
 
 
@@ -854,7 +1035,7 @@ def _hook_uninstall(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _hook_rewrite(args: argparse.Namespace, out: TextIO) -> int:
-    from vifplug.hook import HookError, Rewritten, rewrite
+    from vifplug.hook import HookError, Rewritten, parse_domain, rewrite, state_chooser
     from vifplug.netmap import load_network_map
 
     host_map = load_network_map(args.networks)
@@ -865,7 +1046,8 @@ def _hook_rewrite(args: argparse.Namespace, out: TextIO) -> int:
             data = handle.read()
     rewritten: list[Rewritten] = []
     try:
-        result = rewrite(data, host_map, log=rewritten.append)
+        chooser = state_chooser(parse_domain(data).findtext("name") or "", args.pools)
+        result = rewrite(data, host_map, log=rewritten.append, pool=chooser)
     except HookError as exc:
         raise VifError(f"{args.domain_xml}: {exc}") from None
     if not args.explain:
@@ -878,6 +1060,8 @@ def _hook_rewrite(args: argparse.Namespace, out: TextIO) -> int:
         if number:
             print(file=out)
         print(f"interface {entry.mac}, network {entry.network!r}: {entry.detail}", file=out)
+        for line in _option_lines(entry, "  "):
+            print(line, file=out)
         if entry.portgroup:
             print(f"  portgroup  {entry.portgroup}", file=out)
         for line in _merge_lines(entry.chosen, entry.switch, "  merge      "):
@@ -885,8 +1069,20 @@ def _hook_rewrite(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _option_lines(entry: Any, indent: str, width: int = 11) -> list[str]:
+    """``option   options[1] of 3`` and one ``skipped`` line per earlier option, for an
+    interface whose network has a priority list; [] for a single definition."""
+    if entry.option is None:
+        return []
+    lines = [f"{indent}{'option':<{width}}options[{entry.option}] of {entry.options} (the first "
+             "usable here: the network's priority list)"]
+    lines += [f"{indent}{'skipped' if n == 0 else '':<{width}}{line}"
+              for n, line in enumerate(entry.skipped)]
+    return lines
+
+
 def _hook_check(args: argparse.Namespace, out: TextIO) -> int:
-    from vifplug.hook import HookError, interface_networks, parse_domain, rewrite
+    from vifplug.hook import HookError, definition_of, interface_networks, parse_domain, rewrite
     from vifplug.netmap import OvnNetwork, load_network_map, map_path
     from vifplug.preflight import device_problems, ovsdb_view
 
@@ -912,7 +1108,8 @@ def _hook_check(args: argparse.Namespace, out: TextIO) -> int:
     problems = pool_problems + device_problems(rewritten, host_map,
                                                ovsdb=lambda: ovsdb_view(socket_path))
     interfaces = list(interface_networks(parse_domain(rewritten)))
-    if any(isinstance(host_map.networks.get(net), OvnNetwork) for _, net, _ in interfaces):
+    if any(isinstance(definition_of(host_map, net, iface), OvnNetwork)
+           for _, net, iface in interfaces):
         problems += _chassis_problems(socket_path)
     for problem in problems:
         print(f"{name}: {problem}", file=out)
@@ -926,20 +1123,11 @@ def _hook_check(args: argparse.Namespace, out: TextIO) -> int:
 
 def _pool_preview(data: bytes | str, pools: str | None, problems: list[str]) -> Any:
     """For ``hook check``: the NIC each interface on a pooled network would get, chosen on a
-    copy of the pools' state (nothing is allocated); a full pool is a problem line."""
-    from vifplug.hook import parse_domain
-    from vifplug.pools import Holder, PoolExhausted, load, state_path
+    copy of the pools' state (nothing is allocated); a full pool is a problem line (an
+    option's: the next option is tried, as the hook does)."""
+    from vifplug.hook import parse_domain, state_chooser
 
-    state = load(state_path(pools))
-    domain = parse_domain(data).findtext("name") or ""
-
-    def choose(network: Any, mac: str) -> str:
-        try:
-            return state.choose(network, Holder(domain, mac))
-        except PoolExhausted as exc:
-            problems.append(f"interface {mac}: {exc}")
-            return str(network.pool[0])
-    return choose
+    return state_chooser(parse_domain(data).findtext("name") or "", pools, problems=problems)
 
 
 def _chassis_problems(socket_path: str) -> list[str]:
@@ -1036,10 +1224,10 @@ def _host_show(args: argparse.Namespace, out: TextIO) -> int:
     host_map = load_network_map(args.networks)
     print(f"{host_map.path}: {len(host_map.networks)} network(s)", file=out)
     with Host(netns=args.netns, ovsdb=args.ovsdb or DEFAULT_OVSDB, ovsdb_backend="vsctl") as host:
-        for name, network in sorted(host_map.networks.items()):
+        for name, network in sorted(host_map.every_definition().items()):  # each option too
             print(f"  {name:<16} {network.switch:<7} {network.describe()}  "
                   f"[{_present(host, network)}]", file=out)
-        if any(network.switch == "ovn" for network in host_map.networks.values()):
+        if any(network.switch == "ovn" for network in host_map.every_definition().values()):
             for line in _chassis_lines(host):
                 print(line, file=out)
         for line in _drift_lines(host_map, host, args):
@@ -1064,13 +1252,13 @@ def _drift_lines(host_map: Any, host: Host, args: argparse.Namespace) -> list[st
     if not plan.steps:
         return ["drift: none (host apply has nothing to do)"]
     lines = ["drift (what host apply would change):"]
-    for name in sorted(host_map.networks):
+    defined = host_map.every_definition()  # a network's options by name.options[N]
+    for name in sorted(defined):
         steps = plan.for_network(name)
         lines += [f"  {name}: {step.describe()}" for step in steps]
     lines += [f"  (no network): {step.describe()}" for networks, step in plan.entries
               if not networks]
-    removed = sorted({n for networks, _ in plan.entries for n in networks}
-                     - set(host_map.networks))
+    removed = sorted({n for networks, _ in plan.entries for n in networks} - set(defined))
     for name in removed:
         lines += [f"  {name} (not in the map): {step.describe()}"
                   for step in plan.for_network(name)]
@@ -1174,7 +1362,9 @@ def _host_libvirt_networks(args: argparse.Namespace, out: TextIO) -> int:
     if unknown:
         raise VifError(f"--network: {', '.join(map(repr, unknown))} not in {host_map.path} "
                        f"(it has {', '.join(sorted(host_map.networks)) or 'no networks'})")
-    documents = [(name, tostring(network_element(host_map.networks[name]))) for name in names]
+    documents = [(name, tostring(network_element(host_map.networks[name],
+                                                 host_map.definitions(name))))
+                 for name in names]
     if args.define is None:
         out.write("\n".join(text for _, text in documents))
         return EXIT_OK

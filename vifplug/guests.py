@@ -163,10 +163,11 @@ class GuestMove(NamedTuple):
 
 
 def moving_networks(old_map: NetworkMap, new_map: NetworkMap) -> frozenset[str]:
-    """The networks whose switching differs between the maps (changed, added or removed)."""
+    """The networks whose switching differs between the maps (changed, added or removed; a
+    priority list compared as a whole)."""
     names = set(old_map.networks) | set(new_map.networks)
     return frozenset(name for name in names
-                     if old_map.networks.get(name) != new_map.networks.get(name))
+                     if old_map.definitions(name) != new_map.definitions(name))
 
 
 def plan_moves(guests: Iterable[GuestDomain], old_map: NetworkMap, new_map: NetworkMap, *,

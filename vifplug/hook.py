@@ -10,8 +10,11 @@ metadata, and those whose ``<source bridge>`` names a network of the local map (
 convention bridge = network; they are added to the metadata so the next host knows them too).
 Everything else in the document is left as it was.
 
-The choice is deterministic: the result depends only on this host's map and the interface's own
-identity (MAC, network, OVS interfaceid, 802.1Qbg/Qbh parameters). Every identity the interface
+The choice is deterministic: the result depends only on this host's map (and pools' state) and
+the interface's own identity (MAC, network, OVS interfaceid, 802.1Qbg/Qbh parameters). A network
+with a priority list (``[[networks.NAME.options]]``) gets the first option the interface can use
+here and now (:func:`_usable`; the rules: :mod:`vifplug.options`), else one refusal naming
+each option and why. Every identity the interface
 arrives with (its virtualport's, which win, and the metadata's) is recorded in the metadata, with
 what the rewrite gave it, so a hop through a host whose switch drops them (a Linux bridge has no
 virtualport) does not change where the guest lands next (see :func:`rewrite` and docs/src/hook.md).
@@ -54,8 +57,8 @@ from vifplug.netmap import (
 )
 from vifplug.spec import METADATA_NS, METADATA_PREFIX, POOLS_STATE
 
-__all__ = ["MAX_DEPTH", "MAX_INPUT", "HookError", "interface_networks", "main", "parse_domain",
-           "rewrite"]
+__all__ = ["MAX_DEPTH", "MAX_INPUT", "HookError", "PoolFull", "definition_of",
+           "interface_networks", "main", "parse_domain", "rewrite", "state_chooser"]
 
 #: The largest domain XML the hook accepts (a real one is a few KiB).
 MAX_INPUT = 10 * 1024 * 1024
@@ -153,11 +156,17 @@ class Rewritten(NamedTuple):
     chosen: Mapping[str, Choice] = {}
     #: The portgroup it got, and why (``""``: none).
     portgroup: str = ""
+    #: The index of the option of the network's priority list it got (None: the network has
+    #: one definition), how many options the list has, and why each earlier one was skipped.
+    option: int | None = None
+    options: int = 1
+    skipped: tuple[str, ...] = ()
 
 
-#: Picks the NIC of a pooled ``direct`` network for an interface (by MAC): the hook's
-#: allocates it in the pool state (vifplug.pools); without one, the rewrite keeps the NIC the
-#: interface has when it is in the pool, else takes the pool's first (a preview).
+#: Picks the NIC of a pooled ``direct`` network for an interface (by MAC), or raises
+#: :class:`PoolFull` (the next option of a priority list is tried): the hook's allocates it in
+#: the pool state (vifplug.pools), :func:`state_chooser`'s previews that; without one, the
+#: rewrite keeps the NIC the interface has when it is in the pool, else takes the pool's first.
 PoolChooser = Callable[[DirectNetwork, str], str]
 
 
@@ -210,26 +219,24 @@ def rewrite(domain_xml: str | bytes, host_map: NetworkMap, *,
         name = entry.get("network", "")
         if networks is not None and name not in networks:
             continue
-        network = host_map.networks.get(name)
-        if network is None:
+        definitions = host_map.definitions(name)
+        if not definitions:
             raise HookError(f"interface {mac}: network {name!r} is not defined on this host "
                             f"({host_map.path})")
         arrived = _identity(iface, entry)
-        if isinstance(network, OvnNetwork) and "interfaceid" not in arrived:
-            raise HookError(f"interface {mac}: network {name!r} is OVN logical switch "
-                            f"{network.logical_switch!r} on this host, and the interface "
-                            "carries no port identity (no OVS interfaceid in its virtualport "
-                            "or vifplug metadata) to bind to a logical switch port; refused")
-        try:
-            group, host = host_layers(host_map, network, mac, entry.get("portgroup") or None)
-            own: dict[str, str] = {**entry.attrib, "mac": mac}
-            own.update({key: arrived[key] for key in ("interfaceid", "instanceid")
-                        if key in arrived})
-            chosen = merge(interface_layer(own), group, host, _arrived_layer(iface, arrived))
-        except MergeError as exc:
-            raise HookError(str(exc)) from None
-        if isinstance(network, DirectNetwork) and network.pool:
-            network = network._replace(interface=_pool_nic(iface, network, mac, pool))
+        skipped: list[str] = []
+        for option in definitions:
+            try:
+                network, chosen = _usable(iface, entry, option, arrived, host_map, pool=pool)
+                break
+            except HookError as exc:
+                if option.option is None:
+                    raise  # a single definition: its refusal, as it always was
+                skipped.append(_skip_line(option, mac, exc))
+        else:
+            raise HookError(f"interface {mac}: network {name!r}: no connection option is "
+                            f"usable on this host ({host_map.path}): {'; '.join(skipped)}; "
+                            "refused")
         detail = _REWRITERS[network.switch](iface, network, chosen)
         # Remember every identity the interface arrived with (libvirt may have generated one on
         # the last host: an OVS interfaceid, an 802.1Qbg instanceid), then what it carries now
@@ -239,8 +246,52 @@ def rewrite(domain_xml: str | bytes, host_map: NetworkMap, *,
         entry.attrib.pop(HYBRID_ATTRIBUTE, None)
         if log is not None:
             log(Rewritten(mac, name, network.switch, detail, chosen,
-                          portgroup_note(network, entry.get("portgroup") or None)))
+                          portgroup_note(network, entry.get("portgroup") or None),
+                          network.option, len(definitions), tuple(skipped)))
     return _serialise(root)
+
+
+class PoolFull(HookError):
+    """The pool of a ``direct`` network has no NIC for this interface (a
+    :data:`PoolChooser`'s refusal: the option is not usable, the next one may be)."""
+
+
+def _usable(iface: Element, entry: Element, network: MappedNetwork, arrived: dict[str, str],
+            host_map: NetworkMap, *,
+            pool: PoolChooser | None) -> tuple[MappedNetwork, dict[str, Choice]]:
+    """``network`` (one definition of the interface's network, its pool NIC chosen) and the
+    merge rule's choice, when the interface can use it here and now (vifplug.options); else
+    a :class:`HookError` saying why not. Depends on the map, the pools' state (``pool``), the
+    interface's identities and requests, never on what its XML says of the last host."""
+    name = network.name
+    mac = (entry.get("mac") or "").lower()
+    if isinstance(network, OvnNetwork) and "interfaceid" not in arrived:
+        raise HookError(f"interface {mac}: network {name!r} is OVN logical switch "
+                        f"{network.logical_switch!r} on this host, and the interface "
+                        "carries no port identity (no OVS interfaceid in its virtualport "
+                        "or vifplug metadata) to bind to a logical switch port; refused")
+    try:
+        group, host = host_layers(host_map, network, mac, entry.get("portgroup") or None)
+        own: dict[str, str] = {**entry.attrib, "mac": mac}
+        own.update({key: arrived[key] for key in ("interfaceid", "instanceid")
+                    if key in arrived})
+        chosen = merge(interface_layer(own), group, host, _arrived_layer(iface, arrived))
+    except MergeError as exc:
+        raise HookError(str(exc)) from None
+    if network.option is not None and isinstance(network, DirectNetwork) \
+            and _profile(chosen) == "802.1Qbg" and chosen["managerid"].source != ARRIVED \
+            and "instanceid" not in arrived:
+        raise HookError(f"interface {mac}: 802.1Qbg needs the interface's instanceid (its VSI "
+                        "instance), and it carries none; refused")
+    if isinstance(network, DirectNetwork) and network.pool:
+        network = network._replace(interface=_pool_nic(iface, network, mac, pool))
+    return network, chosen
+
+
+def _skip_line(network: MappedNetwork, mac: str, exc: HookError) -> str:
+    """``options[0] (what it is): why not`` for a refusal naming the interface."""
+    reason = str(exc).removeprefix(f"interface {mac}: ").removesuffix("; refused")
+    return f"options[{network.option}] ({network.describe()}): {reason}"
 
 
 def _serialise(root: Element) -> str:
@@ -262,6 +313,30 @@ def interface_networks(root: Element) -> Iterator[tuple[str, str, Element]]:
         mac = (mac_el.get("address") or "").lower() if mac_el is not None else ""
         if mac in networks:
             yield mac, networks[mac], iface
+
+
+def definition_of(host_map: NetworkMap, name: str, iface: Element) -> MappedNetwork | None:
+    """The definition of network ``name`` an interface rewritten for ``host_map`` is on: its
+    single one, or the option of its priority list whose switch and device the interface's
+    type and source show (the first such); None when none matches (or the map lacks it)."""
+    definitions = host_map.definitions(name)
+    if len(definitions) <= 1:
+        return definitions[0] if definitions else None
+    source = iface.find("source")
+    if source is None:
+        return None
+    port = iface.find("virtualport")
+    ovs = port is not None and port.get("type") == "openvswitch"
+    kind = iface.get("type")
+    for network in definitions:
+        if kind == "direct" and isinstance(network, DirectNetwork):
+            if source.get("dev") in network.nics and source.get("mode", "vepa") == network.mode:
+                return network
+        elif kind == "bridge" and isinstance(network, LegacyNetwork | OvsNetwork | OvnNetwork) \
+                and source.get("bridge") == network.bridge \
+                and ovs == (not isinstance(network, LegacyNetwork)):
+            return network
+    return None
 
 
 # --- metadata -----------------------------------------------------------------------------------
@@ -503,17 +578,12 @@ def _to_direct(iface: Element, network: MappedNetwork, chosen: Mapping[str, Choi
     _drop(iface, "virtualport", "vlan")
     _unmanaged_target_only_for_ethernet(iface)
     qbg_keys = ("managerid", "typeid", "typeidversion")
-    has_qbg = all(_value(chosen, key) is not None for key in qbg_keys)
-    profile = _value(chosen, "profileid")
-    # the profile type of the highest layer giving one: this host (portgroup or network), then
-    # the guest's own request, then what it arrived with; 802.1Qbh first at the same layer
-    qbh = profile is not None and (not has_qbg or _rank(chosen["profileid"].source)
-                                   <= _rank(chosen["managerid"].source))
+    kind = _profile(chosen)
     port: Element | None = None
-    if qbh:
+    if kind == "802.1Qbh":
         port = ET.Element("virtualport", type="802.1Qbh")
-        ET.SubElement(port, "parameters", profileid=profile)
-    elif has_qbg:
+        ET.SubElement(port, "parameters", profileid=_value(chosen, "profileid"))
+    elif kind == "802.1Qbg":
         params = {key: str(_value(chosen, key)) for key in qbg_keys}
         instanceid = _value(chosen, "instanceid")
         if instanceid is not None:
@@ -525,6 +595,18 @@ def _to_direct(iface: Element, network: MappedNetwork, chosen: Mapping[str, Choi
         _after_source(iface, port)
         return f"macvtap on {network.interface} ({network.mode}), {port.get('type')}{shaped}"
     return f"macvtap on {network.interface} ({network.mode}){shaped}"
+
+
+def _profile(chosen: Mapping[str, Choice]) -> str | None:
+    """The port profile type a macvtap gets: that of the highest layer giving one (this host,
+    portgroup or network; then the guest's own request; then what it arrived with), 802.1Qbh
+    first at the same layer; None: no profile."""
+    has_qbg = all(_value(chosen, key) is not None
+                  for key in ("managerid", "typeid", "typeidversion"))
+    if _value(chosen, "profileid") is not None and (
+            not has_qbg or _rank(chosen["profileid"].source) <= _rank(chosen["managerid"].source)):
+        return "802.1Qbh"
+    return "802.1Qbg" if has_qbg else None
 
 
 _REWRITERS: dict[str, Callable[[Element, MappedNetwork, Mapping[str, Choice]], str]] = {
@@ -555,12 +637,36 @@ def _pool_chooser(domain: str) -> PoolChooser:
         try:
             return allocate(network, Holder(domain, mac))
         except PoolExhausted as exc:
-            raise HookError(f"interface {mac}: {exc}; refused") from None
+            raise PoolFull(f"interface {mac}: {exc}; refused") from None
+    return choose
+
+
+def state_chooser(domain: str, path: str | None = None, *, problems: list[str] | None = None,
+                  state: Any = None) -> PoolChooser:
+    """A preview of the hook's choice of pool NICs for ``domain``: on a copy of the pools'
+    state file (``path``, else ``$VIFPLUG_POOLS``, else the default), read once; nothing is
+    written. A pool with no NIC for the interface refuses it (:class:`PoolFull`: the next
+    option of a priority list is tried) — or, with ``problems`` and a network's single
+    definition, is a line there and its first NIC stands in (``hook check`` goes on)."""
+    from vifplug.pools import Holder, PoolExhausted, load, state_path
+
+    if state is None:  # else: a PoolState shared by several calls (one preview)
+        state = load(state_path(path))
+
+    def choose(network: DirectNetwork, mac: str) -> str:
+        try:
+            return str(state.choose(network, Holder(domain, mac)))
+        except PoolExhausted as exc:
+            if problems is not None and network.option is None:
+                problems.append(f"interface {mac}: {exc}")
+                return network.pool[0]
+            raise PoolFull(f"interface {mac}: {exc}; refused") from None
     return choose
 
 
 def _has_pools(host_map: NetworkMap) -> bool:
-    return any(isinstance(n, DirectNetwork) and n.pool for n in host_map.networks.values())
+    return any(isinstance(n, DirectNetwork) and n.pool
+               for n in host_map.every_definition().values())
 
 
 def _release(domain: str) -> None:

@@ -65,13 +65,27 @@ _PER_GUEST = ("interfaceid", "instanceid")
 
 def network_elements(host_map: NetworkMap) -> list[etree._Element]:
     """One ``<network>`` per network of the map, by name."""
-    return [network_element(network) for _, network in sorted(host_map.networks.items())]
+    return [network_element(network, host_map.definitions(name))
+            for name, network in sorted(host_map.networks.items())]
 
 
-def network_element(network: MappedNetwork) -> etree._Element:
-    """The libvirt ``<network>`` that connects guests as the map says for ``network``."""
+def network_element(network: MappedNetwork,
+                    options: tuple[MappedNetwork, ...] = ()) -> etree._Element:
+    """The libvirt ``<network>`` that connects guests as the map says for ``network``.
+
+    libvirt has no priority list: a network with options (``options``, the network's
+    :meth:`~vifplug.netmap.NetworkMap.definitions`) is defined as its first option — pass that
+    as ``network`` — and a comment in the document names the options libvirt does not get (the
+    hook's alone: a guest on the libvirt network never falls back to them)."""
     root = etree.Element("network")
     _SubElement(root, "name").text = network.name
+    if len(options) > 1:
+        rest = "; ".join(f"options[{n.option}]: {n.describe()}" for n in options
+                         if n.option != network.option)
+        root.append(etree.Comment(
+            f" vifplug: network {network.name} lists {len(options)} connection options; "
+            f"libvirt takes one definition per network: this is options[{network.option}]. "
+            f"Not here (the qemu hook's only): {rest} ".replace("--", "- -")))
     if isinstance(network, DirectNetwork):
         if network.trust_guest_rx_filters is not None:
             root.set("trustGuestRxFilters", "yes" if network.trust_guest_rx_filters else "no")
@@ -240,7 +254,9 @@ def _define(libvirt: Any, conn: Any, name: str, text: str) -> str:
         document = etree.fromstring(text)
         uuid = etree.Element("uuid")
         uuid.text = existing.UUIDString()
-        document[0].addnext(uuid)  # after <name>, always the first child (network_element)
+        name_element = document.find("name")
+        assert name_element is not None  # noqa: S101 - network_element always writes it
+        name_element.addnext(uuid)
         text = etree.tostring(document, encoding="unicode")
     network = conn.networkDefineXML(text)
     changed = before is not None and _definition(libvirt, network) != before

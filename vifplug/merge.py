@@ -37,6 +37,7 @@ from vifplug.netmap import (
     QbgShared,
     find_portgroup,
     parse_bandwidth,
+    table_of,
 )
 
 __all__ = [
@@ -231,7 +232,7 @@ def host_layers(host_map: NetworkMap, network: MappedNetwork, mac: str,
     network has no portgroups) and the network layer.
 
     Raises :class:`MergeError` when the guest names a portgroup the network lacks here."""
-    where = ("networks", network.name)
+    where = table_of(network)  # an option's own table
     group: Portgroup | None = None
     if portgroup is not None:
         group = find_portgroup(network, portgroup)

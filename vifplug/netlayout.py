@@ -28,6 +28,7 @@ from vifplug.netmap import (
     OvnNetwork,
     OvsNetwork,
     Uplink,
+    definition_key,
 )
 
 __all__ = [
@@ -245,7 +246,7 @@ def ovs_bridges(host_map: NetworkMap) -> tuple[OvsBridge, ...]:
     """The OVS bridges the map's ``ovs`` networks need, by name: one per uplink, holding every
     network on that uplink (told apart by tag), named by the map or ``br-<uplink>``
     (:func:`vifplug.names.uplink_bridge_name`); and each named bridge without an uplink."""
-    return _ovs_layout(host_map.networks)
+    return _ovs_layout(host_map.every_definition())
 
 
 def _ovs_layout(networks: Mapping[str, MappedNetwork]) -> tuple[OvsBridge, ...]:
@@ -364,7 +365,7 @@ def _bridge(name: str, members: list[OvsNetwork]) -> OvsBridge:
     mtus = [n.mtu for n in members if n.mtu is not None]
     return OvsBridge(name=name, uplink=uplink, trunks=tuple(tagged) if uplink else (),
                      native_vlan=native, mtu=max(mtus) if mtus else None,
-                     networks=tuple(sorted(n.name for n in members)),
+                     networks=tuple(sorted(definition_key(n) for n in members)),
                      named=any(n.bridge_given for n in members))
 
 
@@ -384,13 +385,14 @@ def _native_vlan(tagged: Collection[int]) -> int | None:
 
 def legacy_bridges(host_map: NetworkMap) -> tuple[LegacyBridge, ...]:
     """Each ``legacy`` network's Linux bridge, by network name, with the device it holds."""
-    legacy = [n for _, n in sorted(host_map.networks.items()) if isinstance(n, LegacyNetwork)]
+    legacy = [n for _, n in sorted(host_map.every_definition().items())
+              if isinstance(n, LegacyNetwork)]
     uplink_mtu: dict[str, int] = {}
     for network in legacy:
         if network.uplink is not None and network.mtu is not None:
             name = network.uplink.name
             uplink_mtu[name] = max(network.mtu, uplink_mtu.get(name, network.mtu))
-    return tuple(LegacyBridge(n.bridge, n.name, n.uplink, n.vlan, n.port, n.mtu,
+    return tuple(LegacyBridge(n.bridge, definition_key(n), n.uplink, n.vlan, n.port, n.mtu,
                               uplink_mtu.get(n.uplink.name) if n.uplink else None)
                  for n in legacy)
 
@@ -435,7 +437,7 @@ def one_switch_type_problem(host_map: NetworkMap) -> NetworkMapError | None:
     None when the map has one type, or says ``allow_mixed = true`` (unsupported). ``direct``
     networks mix with either."""
     families: dict[str, list[str]] = {"legacy": [], "ovs": []}
-    for name, network in sorted(host_map.networks.items()):
+    for name, network in sorted(host_map.every_definition().items()):
         family = _FAMILY.get(network.switch)
         if family is not None:
             families[family].append(name)

@@ -80,11 +80,14 @@ __all__ = [
     "QbgShared",
     "Rate",
     "Uplink",
+    "definition_key",
     "find_portgroup",
     "load_network_map",
     "map_path",
     "parse_bandwidth",
     "parse_network_map",
+    "split_key",
+    "table_of",
 ]
 
 #: Where the map lives; ``VIFPLUG_NETWORKS`` (or ``--networks``) overrides it. (Paths here are
@@ -254,6 +257,9 @@ class LegacyNetwork(NamedTuple):
     bandwidth: Bandwidth | None = None
     #: The network's values win over a guest's different ones (else such a guest is refused).
     override: bool = False
+    #: Its index in the network's priority list (``[[networks.NAME.options]]``); None: the
+    #: network's single definition.
+    option: int | None = None
 
     @property
     def switch(self) -> str:
@@ -301,6 +307,9 @@ class OvsNetwork(NamedTuple):
     bandwidth: Bandwidth | None = None
     #: The network's values win over a guest's different ones (else such a guest is refused).
     override: bool = False
+    #: Its index in the network's priority list (``[[networks.NAME.options]]``); None: the
+    #: network's single definition.
+    option: int | None = None
 
     @property
     def switch(self) -> str:
@@ -335,6 +344,9 @@ class OvnNetwork(NamedTuple):
     bandwidth: Bandwidth | None = None
     #: The network's values win over a guest's different ones (else such a guest is refused).
     override: bool = False
+    #: Its index in the network's priority list (``[[networks.NAME.options]]``); None: the
+    #: network's single definition.
+    option: int | None = None
 
     @property
     def switch(self) -> str:
@@ -367,6 +379,9 @@ class DirectNetwork(NamedTuple):
     bandwidth: Bandwidth | None = None
     #: The network's values win over a guest's different ones (else such a guest is refused).
     override: bool = False
+    #: Its index in the network's priority list (``[[networks.NAME.options]]``); None: the
+    #: network's single definition.
+    option: int | None = None
     #: ``<interface trustGuestRxFilters>`` for every guest (a portgroup's wins).
     trust_guest_rx_filters: bool | None = None
     #: A pool of NICs (``interfaces = [...]``) instead of one ``interface`` (then ""): each
@@ -417,6 +432,32 @@ def find_portgroup(network: MappedNetwork, name: str) -> Portgroup | None:
     return next((group for group in network.portgroups if group.name == name), None)
 
 
+def definition_key(network: MappedNetwork) -> str:
+    """``red`` for a network's single definition, ``red.options[1]`` for one of its options
+    (never a network's name: a name has no brackets)."""
+    return network.name if network.option is None else f"{network.name}.options[{network.option}]"
+
+
+def table_of(network: MappedNetwork) -> tuple[str, ...]:
+    """The map key of a definition's table: ``("networks", "red")``, or
+    ``("networks", "red", "options[1]")`` for an option."""
+    where = ("networks", network.name)
+    return where if network.option is None else (*where, f"options[{network.option}]")
+
+
+_OPTION_KEY = re.compile(r"^(.+)\.(options\[\d+\])$")
+
+
+def split_key(where: tuple[str, ...]) -> tuple[str, ...]:
+    """A key naming a definition by :func:`definition_key` (``networks``,
+    ``red.options[1]``, ...) as the file's path (``networks``, ``red``, ``options[1]``, ...)."""
+    if len(where) >= 2 and where[0] == "networks":
+        found = _OPTION_KEY.match(where[1])
+        if found:
+            return ("networks", found.group(1), found.group(2), *where[2:])
+    return where
+
+
 class NetworkMap(NamedTuple):
     """This host's networks by name, and the file they came from."""
 
@@ -431,9 +472,30 @@ class NetworkMap(NamedTuple):
     #: bridge or NIC exists, the MTU fits) and only rewrites; ``vifplug hook check`` still runs
     #: them.
     strict: bool = True
+    #: The networks that list connection options (``[[networks.NAME.options]]``), each with
+    #: its options in the file's order; :attr:`networks` holds the first of them.
+    options: Mapping[str, tuple[MappedNetwork, ...]] = {}
 
     def get(self, name: str) -> MappedNetwork | None:
         return self.networks.get(name)
+
+    def definitions(self, name: str) -> tuple[MappedNetwork, ...]:
+        """The ways this host may connect network ``name``, in priority order: its options,
+        or its single definition; () when the map lacks it."""
+        if name in self.options:
+            return self.options[name]
+        network = self.networks.get(name)
+        return () if network is None else (network,)
+
+    def every_definition(self) -> dict[str, MappedNetwork]:
+        """Every definition of every network, by :func:`definition_key` (``red``, or
+        ``red.options[1]`` for an option): what ``host apply`` builds, pools hold, audits
+        compare against."""
+        found: dict[str, MappedNetwork] = {}
+        for name, network in self.networks.items():
+            for each in self.options.get(name, (network,)):
+                found[definition_key(each)] = each
+        return found
 
     def error(self, where: tuple[str, ...], message: str) -> NetworkMapError:
         """``file:line: networks.X.key: message`` for a rule checked after loading."""
@@ -472,15 +534,24 @@ def parse_network_map(text: str, where: str) -> NetworkMap:
     """Validate a network map's ``text`` (errors name ``where`` as its file)."""
     data = _parse_toml(where, text)
     at = _Locator(where, text)
-    networks = _networks(data, at)
-    from vifplug import netlayout  # here: it builds on this module's types
+    definitions = _networks(data, at)
+    from vifplug import netlayout, options  # here: they build on this module's types
 
-    try:
-        networks = netlayout.resolve(networks)
+    try:  # every option is on the host at once (host apply builds them all): one layout
+        definitions = netlayout.resolve(definitions)
+        options.check(definitions)
     except MapRuleError as exc:
         raise at.error(exc.where, exc.reason) from None
+    networks: dict[str, MappedNetwork] = {}
+    listed: dict[str, tuple[MappedNetwork, ...]] = {}
+    for network in definitions.values():
+        if network.option is None:
+            networks[network.name] = network
+        else:
+            listed[network.name] = (*listed.get(network.name, ()), network)
+            networks.setdefault(network.name, network)
     return NetworkMap(where, networks, _allow_mixed(data, at), text,
-                      _flag(data, "strict", True, at))
+                      _flag(data, "strict", True, at), listed)
 
 
 #: The deepest nesting of arrays and inline tables a map may have (a real one has 2; tomllib
@@ -551,7 +622,8 @@ def _too_deep(text: str) -> int | None:
 class _Locator:
     """Finds the line of a table or key in the file, for error messages."""
 
-    _HEADER = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]\s*(?:#.*)?$")
+    _HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(?:#.*)?$")
+    _ARRAY = re.compile(r"^\s*\[\[\s*([^\[\]]+?)\s*\]\]\s*(?:#.*)?$")
     _KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.]+)\s*=")
 
     def __init__(self, path: str, text: str) -> None:
@@ -559,18 +631,27 @@ class _Locator:
         self.lines = text.splitlines()
 
     def error(self, where: tuple[str, ...], message: str) -> NetworkMapError:
+        where = split_key(where)
         line = self.line(where)
         at = f"{self.path}:{line}" if line else str(self.path)
         return NetworkMapError(f"{at}: {'.'.join(where)}: {message}")
 
     def line(self, where: tuple[str, ...]) -> int | None:
+        where = split_key(where)
         table: tuple[str, ...] = ()
         best: int | None = None  # else: the header of the deepest table holding it
         depth = 1
+        arrays: dict[tuple[str, ...], int] = {}  # [[array.of.tables]] -> its last index
         for number, text in enumerate(self.lines, 1):
-            header = self._HEADER.match(text)
-            if header:
-                table = _dotted(header.group(1))
+            array = self._ARRAY.match(text)
+            header = None if array else self._HEADER.match(text)
+            if array:
+                path = _dotted(array.group(1))
+                arrays[path] = arrays.get(path, -1) + 1
+                table = (*path[:-1], f"{path[-1]}[{arrays[path]}]")
+            elif header:
+                table = _in_arrays(_dotted(header.group(1)), arrays)
+            if array or header:
                 if table == where:
                     return number
                 if table == where[:len(table)] and len(table) > depth:
@@ -583,6 +664,16 @@ class _Locator:
             if path and path == where[:len(path)] and len(path) > depth:
                 best, depth = number, len(path)  # an inline table's key: the line holding it
         return best
+
+
+def _in_arrays(path: tuple[str, ...], arrays: Mapping[tuple[str, ...], int]) -> tuple[str, ...]:
+    """A table header's path with an array of tables it extends indexed (TOML: a
+    ``[a.b.c]`` after ``[[a.b]]`` is a table of a.b's last element): ``a.b[2].c``."""
+    for length in range(len(path) - 1, 0, -1):
+        index = arrays.get(path[:length])
+        if index is not None:
+            return (*path[:length - 1], f"{path[length - 1]}[{index}]", *path[length:])
+    return path
 
 
 def _dotted(text: str) -> tuple[str, ...]:
@@ -602,6 +693,8 @@ _KEYS: dict[str, frozenset[str]] = {
 
 
 def _networks(data: dict[str, Any], at: _Locator) -> dict[str, MappedNetwork]:
+    """Every definition by :func:`definition_key`: a network's single one under its name, each
+    of its options under ``NAME.options[N]``."""
     for key in data:
         if key not in ("networks", "allow_mixed", "strict"):
             raise at.error((key,), "unknown key (the map holds [networks.NAME] tables, "
@@ -618,17 +711,42 @@ def _networks(data: dict[str, Any], at: _Locator) -> dict[str, MappedNetwork]:
             raise at.error(where, f"network name {exc}") from None
         if not isinstance(table, dict):
             raise at.error(where, "must be a table ([networks.NAME])")
-        switch = table.get("switch")
-        if not isinstance(switch, str) or switch not in _KEYS:
-            raise at.error((*where, "switch"), "must be one of 'legacy', 'ovs', 'ovn', 'direct' "
-                           f"(got {switch!r})")
-        for key in table:
-            if key not in _KEYS[switch]:
-                raise at.error((*where, key), f"unknown key for switch {switch!r} (known: "
-                               f"{', '.join(sorted(_KEYS[switch]))})")
-        network = _BUILDERS[switch](name, table, where, at)
-        networks[name] = _with_host_settings(network, table, where, at)
+        if "options" not in table:
+            networks[name] = _definition(name, table, where, at)
+            continue
+        other = next(iter(key for key in table if key != "options"), None)
+        if other is not None:
+            raise at.error((*where, other), "a network gives either a priority list "
+                           "([[networks.NAME.options]]) or a single definition, not both: move "
+                           "this key into its options")
+        options = table["options"]
+        if not isinstance(options, list) or not options \
+                or not all(isinstance(option, dict) for option in options):
+            raise at.error((*where, "options"), "must be an array of tables, one per "
+                           "connection option in priority order ([[networks.NAME.options]])")
+        for index, option in enumerate(options):
+            place = (*where, f"options[{index}]")
+            if "options" in option:
+                raise at.error((*place, "options"), "an option is one switch definition: it "
+                               "has no options of its own")
+            network = _definition(name, option, place, at)._replace(option=index)
+            networks[definition_key(network)] = network
     return networks
+
+
+def _definition(name: str, table: dict[str, Any], where: tuple[str, ...],
+                at: _Locator) -> MappedNetwork:
+    """One switch definition: a ``[networks.NAME]`` table, or one of its options."""
+    switch = table.get("switch")
+    if not isinstance(switch, str) or switch not in _KEYS:
+        raise at.error((*where, "switch"), "must be one of 'legacy', 'ovs', 'ovn', 'direct' "
+                       f"(got {switch!r})")
+    for key in table:
+        if key not in _KEYS[switch]:
+            raise at.error((*where, key), f"unknown key for switch {switch!r} (known: "
+                           f"{', '.join(sorted(_KEYS[switch]))})")
+    network = _BUILDERS[switch](name, table, where, at)
+    return _with_host_settings(network, table, where, at)
 
 
 def _device(table: dict[str, Any], key: str, where: tuple[str, ...], at: _Locator,

@@ -100,12 +100,15 @@ class PoolState:
         nics.setdefault(nic, []).append(holder)
         return nic
 
-    def release(self, domain: str) -> list[tuple[str, str]]:
-        """Free every NIC ``domain``'s interfaces hold; (network, NIC) of each freed."""
+    def release(self, domain: str, macs: Iterable[str] | None = None) -> list[tuple[str, str]]:
+        """Free every NIC ``domain``'s interfaces (those with ``macs`` only, if given) hold;
+        (network, NIC) of each freed."""
         freed = []
+        only = None if macs is None else {mac.lower() for mac in macs}
         for network, nics in self.networks.items():
             for nic, holders in nics.items():
-                kept = [h for h in holders if h.domain != domain]
+                kept = [h for h in holders if h.domain != domain
+                        or (only is not None and h.mac.lower() not in only)]
                 if len(kept) != len(holders):
                     freed.append((network, nic))
                     nics[nic] = kept
@@ -196,15 +199,17 @@ def allocate(network: DirectNetwork, holder: Holder, path: str | None = None) ->
         return nic
 
 
-def release(domain: str, path: str | None = None) -> list[tuple[str, str]]:
-    """Free ``domain``'s NICs in the state file; (network, NIC) of each freed. Nothing to do
-    (and no file made) when there is no state file."""
+def release(domain: str, path: str | None = None,
+            macs: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """Free ``domain``'s NICs (its interfaces with ``macs`` only, if given) in the state file;
+    (network, NIC) of each freed. Nothing to do (and no file made) when there is no state
+    file."""
     where = state_path(path)
     if not os.path.exists(where):
         return []
     with locked(where):
         state = load(where)
-        freed = state.release(domain)
+        freed = state.release(domain, macs)
         if freed:
             save(where, state)
         return freed
@@ -241,23 +246,27 @@ def rebuild(domains: Iterable[tuple[str, str]], host_map: NetworkMap) -> PoolSta
     state = PoolState()
     for name, xml in domains:
         for mac, network_name, iface in interface_networks(parse_domain(xml)):
-            network = host_map.networks.get(network_name)
             source = iface.find("source")
             dev = source.get("dev") if source is not None else None
-            if isinstance(network, DirectNetwork) and network.pool and dev in network.pool:
-                state.networks.setdefault(network_name, {}).setdefault(dev, []).append(
-                    Holder(name, mac))
+            if iface.get("type") != "direct":
+                continue
+            for network in host_map.definitions(network_name):  # its options' pools too
+                if isinstance(network, DirectNetwork) and network.pool and dev in network.pool:
+                    state.networks.setdefault(network_name, {}).setdefault(dev, []).append(
+                        Holder(name, mac))
     return state
 
 
 def pooled(host_map: NetworkMap) -> list[DirectNetwork]:
-    return [n for n in host_map.networks.values() if isinstance(n, DirectNetwork) and n.pool]
+    """Every pooled definition (a network's, or one of its options')."""
+    return [n for n in host_map.every_definition().values()
+            if isinstance(n, DirectNetwork) and n.pool]
 
 
 def describe(state: PoolState, host_map: NetworkMap) -> list[str]:
     """One line per pool NIC: who holds it."""
     lines = []
-    for network in sorted(pooled(host_map), key=lambda n: n.name):
+    for network in sorted(pooled(host_map), key=lambda n: (n.name, n.option or 0)):
         nics = state.networks.get(network.name, {})
         for nic in network.nics:
             holders = nics.get(nic, [])

@@ -28,7 +28,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from vifplug.hook import interface_networks, parse_domain
+from vifplug.hook import definition_of, interface_networks, parse_domain
 from vifplug.netmap import (
     DirectNetwork,
     LegacyNetwork,
@@ -68,7 +68,7 @@ def device_problems(domain_xml: str | bytes, host_map: NetworkMap, *, sysfs: str
     view: OvsdbView | str | None = None  # the view, or why it could not be read
     problems: list[str] = []
     for mac, name, iface in interface_networks(root):
-        network = host_map.networks.get(name)
+        network = definition_of(host_map, name, iface)  # the option it got, for a list
         if network is None:
             continue  # the rewrite refused it already
         if isinstance(network, OvsNetwork | OvnNetwork) and view is None:

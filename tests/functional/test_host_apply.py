@@ -566,3 +566,42 @@ def test_two_untagged_networks_on_two_uplinks_are_kept_apart(site: Site) -> None
             finally:
                 site.ovs.vsctl("--if-exists", "del-port", "g1", "--", "--if-exists", "del-port",
                                "g2")
+
+
+# --- priority lists: every option is built ----------------------------------------------------
+
+OPTIONS_MAP = """
+allow_mixed = true
+
+[[networks.red.options]]
+switch = "direct"
+mode = "passthrough"
+interfaces = ["u5"]
+
+[[networks.red.options]]
+switch = "ovs"
+nic = "u1"
+vlan = 100
+
+[[networks.red.options]]
+switch = "legacy"
+bridge = "vp-red"
+"""
+
+
+def test_every_option_of_a_priority_list_is_built(site: Site) -> None:
+    """A network listing a pool, an OVS uplink with VLAN 100 and a Linux bridge: host apply
+    builds the OVS bridge and the Linux bridge (a guest may get either), leaves the pool NIC
+    alone (macvtap needs no host side), records each under its option, and converges."""
+    site.nic("u1", "u5")
+    out = site.converged(OPTIONS_MAP)
+    assert "ensure OVS bridge br-u1" in out
+    assert site.ovs.ports("br-u1") == ["u1"]
+    assert port(site, "u1", "trunks") == "[100]"
+    bridge = site.netns.link("vp-red")
+    assert bridge is not None
+    assert bridge["linkinfo"]["info_kind"] == "bridge"
+    assert site.netns.link("u5").get("master") is None  # type: ignore[union-attr]
+    record = json.loads(site.record.read_text())["scopes"]
+    (scope,) = record.values()
+    assert scope["devices"] == {"vp-red": {"kind": "bridge", "network": "red.options[2]"}}

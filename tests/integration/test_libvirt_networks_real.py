@@ -139,3 +139,36 @@ def test_guest_connected_by_libvirt_networks_lands_where_the_map_says(
     assert etree.fromstring(blue_net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)) \
         .find("vlan/tag").get("id") == "200"
     assert etree.fromstring(blue_net.XMLDesc(0)).find("vlan/tag").get("id") == "100"
+
+
+def test_a_priority_list_defines_its_first_option(libvirtd: PrivateLibvirtd, conn: Any,
+                                                  netns: Netns, scratch: list[str],
+                                                  tmp_path: Path) -> None:
+    """libvirt has no priority list: the network is defined as its first option (a passthrough
+    pool of a veth end here), the comment naming the others is the document's only, and defining it
+    again changes nothing."""
+    import libvirt
+
+    netns.add_veth("vplvn-opt", "vplvn-optp")
+    scratch.append("vplvn-opt")
+    path = tmp_path / "networks.toml"
+    path.write_text('[[networks.vp-lvn-opt.options]]\nswitch = "direct"\n'
+                    'interfaces = ["vplvn-opt"]\nmode = "passthrough"\n'
+                    '[[networks.vp-lvn-opt.options]]\nswitch = "legacy"\nbridge = "vplvnopt"\n')
+    try:
+        assert _define(path, libvirtd) == {"vp-lvn-opt": "defined, autostart on, started"}
+        defined = etree.fromstring(conn.networkLookupByName("vp-lvn-opt").XMLDesc(
+            libvirt.VIR_NETWORK_XML_INACTIVE))
+        assert defined.find("forward").get("mode") == "passthrough"
+        assert [i.get("dev") for i in defined.iterfind("forward/interface")] == ["vplvn-opt"]
+        assert defined.find("bridge") is None
+        assert _define(path, libvirtd) == {"vp-lvn-opt": "unchanged, running"}
+    finally:
+        try:
+            net = conn.networkLookupByName("vp-lvn-opt")
+        except libvirt.libvirtError:
+            net = None
+        if net is not None:
+            if net.isActive():
+                net.destroy()
+            net.undefine()

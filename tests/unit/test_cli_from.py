@@ -88,3 +88,29 @@ def test_plug_dry_run_from_nova(tmp_path: Path) -> None:
                        write(tmp_path, "nova.json", hybrid))
     assert code == 0
     assert "(ovs-hybrid):" in out.splitlines()[0]
+
+
+def test_portgroup_for_foreign_input(tmp_path: Path) -> None:
+    """No foreign model carries a portgroup: ``--portgroup`` (``portgroup=``) gives one; a bad
+    name is bad input naming the option; it goes with --from only."""
+    from vifplug.interop import load_foreign
+    from vifplug.interop.neutron import from_neutron_port
+    from vifplug.interop.nova import from_nova_vif
+
+    nova = write(tmp_path, "nova.json", NOVA)
+    code, out, err = run("render", "--metadata", "--from", "nova", "--portgroup", "sales", nova)
+    assert (code, err) == (0, "")
+    (entry,) = etree.fromstring(out)
+    assert entry.get("portgroup") == "sales"
+    assert load_foreign(NOVA, "nova", portgroup="eng")[0].network.portgroup == "eng"
+    assert from_nova_vif(NOVA).network.portgroup is None
+    assert from_nova_vif(NOVA, portgroup="eng").network.portgroup == "eng"
+    port = json.loads((EXAMPLES / "foreign" / "neutron-port.json").read_text())
+    port = port.get("port", port)
+    assert from_neutron_port(port, "red", portgroup="eng").network.portgroup == "eng"
+    code, out, err = run("render", "--from", "nova", "--portgroup", "no good", nova)
+    assert (code, out) == (2, "")
+    assert "portgroup" in err
+    code, out, err = run("render", "--portgroup", "sales", str(EXAMPLES / "bridge.json"))
+    assert (code, out) == (2, "")
+    assert "--portgroup goes with --from" in err

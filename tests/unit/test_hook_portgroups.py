@@ -264,16 +264,21 @@ def test_explain_with_the_map(map_path: Path, tmp_path: Path) -> None:
     ({"vlan": 7}, "interface {mac}: vlan: the interface asks 7, portgroup engineering of "
                   "network red ({path}:8) gives 200; set override = true there to let the host "
                   "win"),
-    ({"name": "blue"}, "interface {mac}: network 'blue' is not defined in {path}"),
+    ({"name": "blue"}, "interface {mac}: network 'blue' is not defined on this host ({path})"),
 ])
+@pytest.mark.parametrize("command", ["explain", "render", "plug"])
 def test_explain_refuses_what_the_hook_would(network: dict[str, Any], message: str,
-                                             map_path: Path, tmp_path: Path) -> None:
+                                             command: str, map_path: Path,
+                                             tmp_path: Path) -> None:
+    """explain, render and plug with --networks: the hook's refusal, as bad input (exit 2)
+    naming the file and the VIF's JSON path; nothing printed, nothing plugged."""
     path = tmp_path / "vif.json"
     path.write_text(ovs_vif(**network).to_json())
     out, err = io.StringIO(), io.StringIO()
-    assert cli(["explain", "--networks", str(map_path), str(path)], out, err) == 2
+    assert cli([command, "--networks", str(map_path), str(path)], out, err) == 2
     assert out.getvalue() == ""
-    assert err.getvalue() == message.format(mac=MAC, path=map_path) + "\n"
+    assert err.getvalue() == f"{path}: $.network: " + message.format(mac=MAC,
+                                                                      path=map_path) + "\n"
 
 
 def test_a_conflict_refuses_the_migration_with_one_line(map_path: Path) -> None:

@@ -44,7 +44,8 @@ def coerce_vif(obj: object) -> Vif:
 
 
 def load_foreign(data: object, kind: Kind, *, network_name: str | None = None,
-                 mtu: int | None = None, source: str | None = None) -> list[Vif]:
+                 mtu: int | None = None, source: str | None = None,
+                 portgroup: str | None = None) -> list[Vif]:
     """VIFs from parsed JSON in a foreign model: one object or a non-empty array of them.
 
     - ``os-vif``: each item is an os-vif VIF's ``obj_to_primitive()``
@@ -53,6 +54,9 @@ def load_foreign(data: object, kind: Kind, *, network_name: str | None = None,
     - ``neutron``: each item is a port; the API's envelopes ``{"port": {...}}`` and
       ``{"ports": [...]}`` are taken too. ``network_name`` (default: each port's
       ``network_id``) and ``mtu`` apply to every port, and only to Neutron input.
+
+    ``portgroup``: every VIF's ``network.portgroup``, for any kind (none of these models carries
+    a portgroup: it is the host map's notion, libvirt's ``<source portgroup>``).
 
     Raises :class:`InteropError` listing every problem with its path in ``data`` (``$[1].address``)
     and ``source`` (a file name) when given; :class:`~vifplug.errors.VifError` for a bad ``kind``
@@ -64,7 +68,7 @@ def load_foreign(data: object, kind: Kind, *, network_name: str | None = None,
         raise VifError(f"{option}: only for --from neutron (a Neutron port has no network name "
                        "or MTU; the other models carry theirs)")
     try:
-        return _load(data, kind, network_name, mtu)
+        return _load(data, kind, network_name, mtu, portgroup)
     except InteropError as exc:
         raise exc.with_source(source) if source else exc from None
 
@@ -86,14 +90,15 @@ def _items(data: object, kind: Kind) -> list[tuple[str, object]]:
     raise InteropError([(prefix, f"expected {what} or a non-empty array of them")], kind=kind)
 
 
-def _load(data: object, kind: Kind, network_name: str | None, mtu: int | None) -> list[Vif]:
+def _load(data: object, kind: Kind, network_name: str | None, mtu: int | None,
+          portgroup: str | None = None) -> list[Vif]:
     items = _items(data, kind)
     translations: list[tuple[str, Translation]] = []
     vifs: list[Vif] = []
     problems: list[tuple[str, str]] = []
     for prefix, item in items:
         try:
-            translation = _translate(item, kind, network_name, mtu)
+            translation = _translate(item, kind, network_name, mtu).portgroup(portgroup)
             vifs.append(translation.vif())
             translations.append((prefix, translation))
         except InteropError as exc:

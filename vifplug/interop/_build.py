@@ -57,6 +57,13 @@ class Translation:
             node = node.setdefault(key, {})
         node[loc[-1]] = value
 
+    def portgroup(self, name: str | None) -> Translation:
+        """Set ``network.portgroup`` to ``name`` (the ``portgroup`` argument: no foreign model
+        carries one — libvirt's portgroups are vifplug's map's, not nova's, os-vif's or
+        Neutron's); None leaves it out. Itself, to chain."""
+        self.put(("network", "portgroup"), name, "portgroup")
+        return self
+
     def fail(self, src: Loc | str, message: str) -> None:
         self.problems.append((src if isinstance(src, str) else json_path(src), message))
 

@@ -54,13 +54,14 @@ _DETAILS = "binding:vif_details"
 
 
 def from_neutron_port(port: Mapping[str, Any], network_name: str | None = None,
-                      mtu: int | None = None) -> Vif:
+                      mtu: int | None = None, *, portgroup: str | None = None) -> Vif:
     """The :class:`~vifplug.model.Vif` for a Neutron port (parsed JSON of the API's ``port``).
 
     ``network_name``: the logical network's name (default: the port's ``network_id``); ``mtu``:
-    the network's MTU. Raises :class:`~vifplug.interop.errors.InteropError` naming the port's
-    path (``$['binding:vif_type']``, ``$.mac_address``) or the argument."""
-    return translate(port, network_name, mtu).vif()
+    the network's MTU; ``portgroup``: its ``network.portgroup`` (a port has none). Raises
+    :class:`~vifplug.interop.errors.InteropError` naming the port's path
+    (``$['binding:vif_type']``, ``$.mac_address``) or the argument."""
+    return translate(port, network_name, mtu).portgroup(portgroup).vif()
 
 
 def translate(port: object, network_name: str | None = None,

@@ -80,12 +80,13 @@ class _Context(NamedTuple):
 _MACVTAP_KINDS = ("802.1qbg", "802.1qbh", "direct")
 
 
-def from_nova_vif(d: Mapping[str, Any]) -> Vif:
-    """The :class:`~vifplug.model.Vif` for one nova network_info VIF (parsed JSON).
+def from_nova_vif(d: Mapping[str, Any], *, portgroup: str | None = None) -> Vif:
+    """The :class:`~vifplug.model.Vif` for one nova network_info VIF (parsed JSON);
+    ``portgroup``: its ``network.portgroup`` (a nova VIF carries none).
 
     Raises :class:`~vifplug.interop.errors.InteropError` naming the nova path (``$.address``,
     ``$.details.vhostuser_socket``) and what was expected."""
-    return translate(d).vif()
+    return translate(d).portgroup(portgroup).vif()
 
 
 def translate(d: object) -> Translation:

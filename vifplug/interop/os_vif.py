@@ -134,15 +134,17 @@ def instance_uuid_of(instance_info: Any) -> str | None:
 # --- os-vif → vifplug -----------------------------------------------------------------------------
 
 
-def from_os_vif(vif: Any, instance_info: Any = None) -> Vif:
-    """The :class:`~vifplug.model.Vif` for an os-vif VIF object (see the module's table).
+def from_os_vif(vif: Any, instance_info: Any = None, *, portgroup: str | None = None) -> Vif:
+    """The :class:`~vifplug.model.Vif` for an os-vif VIF object (see the module's table);
+    ``portgroup``: its ``network.portgroup`` (no os-vif object carries one: its port profiles
+    hold the port's identity and the 802.1Qbg/Qbh parameters, which vifplug maps as such).
 
     ``instance_info`` is accepted so os-vif's ``(vif, instance_info)`` pair can be passed as it
     is; the Vif does not carry it (use :func:`instance_uuid_of`). Raises
     :class:`~vifplug.interop.errors.InteropError` naming the os-vif field (``$.address``,
     ``$.port_profile.interface_id``)."""
     del instance_info  # the instance is the plug call's business, not the VIF's
-    return translate(vif).vif()
+    return translate(vif).portgroup(portgroup).vif()
 
 
 def translate(vif: Any) -> Translation:
