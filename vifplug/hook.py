@@ -65,6 +65,11 @@ REWRITE_OPS = frozenset({"migrate", "restore"})
 
 _TAG = f"{{{METADATA_NS}}}interface"
 _LIST_TAG = f"{{{METADATA_NS}}}interfaces"
+#: The interface types that are a host device the guest owns, not a port of a switch: the hook
+#: cannot rewrite them for the local switch (and would make nonsense of them), so it refuses.
+_DEVICE_TYPES = {"hostdev": "an SR-IOV VF passed through (PCI address of the source host)",
+                 "vdpa": "a vDPA device (the source host's /dev/vhost-vdpa-N)"}
+
 #: Identity attributes the metadata keeps per interface (beside mac and network).
 _IDENTITY = ("interfaceid", "instanceid", "profileid", "managerid", "typeid", "typeidversion")
 #: Which of them each ``<virtualport type>`` carries (an untyped one, or another type: any).
@@ -204,6 +209,10 @@ def rewrite(domain_xml: str | bytes, host_map: NetworkMap, *,
         name = entry.get("network", "")
         if networks is not None and name not in networks:
             continue
+        if iface.get("type") in _DEVICE_TYPES:
+            raise HookError(f"interface {mac}: a type={iface.get('type')!r} NIC is "
+                            f"{_DEVICE_TYPES[iface.get('type') or '']}, which the hook cannot "
+                            f"move to network {name!r}'s switch on this host; refused")
         network = host_map.networks.get(name)
         if network is None:
             raise HookError(f"interface {mac}: network {name!r} is not defined on this host "

@@ -60,6 +60,9 @@ __all__ = [
     "QbhParams",
     "QbhVif",
     "Rate",
+    "Teaming",
+    "VdpaParams",
+    "VdpaVif",
     "VhostUserNetwork",
     "VhostUserParams",
     "VhostUserVif",
@@ -67,7 +70,7 @@ __all__ = [
 ]
 
 VifType = Literal[
-    "bridge", "ovs", "802.1qbg", "802.1qbh", "direct", "ethernet", "vhostuser", "hostdev"
+    "bridge", "ovs", "802.1qbg", "802.1qbh", "direct", "ethernet", "vhostuser", "hostdev", "vdpa"
 ]
 VIF_TYPES: tuple[str, ...] = typing.get_args(VifType)
 PlugMethod = Literal["hybrid", "virtualport", "manual"]
@@ -81,6 +84,11 @@ _FILTER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
 _FILTER_PARAM = re.compile(r"[A-Za-z0-9_]{1,64}")
 _FILTER_VALUE = re.compile(r"[A-Za-z0-9_.:]{1,256}")
 _UNIX_PATH_MAX = spec.UNIX_PATH_MAX
+#: A vhost-vdpa character device: what the kernel's vhost_vdpa driver creates, one per device.
+_VDPA_DEVICE = re.compile(r"/dev/vhost-vdpa-[0-9]{1,9}")
+#: A user alias: libvirt keeps only aliases that start with ``ua-`` (formatdomain, "Device
+#: aliases"), of its aliasName characters.
+_ALIAS = re.compile(r"ua-[A-Za-z0-9_.\-]{1,60}")
 
 
 Problem = tuple[tuple[str | int, ...], str]
@@ -147,6 +155,19 @@ def _socket_path(value: str) -> str:
         raise ValueError("must not contain control characters")
     if "/../" in value + "/" or value.endswith("/"):
         raise ValueError("must name a file, without '..' components")
+    return value
+
+
+def _vdpa_device(value: str) -> str:
+    if not _VDPA_DEVICE.fullmatch(value):
+        raise ValueError("must be a vhost-vdpa device path like /dev/vhost-vdpa-0")
+    return value
+
+
+def _alias(value: str) -> str:
+    if not _ALIAS.fullmatch(value):
+        raise ValueError("must be a libvirt user alias: 'ua-' then 1 to 60 letters, digits, "
+                         "'_', '.' and '-' (like ua-net0)")
     return value
 
 
@@ -226,6 +247,12 @@ ProfileId = Annotated[str, Strict(), AfterValidator(_profile_id), WithJsonSchema
 )]
 SocketPath = Annotated[str, Strict(), AfterValidator(_socket_path), WithJsonSchema(
     {"type": "string", "pattern": "^/", "maxLength": _UNIX_PATH_MAX}
+)]
+VdpaDevice = Annotated[str, Strict(), AfterValidator(_vdpa_device), WithJsonSchema(
+    {"type": "string", "pattern": _anchored(_VDPA_DEVICE)}
+)]
+AliasName = Annotated[str, Strict(), AfterValidator(_alias), WithJsonSchema(
+    {"type": "string", "pattern": _anchored(_ALIAS)}
 )]
 PciAddress = Annotated[str, Strict(), AfterValidator(_pci), WithJsonSchema(
     {"type": "string", "pattern": r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[01][0-9a-fA-F]\.[0-7]$"}
@@ -334,6 +361,35 @@ class HostDevParams(_Value):
 
     #: The SR-IOV virtual function's PCI address, ``DDDD:BB:SS.F``.
     pci: PciAddress
+
+
+class VdpaParams(_Value):
+    """Maps to ``<source dev>`` of ``type='vdpa'``."""
+
+    #: The vhost-vdpa character device, ``/dev/vhost-vdpa-N``.
+    device: VdpaDevice
+
+
+class Teaming(_Value):
+    """Maps to ``<teaming type persistent>``: a virtio NIC and an SR-IOV VF of one MAC that the
+    guest's ``net_failover`` driver teams (the VF is unplugged for migration, the virtio NIC
+    carries the traffic meanwhile)."""
+
+    #: ``persistent`` on the virtio NIC (always present), ``transient`` on its hostdev partner.
+    type: Literal["persistent", "transient"]
+    #: The transient VF's partner: the persistent NIC's alias (its ``alias``, else ``ua-`` + its
+    #: ``id``). Only with type ``transient``.
+    persistent: AliasName | None = None
+
+    @model_validator(mode="after")
+    def _partner(self) -> Teaming:
+        if self.type == "transient" and self.persistent is None:
+            raise RuleError([(("persistent",), "required when type is 'transient' (the alias of "
+                              "the persistent virtio NIC)")])
+        if self.type == "persistent" and self.persistent is not None:
+            raise RuleError([(("persistent",), "only with type 'transient' (the persistent NIC "
+                              "names no partner)")])
+        return self
 
 
 # --- the logical network, as each kind sees it ----------------------------------------------------
@@ -465,6 +521,9 @@ class Vif(_Checked):
     network: Network
     #: The switch already filters this port (security groups), so the host need not.
     filtered: Bool = False
+    #: ``<alias name>``: a libvirt user alias (``ua-…``). Default: none, or ``ua-`` + ``id``
+    #: for a VIF in a ``teaming`` pair.
+    alias: AliasName | None = None
 
     #: A missing key reported at the key inside it that the format names (the port identity).
     missing_reported_at: ClassVar[Mapping[str, tuple[str, ...]]] = {}
@@ -526,6 +585,20 @@ class Vif(_Checked):
     # --- what every kind answers (the derived names live in vifplug.names) ---
 
     @property
+    def teaming_of(self) -> Teaming | None:
+        """The failover ``teaming`` of the kinds that take it, else None."""
+        teaming = getattr(self, "teaming", None)
+        return teaming if isinstance(teaming, Teaming) else None
+
+    @property
+    def device_alias(self) -> str | None:
+        """The ``<alias name>``: ``alias``, else ``ua-`` + ``id`` when the VIF is in a teaming
+        pair (its partner names it), else None."""
+        if self.alias is not None:
+            return self.alias
+        return f"ua-{self.id}" if self.teaming_of is not None else None
+
+    @property
     def host_device(self) -> str | None:
         """The host net device this VIF names (``<target dev>``), if it has one: unique in a
         file. ``None`` for kinds whose host device libvirt names (macvtap without devname)."""
@@ -563,11 +636,19 @@ class GuestNic(Vif):
     queues: Queues | None = None
     #: ``<link state>``.
     link_state: Literal["up", "down"] | None = None
+    #: ``<teaming type='persistent'/>``: the virtio half of a failover pair (libvirt 6.1.0).
+    teaming: Teaming | None = None
 
     def rules(self) -> Iterator[Problem]:
         yield from super().rules()
         if self.queues is not None and self.nic_model != "virtio":
             yield ("queues",), f"needs model 'virtio' (got model {self.nic_model!r})"
+        if self.teaming is not None and self.teaming.type != "persistent":
+            yield (("teaming", "type"), f"must be 'persistent' for vif_type {self.vif_type!r} "
+                   "(the transient half of a failover pair is a 'hostdev' VF)")
+        elif self.teaming is not None and self.nic_model != "virtio":
+            yield (("teaming",), "needs model 'virtio' (QEMU's failover is a virtio-net "
+                   f"feature; got model {self.nic_model!r})")
 
     @property
     def nic_model(self) -> str:
@@ -627,6 +708,10 @@ class BridgeVif(TapVif):
     network: BridgeNetwork
     #: ``<filterref>`` when the host firewalls.
     filter: Filter | None = None
+    #: ``<port isolated='yes'/>`` (libvirt 6.1.0): the TAP's bridge port is isolated, so the
+    #: guest reaches the bridge's other (non-isolated) ports, its uplink, but no other isolated
+    #: guest.
+    isolated: Bool = False
 
 
 class OvsVif(TapVif):
@@ -780,22 +865,55 @@ class HostDevVif(Vif):
     network: HostdevNetwork
     #: The SR-IOV VF.
     hostdev: HostDevParams
+    #: ``<teaming type='transient' persistent>``: the VF half of a failover pair (libvirt
+    #: 6.1.0), naming its virtio partner's alias.
+    teaming: Teaming | None = None
+
+    def rules(self) -> Iterator[Problem]:
+        yield from super().rules()
+        if self.teaming is not None and self.teaming.type != "transient":
+            yield (("teaming", "type"), "must be 'transient' for vif_type 'hostdev' (the "
+                   "persistent half of a failover pair is a virtio NIC)")
 
     def requests(self) -> dict[str, str]:
         return {**super().requests(), **self._asks(vlan=self.network.vlan)}
+
+
+class VdpaVif(GuestNic):
+    """Maps to ``type='vdpa'``: a virtio device whose data path a vDPA device (an offloading NIC's
+    VF, typically a hardware-offloaded OVS port) implements; QEMU opens ``/dev/vhost-vdpa-N``."""
+
+    vif_type: Literal["vdpa"]
+    network: Network
+    #: The vhost-vdpa device.
+    vdpa: VdpaParams
+
+    def rules(self) -> Iterator[Problem]:
+        yield from super().rules()
+        if self.nic_model != "virtio":
+            yield ("model",), "must be 'virtio' for vif_type 'vdpa'"
+        for key, why in (("devname", "a vDPA NIC has no host net device (no TAP)"),
+                         ("mtu", "the vDPA device's MTU is set where it is made (vdpa dev add "
+                          "... mtu)"),
+                         ("queues", "the vDPA device's queue pairs are set where it is made "
+                          "(vdpa dev add ... max_vqp)"),
+                         ("teaming", "a failover pair's persistent half must be migratable, "
+                          "and a vDPA NIC is not")):
+            if getattr(self, key) is not None:
+                yield (key,), f"not used by vif_type 'vdpa': {why}"
 
 
 #: Every kind, in VIF_FORMAT.md's order.
 KINDS: dict[str, type[Vif]] = {
     "bridge": BridgeVif, "ovs": OvsVif, "802.1qbg": QbgVif, "802.1qbh": QbhVif,
     "direct": DirectVif, "ethernet": EthernetVif, "vhostuser": VhostUserVif,
-    "hostdev": HostDevVif,
+    "hostdev": HostDevVif, "vdpa": VdpaVif,
 }
 assert tuple(KINDS) == VIF_TYPES  # noqa: S101 - one order everywhere
 
 AnyVif = Annotated[
     Union[BridgeVif, OvsVif, QbgVif, QbhVif, DirectVif,  # noqa: UP007 - a discriminated union
-          EthernetVif, VhostUserVif, HostDevVif],
+          EthernetVif, VhostUserVif, HostDevVif, VdpaVif],
     Field(discriminator="vif_type"),
 ]
 
@@ -916,8 +1034,8 @@ def _json_schema() -> dict[str, Any]:
 
 #: The order keys are listed in (the reference tables follow it).
 _VIF_ORDER = ("id", "vif_type", "mac", "network", "devname", "model", "mtu", "filtered", "plug",
-              "queues", "link_state", "bandwidth", "filter", "ovs", "qbg", "qbh", "direct",
-              "vhostuser", "hostdev")
+              "queues", "link_state", "bandwidth", "filter", "isolated", "alias", "teaming", "ovs",
+              "qbg", "qbh", "direct", "vhostuser", "hostdev", "vdpa")
 _NETWORK_ORDER = ("name", "portgroup", "bridge", "interface", "vlan", "trunk", "create_bridge",
                   "create_vlan")
 

@@ -12,18 +12,35 @@ from typing import ClassVar, Generic, TypeVar
 
 from lxml import etree
 
+from collections.abc import Iterator
+
+from vifplug.errors import UnsupportedError
 from vifplug.model import Bandwidth, Filter, GuestNic, OvsParams, Vif
 from vifplug.plan import EnsureOvsBridge, PlanContext, RequireOvsBridge, Step
 from vifplug.ready import Condition
 from vifplug.version import LibvirtVersion
-from vifplug.xml import add_bandwidth, add_driver, add_filterref, add_link_mtu, add_model
+from vifplug.xml import (
+    add_alias,
+    add_bandwidth,
+    add_driver,
+    add_filterref,
+    add_link_mtu,
+    add_model,
+    add_port_isolated,
+    add_teaming,
+)
 
 __all__ = [
     "MANAGED_NO",
     "MTU",
     "OVS_VIRTUALPORT",
+    "PORT_ISOLATED",
+    "TEAMING",
+    "USER_ALIAS",
+    "VDPA",
     "Connection",
     "Options",
+    "check_versions",
     "finish_interface",
     "guest_hop",
     "ovs_bridge_step",
@@ -38,6 +55,34 @@ OVS_VIRTUALPORT = LibvirtVersion(0, 9, 11)
 MTU = LibvirtVersion(3, 1, 0)
 #: ``<target dev managed='no'>`` (use a pre-created TAP as it is) since libvirt 5.1.0.
 MANAGED_NO = LibvirtVersion(5, 1, 0)
+#: User aliases (``<alias name='ua-…'/>``: libvirt drops others) since libvirt 3.9.0.
+USER_ALIAS = LibvirtVersion(3, 9, 0)
+#: ``<port isolated='yes'/>`` (bridge port isolation) since libvirt 6.1.0.
+PORT_ISOLATED = LibvirtVersion(6, 1, 0)
+#: ``<teaming>`` (virtio failover with an SR-IOV VF) since libvirt 6.1.0.
+TEAMING = LibvirtVersion(6, 1, 0)
+#: ``<interface type='vdpa'>`` since libvirt 6.9.0.
+VDPA = LibvirtVersion(6, 9, 0)
+
+
+def version_gates(vif: Vif) -> Iterator[tuple[str, LibvirtVersion]]:
+    """The keys of ``vif`` whose XML needs a newer libvirt than the oldest: (JSON path, since).
+    A key given for an older libvirt is an error (:func:`check_versions`), never dropped."""
+    if getattr(vif, "isolated", False):
+        yield "$.isolated", PORT_ISOLATED
+    if vif.teaming_of is not None:
+        yield "$.teaming", TEAMING
+    if vif.alias is not None:
+        yield "$.alias", USER_ALIAS
+
+
+def check_versions(vif: Vif, options: Options) -> None:
+    """Raise :class:`~vifplug.errors.UnsupportedError` naming each key of ``vif`` the target
+    libvirt is too old for (the paths are ``$.key``; the CLI prefixes an array's index)."""
+    old = [f"{path}: needs libvirt >= {since} (the XML is for libvirt {options.version_text})"
+           for path, since in version_gates(vif) if not options.supports(since)]
+    if old:
+        raise UnsupportedError("; ".join(old))
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +163,13 @@ def finish_interface(
     bandwidth: Bandwidth | None = None,
     managed_no: bool = False,
     filterref: Filter | None = None,
+    isolated: bool = False,
 ) -> etree._Element:
-    """Append what follows the source in libvirt's own order: bandwidth, target, model, driver,
-    filterref, link, mtu (``<mtu>`` only where the target libvirt knows it)."""
+    """Append what follows the source in libvirt's own order: bandwidth, port, target, model,
+    driver, filterref, teaming, link, mtu (``<mtu>`` only where the target libvirt knows it),
+    alias."""
     add_bandwidth(iface, bandwidth)
+    add_port_isolated(iface, isolated)
     if target is not None:
         if managed_no and options.supports(MANAGED_NO):
             etree.SubElement(iface, "target", dev=target, managed="no")
@@ -130,7 +178,9 @@ def finish_interface(
     add_model(iface, vif.nic_model)
     add_driver(iface, vif.queues)
     add_filterref(iface, filterref)
+    add_teaming(iface, vif.teaming)
     add_link_mtu(iface, vif.link_state, vif.mtu if options.supports(MTU) else None)
+    add_alias(iface, vif.device_alias)
     return iface
 
 

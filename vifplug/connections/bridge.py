@@ -40,7 +40,8 @@ class LinuxBridge(Connection[BridgeVif]):
         filtering = options.firewall and not vif.filtered
         return finish_interface(iface, vif, options, target=vif.tap_name,
                                 bandwidth=vif.bandwidth,
-                                filterref=vif.filter if filtering else None)
+                                filterref=vif.filter if filtering else None,
+                                isolated=vif.isolated)
 
     def plan(self, vif: BridgeVif, context: PlanContext) -> tuple[Step, ...]:
         network = vif.network
