@@ -249,7 +249,7 @@ def _teaming_pairs(vifs: list[Vif]) -> Iterator[tuple[str, str]]:
     partners: dict[int, list[int]] = {}
     for index, vif in enumerate(vifs):
         teaming = vif.teaming_of
-        if teaming is None or teaming.type != "transient":
+        if teaming is None or teaming.persistent is None:  # only a transient VF names one
             continue
         found = by_alias.get(teaming.persistent)
         if found is None:

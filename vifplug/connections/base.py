@@ -7,12 +7,11 @@ one a VIF gets is decided in one place, :func:`vifplug.selection.select`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
 
 from lxml import etree
-
-from collections.abc import Iterator
 
 from vifplug.errors import UnsupportedError
 from vifplug.model import Bandwidth, Filter, GuestNic, OvsParams, Vif

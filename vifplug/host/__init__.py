@@ -35,8 +35,8 @@ from vifplug.host.ovsdb import (
 from vifplug.host.threads import GroupCommit, NetlinkThread
 from vifplug.plan import Step
 
-__all__ = ["CHAR_DEVICES", "DEFAULT_OVSDB", "PCI_DEVICES", "Host", "HostError", "MissingDeviceError",
-           "StepFailed"]
+__all__ = ["CHAR_DEVICES", "DEFAULT_OVSDB", "PCI_DEVICES", "Host", "HostError",
+           "MissingDeviceError", "StepFailed"]
 
 #: Where the kernel lists this host's PCI devices (SR-IOV VFs for hostdev VIFs).
 PCI_DEVICES = Path("/sys/bus/pci/devices")
