@@ -217,6 +217,12 @@ def rewrite(domain_xml: str | bytes, host_map: NetworkMap, *,
         if network is None:
             raise HookError(f"interface {mac}: network {name!r} is not defined on this host "
                             f"({host_map.path})")
+        port = iface.find("port")
+        if port is not None and port.get("isolated") == "yes" and network.switch != "legacy":
+            raise HookError(f"interface {mac}: <port isolated='yes'/> needs a Linux bridge, and "
+                            f"network {name!r} is a {network.switch} switch on this host "
+                            "(libvirt refuses isolation elsewhere, and dropping it would let "
+                            "the guest reach other isolated guests); refused")
         arrived = _identity(iface, entry)
         if isinstance(network, OvnNetwork) and "interfaceid" not in arrived:
             raise HookError(f"interface {mac}: network {name!r} is OVN logical switch "
