@@ -6,8 +6,10 @@ private libvirtd, checks the host side libvirt and QEMU built (the TAP or macvta
 OVS port, what QEMU holds open), destroys the domain and checks what is left.
 
 Not started here (ENVIRONMENT.md): 802.1Qbg/Qbh need a VDP switch (a Qbg on a veth loops
-libvirtd forever), a vhost-user server blocks QEMU without a peer, and hostdev needs an SR-IOV VF.
-Those kinds are checked against libvirt's schema and test:///default driver in tests/unit.
+libvirtd forever), a vhost-user server blocks QEMU without a peer, hostdev (and so a failover
+pair's transient half) needs an SR-IOV VF and vdpa a vDPA device (their tests look for one and
+skip, saying so, when there is none). Those kinds are checked against libvirt's schema and
+test:///default driver in tests/unit.
 """
 
 from __future__ import annotations
@@ -272,3 +274,85 @@ def test_direct_bandwidth(host: VmHost, scratch: list[str], no_shaping: str | No
         qdiscs = host.netns.tc("qdisc", "show", "dev", vif.devname)
         assert "htb 1: root" in qdiscs
         assert "ingress ffff:" in qdiscs
+
+
+# --- issue 14: an isolated port, failover teaming, vDPA ---
+
+
+def test_bridge_isolated(host: VmHost, scratch: list[str], tmp_path: Path) -> None:
+    """libvirt isolates the bridge port of the TAP it makes (``<port isolated='yes'/>``), and
+    vifplug's readiness of the started guest reads the flag back from the kernel."""
+    from vifplug import GenericVIFDriver
+    from vifplug.host import Host
+
+    first = vif_of(example("bridge-isolated"))
+    second = vif_of(example("bridge-isolated", id="1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e",
+                            mac="fa:16:3e:9a:8b:7d"))
+    plain = vif_of(example("bridge", mtu=None))
+    scratch.append("red")
+    host.netns.add_bridge("red")
+    host.netns.ip("link", "set", "dev", "red", "up")
+
+    with host.running(first, second, plain) as vm:
+        assert_started(vm)  # the live XML keeps <port isolated='yes'/> on the first two
+        for vif, isolated in ((first, True), (second, True), (plain, False)):
+            tap = host.netns.link(vif.tap_name)
+            assert tap is not None, f"libvirt did not create {vif.tap_name}"
+            assert tap["master"] == "red"
+            assert tap["linkinfo"]["info_slave_data"]["isolated"] is isolated
+            assert vif.tap_name in qemu_tun_fds(vm.pid)
+        driver = GenericVIFDriver(conn=host.conn)
+        with Host(netns=host.netns.name, lock_dir=tmp_path) as plug_host:
+            states = driver.readiness([first, second, plain], plug_host, started=True)
+        assert [state.reasons for state in states] == [(), (), ()]
+        assert states[0].details[first.tap_name]["link"]["isolated"] is True
+
+
+def test_failover_persistent_half(host: VmHost, scratch: list[str]) -> None:
+    """The virtio half of a failover pair starts on its own: QEMU's virtio-net gets
+    ``failover=on`` (its VF partner cannot be given here: see test_failover_pair)."""
+    pair = json.loads((EXAMPLES / "failover-pair.json").read_text())
+    persistent = vif_of(pair[0])
+    scratch.append("red")
+    host.netns.add_bridge("red")
+
+    with host.running(persistent) as vm:
+        assert_started(vm)  # <teaming type='persistent'/> and <alias name='ua-backup0'/> kept
+        [nic] = qemu_nic(vm.pid)
+        assert nic["failover"] is True
+        assert nic["id"] == "ua-backup0"
+
+
+def _a_vf() -> str | None:
+    """The PCI address of an SR-IOV virtual function of this host, if there is one."""
+    for device in sorted(Path("/sys/bus/pci/devices").iterdir()):
+        if (device / "physfn").exists():
+            return device.name
+    return None
+
+
+def test_failover_pair(host: VmHost, scratch: list[str]) -> None:
+    vf = _a_vf()
+    if vf is None:
+        pytest.skip("no SR-IOV VF on this host (no /sys/bus/pci/devices/*/physfn): the pair's "
+                    "transient half is a VF; the pair is proven against libvirt's schema and "
+                    "test:///default in tests/unit/test_render.py::test_failover_pair_tree")
+    pair = json.loads((EXAMPLES / "failover-pair.json").read_text())
+    pair[1]["hostdev"]["pci"] = vf
+    vifs = load_vifs(pair)
+    scratch.append("red")
+    host.netns.add_bridge("red")
+    with host.running(*vifs) as vm:
+        assert_started(vm)
+
+
+def test_vdpa(host: VmHost) -> None:
+    devices = sorted(Path("/dev").glob("vhost-vdpa-*"))
+    if not devices:
+        pytest.skip("no vDPA device on this host (/dev/vhost-vdpa-N: made by vdpa dev add on an "
+                    "offloading NIC, or with the vdpa_sim_net module); type='vdpa' is proven "
+                    "against libvirt's schema and test:///default in tests/unit/test_render.py")
+    vif = vif_of(example("vdpa", vdpa={"device": str(devices[0])}))
+    with host.running(vif) as vm:
+        assert_started(vm)
+        assert str(devices[0]) in qemu_open_paths(vm.pid)
