@@ -66,7 +66,9 @@ REWRITE_OPS = frozenset({"migrate", "restore"})
 _TAG = f"{{{METADATA_NS}}}interface"
 _LIST_TAG = f"{{{METADATA_NS}}}interfaces"
 #: The interface types that are a host device the guest owns, not a port of a switch: the hook
-#: cannot rewrite them for the local switch (and would make nonsense of them), so it refuses.
+#: cannot rewrite them for the local switch (and would make nonsense of them), so it refuses,
+#: except a failover pair's transient VF (``<teaming type='transient'>``), left as it is: QEMU
+#: unplugs it for the migration and plugs it again on the destination.
 _DEVICE_TYPES = {"hostdev": "an SR-IOV VF passed through (PCI address of the source host)",
                  "vdpa": "a vDPA device (the source host's /dev/vhost-vdpa-N)"}
 
@@ -209,6 +211,10 @@ def rewrite(domain_xml: str | bytes, host_map: NetworkMap, *,
         name = entry.get("network", "")
         if networks is not None and name not in networks:
             continue
+        teaming = iface.find("teaming")
+        if iface.get("type") == "hostdev" and teaming is not None \
+                and teaming.get("type") == "transient":
+            continue  # a failover pair's VF: QEMU plugs it again here, as its definition says
         if iface.get("type") in _DEVICE_TYPES:
             raise HookError(f"interface {mac}: a type={iface.get('type')!r} NIC is "
                             f"{_DEVICE_TYPES[iface.get('type') or '']}, which the hook cannot "

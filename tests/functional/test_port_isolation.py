@@ -61,7 +61,8 @@ class Guests:
     def start_like_libvirt(self, vif: BridgeVif, iface: etree._Element, address: str) -> None:
         """What libvirt does with ``iface`` when the guest starts (see the module doc)."""
         source, target = iface.find("source"), iface.find("target")
-        assert source is not None and target is not None
+        assert source is not None
+        assert target is not None
         host, bridge = target.get("dev") or "", source.get("bridge") or ""
         guest = self.stack.enter_context(Netns())
         self.stack.callback(self.netns.delete_link, host)
@@ -108,7 +109,8 @@ def test_isolated_guests_reach_the_others_but_not_each_other(netns: Netns,
     driver = GenericVIFDriver(libvirt_version="6.1.0")
     with plugged(netns, [first, second, peer], tmp_path) as (host, guests):
         link = netns.link(bridge)
-        assert link is not None and link["linkinfo"]["info_kind"] == "bridge"  # plug made it
+        assert link is not None
+        assert link["linkinfo"]["info_kind"] == "bridge"  # plug made it
         for number, vif in enumerate((first, second, peer), 10):
             guests.start_like_libvirt(vif, driver.interface_xml(vif), f"198.51.100.{number}")
         for vif in (first, second, peer):  # the kernel's view, as ip shows it

@@ -600,3 +600,24 @@ def test_an_isolated_port_moves_only_to_a_linux_bridge(local: str, tmp_path: Pat
         rewrite(domain, host_map(tmp_path, local))
     assert str(raised.value).startswith(f"interface {MAC}: <port isolated='yes'/> needs a Linux "
                                         "bridge, and network 'red' is a ")
+
+
+def test_a_failover_vf_is_left_as_it_arrived(tmp_path: Path) -> None:
+    """The transient VF of a failover pair is not refused: QEMU plugs it again on this host;
+    its persistent virtio partner is rewritten for the local switch as usual."""
+    vifs = load_vifs(EXAMPLES / "failover-pair.json")
+    driver = GenericVIFDriver()
+    metadata = driver.metadata_xml(vifs)
+    # one entry, the virtio NIC's: entries are by MAC, and the VF is not the hook's to move
+    assert [entry.get("network") for entry in metadata] == ["red"]
+    domain = wrap_domain([driver.interface_xml(vif) for vif in vifs], metadata)
+    text = etree.tostring(domain, encoding="unicode")
+    local = tmp_path / "map.toml"
+    local.write_text('[networks.red]\nswitch = "legacy"\nbridge = "br-red"\n'
+                     '[networks.sriov]\nswitch = "legacy"\nbridge = "br-sriov"\n')
+    new = etree.fromstring(rewrite(text, load_network_map(local)).encode())
+    virtio, vf = new.findall("devices/interface")
+    assert tree(vf) == tree(domain.findall("devices/interface")[1])
+    assert virtio.find("source").get("bridge") == "br-red"
+    assert virtio.find("teaming").attrib == {"type": "persistent"}
+    assert virtio.find("alias").get("name") == "ua-backup0"
