@@ -281,9 +281,14 @@ def test_direct_bandwidth(host: VmHost, scratch: list[str], no_shaping: str | No
 
 def test_bridge_isolated(host: VmHost, scratch: list[str], tmp_path: Path) -> None:
     """libvirt isolates the bridge port of the TAP it makes (``<port isolated='yes'/>``), and
-    vifplug's readiness of the started guest reads the flag back from the kernel."""
+    vifplug's readiness of the started guest and its audit read the flag back from the kernel
+    (and see it gone when it is cleared by hand)."""
+    import dataclasses
+
     from vifplug import GenericVIFDriver
+    from vifplug.audit import audit, domain_from_xml
     from vifplug.host import Host
+    from vifplug.host.inventory import read_inventory
 
     first = vif_of(example("bridge-isolated"))
     second = vif_of(example("bridge-isolated", id="1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e",
@@ -302,10 +307,30 @@ def test_bridge_isolated(host: VmHost, scratch: list[str], tmp_path: Path) -> No
             assert tap["linkinfo"]["info_slave_data"]["isolated"] is isolated
             assert vif.tap_name in qemu_tun_fds(vm.pid)
         driver = GenericVIFDriver(conn=host.conn)
-        with Host(netns=host.netns.name, lock_dir=tmp_path) as plug_host:
+        live = domain_from_xml(vm.dom.XMLDesc(), running=True)
+        # as if rendered with --metadata (the domain here has none): the vifplug interfaces
+        domain = dataclasses.replace(live, interfaces=tuple(
+            dataclasses.replace(iface, network="red") for iface in live.interfaces))
+        assert [iface.isolated for iface in domain.interfaces] == [True, True, False]
+        with Host(netns=host.netns.name, ovsdb=host.ovs.db, lock_dir=tmp_path) as plug_host:
             states = driver.readiness([first, second, plain], plug_host, started=True)
-        assert [state.reasons for state in states] == [(), (), ()]
-        assert states[0].details[first.tap_name]["link"]["isolated"] is True
+            assert [state.reasons for state in states] == [(), (), ()]
+            assert states[0].details[first.tap_name]["link"]["isolated"] is True
+            missing = [f for f in audit(read_inventory(plug_host, tmp_path), [domain]).findings
+                       if f.kind == "missing"]
+            assert missing == []
+
+            host.netns.ip("link", "set", "dev", first.tap_name, "type", "bridge_slave",
+                          "isolated", "off")
+            missing = [f for f in audit(read_inventory(plug_host, tmp_path), [domain]).findings
+                       if f.kind == "missing"]
+            assert [(f.subject, f.evidence["absent"]) for f in missing] == [
+                (first.mac, [f"the isolation of bridge port {first.tap_name} "
+                             "(<port isolated='yes'/>)"])]
+            [state] = driver.readiness([first], plug_host, started=True)
+            assert state.reasons == (
+                f"{first.tap_name} is not an isolated port of red (libvirt isolates it from "
+                "<port isolated='yes'/> when it starts the guest)",)
 
 
 def test_failover_persistent_half(host: VmHost, scratch: list[str]) -> None:

@@ -148,7 +148,8 @@ class FakeDevice:
         return Link(index=self.index, name=self.name, kind=self.kind, mtu=self.mtu, up=self.up,
                     master=self.master, link=self.link, group=self.group,
                     forward_delay=self.forward_delay, ageing_time=self.ageing_time,
-                    tun_flags=self.tun_flags, address=self.address)
+                    tun_flags=self.tun_flags, address=self.address,
+                    port_isolated=self.port_isolated if self.master is not None else None)
 
 
 class FakeNetlink:

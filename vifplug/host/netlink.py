@@ -67,6 +67,8 @@ class Link:
     tun_flags: tuple[bool, bool, bool] | None
     #: The MAC address (``aa:bb:cc:dd:ee:ff``), when the kernel says it.
     address: str | None = None
+    #: As a Linux bridge port: whether it is isolated (IFLA_BRPORT_ISOLATED); None otherwise.
+    port_isolated: bool | None = None
 
 
 class Netlink(Protocol):
@@ -702,6 +704,7 @@ def _decode_link(data: bytes, start: int, end: int
         ageing_time=ageing_time,
         tun_flags=tun_flags,
         address=_mac(data, top.get(_IFLA_ADDRESS)),
+        port_isolated=isolated,
     )
     return link, port_state, isolated
 
@@ -724,6 +727,11 @@ def _link(message: Any) -> Link:
         tun = dict(data["attrs"]) if data else {}
         tun_flags = (tun.get("IFLA_TUN_PI") == 0, tun.get("IFLA_TUN_VNET_HDR") == 1,
                      tun.get("IFLA_TUN_MULTI_QUEUE") == 1)
+    isolated = None
+    if message.get_nested("IFLA_LINKINFO", "IFLA_INFO_SLAVE_KIND") == "bridge":
+        flag = message.get_nested("IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA",
+                                  "IFLA_BRPORT_ISOLATED")
+        isolated = None if flag is None else bool(flag)
     return Link(
         index=message["index"],
         name=message.get("ifname"),
@@ -737,4 +745,5 @@ def _link(message: Any) -> Link:
         ageing_time=ageing_time,
         tun_flags=tun_flags,
         address=message.get("address"),
+        port_isolated=isolated,
     )
