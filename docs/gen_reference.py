@@ -61,6 +61,7 @@ BASES: dict[str, dict[str, Any]] = {
     "vhostuser": {"network": {"name": "dpdk"},
                   "vhostuser": {"socket": "/run/openvswitch/vhu0f6d3c1e-5b"}},
     "hostdev": {"network": {"name": "sriov"}, "hostdev": {"pci": "0000:3b:00.2"}},
+    "vdpa": {"network": {"name": "offload"}, "vdpa": {"device": "/dev/vhost-vdpa-0"}},
 }
 
 #: Bad values per key whose rules the schema does not state: (path, vif_type of the base, values).
@@ -101,12 +102,15 @@ SAMPLES: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("rom",), {"rom": {"enabled": False}}),
     (("trust_guest_rx_filters",), {"trust_guest_rx_filters": True}),
     (("filter",), {"filter": {"name": "clean-traffic"}}),
+    (("isolated",), {"isolated": True}),
+    (("alias",), {"alias": "ua-net0"}),
     (("ovs",), {"ovs": {"interface_id": UUID}}),
     (("qbg",), {"qbg": BASES["802.1qbg"]["qbg"]}),
     (("qbh",), {"qbh": {"profile_id": "finance"}}),
     (("direct",), {"direct": {"mode": "passthrough"}}),
     (("vhostuser",), {"vhostuser": BASES["vhostuser"]["vhostuser"]}),
     (("hostdev",), {"hostdev": {"pci": "0000:3b:00.2"}}),
+    (("vdpa",), {"vdpa": {"device": "/dev/vhost-vdpa-0"}}),
     (("network", "bridge"), {"network": {"bridge": "br0"}}),
     (("network", "interface"), {"network": {"interface": "eth2"}}),
     # a VLAN on a macvtap needs passthrough mode: give it, so only "not used" can refuse the key

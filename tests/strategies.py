@@ -58,25 +58,32 @@ def filters() -> st.SearchStrategy[dict[str, Any]]:
 def vif_dicts(draw: st.DrawFn) -> dict[str, Any]:
     """A valid vif.json object of any vif_type."""
     kind = draw(st.sampled_from(["bridge", "ovs", "802.1qbg", "802.1qbh", "direct", "ethernet",
-                                 "vhostuser", "hostdev"]))
+                                 "vhostuser", "hostdev", "vdpa"]))
     vif: dict[str, Any] = {"id": draw(uuids()), "vif_type": kind, "mac": draw(macs())}
     network: dict[str, Any] = {"name": draw(st.text(NAME_CHARS, min_size=1, max_size=64))}
     vif["network"] = network
     common = kind != "hostdev"
     if common:
         model = draw(st.sampled_from([None, "virtio", "e1000", "rtl8139"]))
-        if kind == "vhostuser":
+        if kind in ("vhostuser", "vdpa"):
             model = draw(st.sampled_from([None, "virtio"]))
         if model:
             vif["model"] = model
-        if draw(st.booleans()):
+        if kind != "vdpa" and draw(st.booleans()):
             vif["mtu"] = draw(st.integers(68, 65535))
-        if (model in (None, "virtio")) and draw(st.booleans()):
+        if kind != "vdpa" and (model in (None, "virtio")) and draw(st.booleans()):
             vif["queues"] = draw(st.integers(1, 256))
         if draw(st.booleans()):
             vif["link_state"] = draw(st.sampled_from(["up", "down"]))
-        if kind != "vhostuser" and draw(st.booleans()):
+        if kind not in ("vhostuser", "vdpa") and draw(st.booleans()):
             vif["bandwidth"] = draw(bandwidths())
+        if kind != "vdpa" and model in (None, "virtio") and draw(st.booleans()):
+            vif["teaming"] = {"type": "persistent"}
+    elif draw(st.booleans()):
+        vif["teaming"] = {"type": "transient", "persistent": "ua-" + draw(
+            st.text("abcXYZ019_.-", min_size=1, max_size=60))}
+    if draw(st.booleans()):
+        vif["alias"] = "ua-" + draw(st.text("abcXYZ019_.-", min_size=1, max_size=60))
     if kind in ("bridge", "ovs", "ethernet", "802.1qbg", "802.1qbh", "direct") and draw(
             st.booleans()):
         vif["devname"] = draw(device_names(target=True))
@@ -96,6 +103,8 @@ def vif_dicts(draw: st.DrawFn) -> dict[str, Any]:
             network["create_bridge"] = draw(st.booleans())
         if draw(st.booleans()):
             vif["filter"] = draw(filters())
+        if draw(st.booleans()):
+            vif["isolated"] = draw(st.booleans())
     elif kind == "ovs":
         network["bridge"] = draw(device_names())
         vif["ovs"] = {"interface_id": draw(uuids())}
@@ -142,6 +151,8 @@ def vif_dicts(draw: st.DrawFn) -> dict[str, Any]:
         vif["hostdev"] = {"pci": f"{domain:04x}:{bus:02x}:{slot:02x}.{function}"}
         if draw(st.booleans()):
             network["vlan"] = draw(vlans())
+    elif kind == "vdpa":
+        vif["vdpa"] = {"device": f"/dev/vhost-vdpa-{draw(st.integers(0, 999_999_999))}"}
     return vif
 
 

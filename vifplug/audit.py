@@ -100,10 +100,13 @@ class HostLink:
     #: A veth's peer's name, when it is in the same namespace.
     peer: str | None = None
     mtu: int | None = None
+    #: As a Linux bridge port: whether it is isolated; None when it is none.
+    isolated: bool | None = None
 
     def evidence(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "index": self.index,
-                "master": self.master, "peer": self.peer, "mtu": self.mtu}
+                "master": self.master, "peer": self.peer, "mtu": self.mtu,
+                "isolated": self.isolated}
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +214,8 @@ class DomainInterface:
     mtu: int | None = None
     #: The network vifplug's metadata gives it; None: not a vifplug interface.
     network: str | None = None
+    #: ``<port isolated='yes'/>``: its TAP must be an isolated bridge port.
+    isolated: bool = False
 
     def names(self) -> tuple[str, ...]:
         return tuple(n for n in (self.target, self.source_bridge, self.source_dev) if n)
@@ -219,7 +224,7 @@ class DomainInterface:
         return {"mac": self.mac, "type": self.type, "source_bridge": self.source_bridge,
                 "source_dev": self.source_dev, "target": self.target,
                 "virtualport": self.virtualport, "interfaceid": self.interfaceid,
-                "mtu": self.mtu, "network": self.network}
+                "mtu": self.mtu, "network": self.network, "isolated": self.isolated}
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +260,7 @@ def domain_from_xml(xml: str | bytes, *, running: bool) -> Domain:
         port = iface.find("virtualport")
         params = port.find("parameters") if port is not None else None
         mtu_el = iface.find("mtu")
+        port_el = iface.find("port")
         entry = meta.get(mac)
         interfaceid = (params.get("interfaceid") if params is not None else None) or (
             entry.get("interfaceid") if entry is not None else None)
@@ -267,7 +273,8 @@ def domain_from_xml(xml: str | bytes, *, running: bool) -> Domain:
             virtualport=port.get("type") if port is not None else None,
             interfaceid=interfaceid or None,
             mtu=int(mtu) if mtu is not None and mtu.isdigit() else None,
-            network=(entry.get("network") or None) if entry is not None else None))
+            network=(entry.get("network") or None) if entry is not None else None,
+            isolated=port_el is not None and port_el.get("isolated") == "yes"))
     return Domain(name=root.findtext("name", ""), uuid=(root.findtext("uuid") or "").lower(),
                   running=running, interfaces=tuple(interfaces))
 
@@ -494,6 +501,9 @@ def _absent(iface: DomainInterface, links: Mapping[str, HostLink],
         absent.append(f"OVS port {iface.target}")
     if iface.type == "direct" and iface.source_dev and iface.source_dev not in links:
         absent.append(f"NIC {iface.source_dev}")
+    tap = links.get(iface.target or "")
+    if iface.isolated and tap is not None and tap.isolated is False:
+        absent.append(f"the isolation of bridge port {tap.name} (<port isolated='yes'/>)")
     return absent
 
 

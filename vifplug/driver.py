@@ -198,8 +198,11 @@ class GenericVIFDriver:
     def metadata_xml(self, vifs: Iterable[Vif]) -> etree._Element:
         """The domain's single ``<vifplug:interfaces>`` metadata element (HOOK_CONTRACT.md):
         one ``<vifplug:interface mac network>`` per VIF, so the guest carries its networks
-        (and, for the migration hook, its port identity: interfaceid, 802.1Qbg/Qbh parameters)."""
-        return metadata_element(metadata_entry(vif) for vif in vifs)
+        (and, for the migration hook, its port identity: interfaceid, 802.1Qbg/Qbh parameters).
+        A failover pair's transient VF has none: it shares its partner's MAC (entries are by
+        MAC), and the hook leaves it as it is."""
+        return metadata_element(metadata_entry(vif) for vif in vifs
+                                if vif.teaming_of is None or vif.teaming_of.type != "transient")
 
 
 def _lock_dir(host: Host) -> tuple[Path, ...]:

@@ -69,6 +69,13 @@ REWRITE_OPS = frozenset({"migrate", "restore"})
 
 _TAG = f"{{{METADATA_NS}}}interface"
 _LIST_TAG = f"{{{METADATA_NS}}}interfaces"
+#: The interface types that are a host device the guest owns, not a port of a switch: the hook
+#: cannot rewrite them for the local switch (and would make nonsense of them), so it refuses,
+#: except a failover pair's transient VF (``<teaming type='transient'>``), left as it is: QEMU
+#: unplugs it for the migration and plugs it again on the destination.
+_DEVICE_TYPES = {"hostdev": "an SR-IOV VF passed through (PCI address of the source host)",
+                 "vdpa": "a vDPA device (the source host's /dev/vhost-vdpa-N)"}
+
 #: Identity attributes the metadata keeps per interface (beside mac and network).
 #: The metadata attribute naming the ``qbr`` of the hybrid path a switch transition moved the
 #: interface onto (vifplug.guests): ``release`` removes that path; a rewrite drops the mark (the
@@ -219,6 +226,14 @@ def rewrite(domain_xml: str | bytes, host_map: NetworkMap, *,
         name = entry.get("network", "")
         if networks is not None and name not in networks:
             continue
+        teaming = iface.find("teaming")
+        if iface.get("type") == "hostdev" and teaming is not None \
+                and teaming.get("type") == "transient":
+            continue  # a failover pair's VF: QEMU plugs it again here, as its definition says
+        if iface.get("type") in _DEVICE_TYPES:
+            raise HookError(f"interface {mac}: a type={iface.get('type')!r} NIC is "
+                            f"{_DEVICE_TYPES[iface.get('type') or '']}, which the hook cannot "
+                            f"move to network {name!r}'s switch on this host; refused")
         definitions = host_map.definitions(name)
         if not definitions:
             raise HookError(f"interface {mac}: network {name!r} is not defined on this host "
@@ -265,6 +280,13 @@ def _usable(iface: Element, entry: Element, network: MappedNetwork, arrived: dic
     interface's identities and requests, never on what its XML says of the last host."""
     name = network.name
     mac = (entry.get("mac") or "").lower()
+    port = iface.find("port")
+    if port is not None and port.get("isolated") == "yes" and network.switch != "legacy":
+        # the guest asked for isolation (a property of the guest, like its identities)
+        raise HookError(f"interface {mac}: <port isolated='yes'/> needs a Linux bridge, and "
+                        f"network {name!r} is a {network.switch} switch on this host "
+                        "(libvirt refuses isolation elsewhere, and dropping it would let "
+                        "the guest reach other isolated guests); refused")
     if isinstance(network, OvnNetwork) and "interfaceid" not in arrived:
         raise HookError(f"interface {mac}: network {name!r} is OVN logical switch "
                         f"{network.logical_switch!r} on this host, and the interface "

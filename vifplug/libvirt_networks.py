@@ -57,7 +57,7 @@ _SubElement = etree.SubElement
 #: The connections whose guest side a libvirt network can stand for, by Connection.name. The
 #: others plug something per guest that no network definition describes: hybrid (a qbr bridge
 #: of the guest's own), manual/ethernet (a TAP vifplug made), vhost-user (a socket), hostdev (a
-#: PCI device).
+#: PCI device), vdpa (a vhost-vdpa device).
 AS_NETWORK_KINDS = frozenset({"bridge", "ovs-virtualport", "direct", "802.1qbg", "802.1qbh"})
 #: The per-guest identities a ``<virtualport>`` carries (the rest are the host's).
 _PER_GUEST = ("interfaceid", "instanceid")

@@ -205,18 +205,22 @@ def _load_data(data: object) -> list[Vif]:
     if problems:
         raise InvalidVifError(problems)
     problems.extend(_duplicates(vifs))
+    problems.extend(_teaming_pairs(vifs))
     if problems:
         raise InvalidVifError(problems)
     return vifs
 
 
 def _duplicates(vifs: list[Vif]) -> Iterator[tuple[str, str]]:
-    """Two VIFs of one file must not share an id, a MAC or a host device name."""
-    for key in ("id", "mac", "devname"):
+    """Two VIFs of one file must not share an id, a MAC, a host device name or an alias; only
+    the two halves of a failover pair (``teaming``) share their MAC."""
+    for key in ("id", "mac", "devname", "alias"):
         first: dict[str, int] = {}
         for index, vif in enumerate(vifs):
             item = _unique_value(vif, key)
             if item is None:
+                continue
+            if key == "mac" and item in first and _paired(vifs[first[item]], vif):
                 continue
             if item in first:
                 what = "host device" if key == "devname" else key
@@ -226,9 +230,62 @@ def _duplicates(vifs: list[Vif]) -> Iterator[tuple[str, str]]:
                 first[item] = index
 
 
+def _paired(one: Vif, other: Vif) -> bool:
+    """Whether two VIFs are the persistent and transient halves of one failover pair."""
+    for persistent, transient in ((one, other), (other, one)):
+        first, second = persistent.teaming_of, transient.teaming_of
+        if (first is not None and second is not None and first.type == "persistent"
+                and second.type == "transient"
+                and second.persistent == persistent.device_alias):
+            return True
+    return False
+
+
+def _teaming_pairs(vifs: list[Vif]) -> Iterator[tuple[str, str]]:
+    """In an array, each ``teaming`` VIF has its partner: a transient VF names the alias of a
+    persistent virtio VIF of the same MAC, and each persistent VIF has exactly one such VF."""
+    by_alias = {vif.device_alias: index for index, vif in enumerate(vifs)
+                if vif.device_alias is not None}
+    partners: dict[int, list[int]] = {}
+    for index, vif in enumerate(vifs):
+        teaming = vif.teaming_of
+        if teaming is None or teaming.persistent is None:  # only a transient VF names one
+            continue
+        found = by_alias.get(teaming.persistent)
+        if found is None:
+            yield (json_path((index, "teaming", "persistent")), f"no VIF of this file has "
+                   f"alias {teaming.persistent!r} (the persistent virtio partner must be in the "
+                   "same array: its 'alias', else 'ua-' + its id)")
+            continue
+        partner = vifs[found]
+        partner_teaming = partner.teaming_of
+        if partner_teaming is None or partner_teaming.type != "persistent":
+            yield (json_path((index, "teaming", "persistent")), f"names $[{found}], which has no "
+                   "teaming of type 'persistent'")
+            continue
+        if partner.mac != vif.mac:
+            yield (json_path((index, "mac")), f"must be the MAC of its persistent partner "
+                   f"$[{found}] ({partner.mac}): the guest's failover driver pairs the two by MAC")
+        partners.setdefault(found, []).append(index)
+    for index, vif in enumerate(vifs):
+        teaming = vif.teaming_of
+        if teaming is None or teaming.type != "persistent":
+            continue
+        found_vfs = partners.get(index, [])
+        if not found_vfs:
+            yield (json_path((index, "teaming")), f"no hostdev VIF of this file names "
+                   f"{vif.device_alias!r} as its persistent partner (give the pair together: "
+                   "a transient VF with the same MAC)")
+        elif len(found_vfs) > 1:
+            yield (json_path((index, "teaming")), "is the persistent partner of more than one "
+                   f"VF ({', '.join(f'$[{i}]' for i in found_vfs)}); a pair is one of each")
+
+
 def _unique_value(vif: Vif, key: str) -> str | None:
     if key == "devname":  # the host device name, where the VIF has one
         return vif.host_device
+    if key == "alias":
+        return vif.device_alias
     value: str = getattr(vif, key)
     return value
 

@@ -63,6 +63,9 @@ __all__ = [
     "QbhVif",
     "Rate",
     "Rom",
+    "Teaming",
+    "VdpaParams",
+    "VdpaVif",
     "VhostUserNetwork",
     "VhostUserParams",
     "VhostUserVif",
@@ -71,7 +74,7 @@ __all__ = [
 ]
 
 VifType = Literal[
-    "bridge", "ovs", "802.1qbg", "802.1qbh", "direct", "ethernet", "vhostuser", "hostdev"
+    "bridge", "ovs", "802.1qbg", "802.1qbh", "direct", "ethernet", "vhostuser", "hostdev", "vdpa"
 ]
 VIF_TYPES: tuple[str, ...] = typing.get_args(VifType)
 PlugMethod = Literal["hybrid", "virtualport", "manual"]
@@ -85,6 +88,11 @@ _FILTER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
 _FILTER_PARAM = re.compile(r"[A-Za-z0-9_]{1,64}")
 _FILTER_VALUE = re.compile(r"[A-Za-z0-9_.:]{1,256}")
 _UNIX_PATH_MAX = spec.UNIX_PATH_MAX
+#: A vhost-vdpa character device: what the kernel's vhost_vdpa driver creates, one per device.
+_VDPA_DEVICE = re.compile(r"/dev/vhost-vdpa-[0-9]{1,9}")
+#: A user alias: libvirt keeps only aliases that start with ``ua-`` (formatdomain, "Device
+#: aliases"), of its aliasName characters.
+_ALIAS = re.compile(r"ua-[A-Za-z0-9_.\-]{1,60}")
 
 
 Problem = tuple[tuple[str | int, ...], str]
@@ -172,6 +180,19 @@ def _queue_size(value: int) -> int:
     return value
 
 
+def _vdpa_device(value: str) -> str:
+    if not _VDPA_DEVICE.fullmatch(value):
+        raise ValueError("must be a vhost-vdpa device path like /dev/vhost-vdpa-0")
+    return value
+
+
+def _alias(value: str) -> str:
+    if not _ALIAS.fullmatch(value):
+        raise ValueError("must be a libvirt user alias: 'ua-' then 1 to 60 letters, digits, "
+                         "'_', '.' and '-' (like ua-net0)")
+    return value
+
+
 def _profile_id(value: str) -> str:
     return check_profile_id(value)
 
@@ -256,6 +277,12 @@ QueueSize = Annotated[int, Strict(), AfterValidator(_queue_size), WithJsonSchema
     {"type": "integer", "enum": list(spec.QUEUE_SIZES)}
 )]
 UInt32 = Annotated[int, Strict(), Field(ge=0, le=spec.UINT32_MAX)]
+VdpaDevice = Annotated[str, Strict(), AfterValidator(_vdpa_device), WithJsonSchema(
+    {"type": "string", "pattern": _anchored(_VDPA_DEVICE)}
+)]
+AliasName = Annotated[str, Strict(), AfterValidator(_alias), WithJsonSchema(
+    {"type": "string", "pattern": _anchored(_ALIAS)}
+)]
 PciAddress = Annotated[str, Strict(), AfterValidator(_pci), WithJsonSchema(
     {"type": "string", "pattern": r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[01][0-9a-fA-F]\.[0-7]$"}
 )]
@@ -363,6 +390,35 @@ class HostDevParams(_Value):
 
     #: The SR-IOV virtual function's PCI address, ``DDDD:BB:SS.F``.
     pci: PciAddress
+
+
+class VdpaParams(_Value):
+    """Maps to ``<source dev>`` of ``type='vdpa'``."""
+
+    #: The vhost-vdpa character device, ``/dev/vhost-vdpa-N``.
+    device: VdpaDevice
+
+
+class Teaming(_Value):
+    """Maps to ``<teaming type persistent>``: a virtio NIC and an SR-IOV VF of one MAC that the
+    guest's ``net_failover`` driver teams (the VF is unplugged for migration, the virtio NIC
+    carries the traffic meanwhile)."""
+
+    #: ``persistent`` on the virtio NIC (always present), ``transient`` on its hostdev partner.
+    type: Literal["persistent", "transient"]
+    #: The transient VF's partner: the persistent NIC's alias (its ``alias``, else ``ua-`` + its
+    #: ``id``). Only with type ``transient``.
+    persistent: AliasName | None = None
+
+    @model_validator(mode="after")
+    def _partner(self) -> Teaming:
+        if self.type == "transient" and self.persistent is None:
+            raise RuleError([(("persistent",), "required when type is 'transient' (the alias of "
+                              "the persistent virtio NIC)")])
+        if self.type == "persistent" and self.persistent is not None:
+            raise RuleError([(("persistent",), "only with type 'transient' (the persistent NIC "
+                              "names no partner)")])
+        return self
 
 
 # --- the logical network, as each kind sees it ----------------------------------------------------
@@ -559,6 +615,9 @@ class Vif(_Checked):
     filtered: Bool = False
     #: ``<rom>``: the NIC's PCI option ROM.
     rom: Rom | None = None
+    #: ``<alias name>``: a libvirt user alias (``ua-…``). Default: none, or ``ua-`` + ``id``
+    #: for a VIF in a ``teaming`` pair.
+    alias: AliasName | None = None
 
     #: A missing key reported at the key inside it that the format names (the port identity).
     missing_reported_at: ClassVar[Mapping[str, tuple[str, ...]]] = {}
@@ -620,6 +679,20 @@ class Vif(_Checked):
     # --- what every kind answers (the derived names live in vifplug.names) ---
 
     @property
+    def teaming_of(self) -> Teaming | None:
+        """The failover ``teaming`` of the kinds that take it, else None."""
+        teaming = getattr(self, "teaming", None)
+        return teaming if isinstance(teaming, Teaming) else None
+
+    @property
+    def device_alias(self) -> str | None:
+        """The ``<alias name>``: ``alias``, else ``ua-`` + ``id`` when the VIF is in a teaming
+        pair (its partner names it), else None."""
+        if self.alias is not None:
+            return self.alias
+        return f"ua-{self.id}" if self.teaming_of is not None else None
+
+    @property
     def host_device(self) -> str | None:
         """The host net device this VIF names (``<target dev>``), if it has one: unique in a
         file. ``None`` for kinds whose host device libvirt names (macvtap without devname)."""
@@ -659,6 +732,8 @@ class GuestNic(Vif):
     link_state: Literal["up", "down"] | None = None
     #: ``<driver rx_queue_size tx_queue_size packed>``: virtio ring tuning.
     virtio: VirtioParams | None = None
+    #: ``<teaming type='persistent'/>``: the virtio half of a failover pair (libvirt 6.1.0).
+    teaming: Teaming | None = None
 
     def rules(self) -> Iterator[Problem]:
         yield from super().rules()
@@ -669,6 +744,12 @@ class GuestNic(Vif):
                 and self.vif_type != "vhostuser":
             yield (("virtio", "tx_queue_size"), "only for vif_type 'vhostuser' (QEMU keeps the "
                    f"TX ring of every other backend at 256; got vif_type {self.vif_type!r})")
+        if self.teaming is not None and self.teaming.type != "persistent":
+            yield (("teaming", "type"), f"must be 'persistent' for vif_type {self.vif_type!r} "
+                   "(the transient half of a failover pair is a 'hostdev' VF)")
+        elif self.teaming is not None and self.nic_model != "virtio":
+            yield (("teaming",), "needs model 'virtio' (QEMU's failover is a virtio-net "
+                   f"feature; got model {self.nic_model!r})")
 
     @property
     def nic_model(self) -> str:
@@ -733,6 +814,10 @@ class BridgeVif(TapVif):
     filter: Filter | None = None
     #: ``<coalesce>``: the TAP's RX interrupt coalescing.
     coalesce: Coalesce | None = None
+    #: ``<port isolated='yes'/>`` (libvirt 6.1.0): the TAP's bridge port is isolated, so the
+    #: guest reaches the bridge's other (non-isolated) ports, its uplink, but no other isolated
+    #: guest.
+    isolated: Bool = False
 
 
 class OvsVif(TapVif):
@@ -902,22 +987,56 @@ class HostDevVif(Vif):
     #: merge rule (``ask-trust``).
     trust_guest_rx_filters: Bool | None = None
 
+    #: ``<teaming type='transient' persistent>``: the VF half of a failover pair (libvirt
+    #: 6.1.0), naming its virtio partner's alias.
+    teaming: Teaming | None = None
+
+    def rules(self) -> Iterator[Problem]:
+        yield from super().rules()
+        if self.teaming is not None and self.teaming.type != "transient":
+            yield (("teaming", "type"), "must be 'transient' for vif_type 'hostdev' (the "
+                   "persistent half of a failover pair is a virtio NIC)")
+
     def requests(self) -> dict[str, str]:
         return {**super().requests(),
                 **self._asks(vlan=self.network.vlan, trust=self.trust_guest_rx_filters)}
+
+
+class VdpaVif(GuestNic):
+    """Maps to ``type='vdpa'``: a virtio device whose data path a vDPA device (an offloading NIC's
+    VF, typically a hardware-offloaded OVS port) implements; QEMU opens ``/dev/vhost-vdpa-N``."""
+
+    vif_type: Literal["vdpa"]
+    network: Network
+    #: The vhost-vdpa device.
+    vdpa: VdpaParams
+
+    def rules(self) -> Iterator[Problem]:
+        yield from super().rules()
+        if self.nic_model != "virtio":
+            yield ("model",), "must be 'virtio' for vif_type 'vdpa'"
+        for key, why in (("devname", "a vDPA NIC has no host net device (no TAP)"),
+                         ("mtu", "the vDPA device's MTU is set where it is made (vdpa dev add "
+                          "... mtu)"),
+                         ("queues", "the vDPA device's queue pairs are set where it is made "
+                          "(vdpa dev add ... max_vqp)"),
+                         ("teaming", "a failover pair's persistent half must be migratable, "
+                          "and a vDPA NIC is not")):
+            if getattr(self, key) is not None:
+                yield (key,), f"not used by vif_type 'vdpa': {why}"
 
 
 #: Every kind, in VIF_FORMAT.md's order.
 KINDS: dict[str, type[Vif]] = {
     "bridge": BridgeVif, "ovs": OvsVif, "802.1qbg": QbgVif, "802.1qbh": QbhVif,
     "direct": DirectVif, "ethernet": EthernetVif, "vhostuser": VhostUserVif,
-    "hostdev": HostDevVif,
+    "hostdev": HostDevVif, "vdpa": VdpaVif,
 }
 assert tuple(KINDS) == VIF_TYPES  # noqa: S101 - one order everywhere
 
 AnyVif = Annotated[
     Union[BridgeVif, OvsVif, QbgVif, QbhVif, DirectVif,  # noqa: UP007 - a discriminated union
-          EthernetVif, VhostUserVif, HostDevVif],
+          EthernetVif, VhostUserVif, HostDevVif, VdpaVif],
     Field(discriminator="vif_type"),
 ]
 
@@ -1039,8 +1158,8 @@ def _json_schema() -> dict[str, Any]:
 #: The order keys are listed in (the reference tables follow it).
 _VIF_ORDER = ("id", "vif_type", "mac", "network", "devname", "model", "mtu", "filtered", "plug",
               "queues", "virtio", "link_state", "bandwidth", "coalesce", "backend", "rom",
-              "trust_guest_rx_filters", "filter", "ovs", "qbg", "qbh", "direct", "vhostuser",
-              "hostdev")
+              "trust_guest_rx_filters", "filter", "isolated", "alias", "teaming", "ovs", "qbg",
+              "qbh", "direct", "vhostuser", "hostdev", "vdpa")
 _NETWORK_ORDER = ("name", "portgroup", "bridge", "interface", "vlan", "trunk", "create_bridge",
                   "create_vlan")
 

@@ -55,6 +55,7 @@ __all__ = [
     "OvsdbStep",
     "Plan",
     "PlanContext",
+    "RequireCharDevice",
     "RequireLink",
     "RequireOvsBridge",
     "RequirePci",
@@ -253,6 +254,37 @@ class RequirePci(Check):
         if not path.exists():
             raise _missing(f"PCI device {self.address} does not exist on this host ({path} is "
                            "missing)", self.address)
+
+
+@dataclass(frozen=True, slots=True)
+class RequireCharDevice(Check):
+    """A character device under ``/dev`` must exist (a vDPA VIF's ``/dev/vhost-vdpa-N``)."""
+
+    path: str
+    #: What it is for, said in the error when it is missing.
+    role: str = "character device"
+
+    @property
+    def device(self) -> str:
+        return self.path
+
+    def describe(self) -> str:
+        return f"check {self.role} {self.path} exists"
+
+    def check(self, host: Host) -> None:
+        import stat
+        from pathlib import PurePosixPath
+
+        relative = PurePosixPath(self.path).relative_to("/dev")
+        path = host.char_devices / relative
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            raise _missing(f"{self.role} {self.path} does not exist on this host ({path} is "
+                           "missing)", self.path) from None
+        if not stat.S_ISCHR(mode):
+            raise _missing(f"{self.role} {self.path} is not a character device ({path})",
+                           self.path)
 
 
 # --- net devices --------------------------------------------------------------------------------

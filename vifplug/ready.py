@@ -6,7 +6,7 @@ connection says what ready means for its VIFs (:meth:`Connection.ready`); ``vifp
 watches the host until every condition holds, or says why one does not.
 
 - :class:`LinkReady`: a net device exists and is up; named with its Linux bridge, it is also a
-  port of that bridge in the forwarding state.
+  port of that bridge in the forwarding state (and, when asked, an isolated port).
 - :class:`OvsPortReady`: an OVS Interface exists, ovs-vswitchd gave it an OpenFlow port (``ofport``
   ≥ 1) and no ``error``; on an OVN chassis (``Open_vSwitch`` has ``external_ids:ovn-remote``),
   ovn-controller has installed its flows (``external_ids:ovn-installed="true"``).
@@ -25,14 +25,18 @@ __all__ = ["Condition", "LinkReady", "OvsPortReady", "VifReadiness"]
 
 @dataclass(frozen=True, slots=True)
 class LinkReady:
-    """``name`` exists and is up; with ``bridge``, it is a forwarding port of that bridge."""
+    """``name`` exists and is up; with ``bridge``, it is a forwarding port of that bridge (an
+    isolated one with ``isolated``)."""
 
     name: str
     bridge: str | None = None
+    #: The bridge port must be isolated (``<port isolated='yes'/>``, set by libvirt).
+    isolated: bool = False
 
     def describe(self) -> str:
         where = f" and forwarding on {self.bridge}" if self.bridge else ""
-        return f"{self.name} up{where}"
+        isolated = ", isolated" if self.bridge and self.isolated else ""
+        return f"{self.name} up{where}{isolated}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +61,8 @@ class VifReadiness:
     conditions: tuple[Condition, ...]
     #: Why it is not ready; empty when it is.
     reasons: tuple[str, ...] = ()
-    #: What was read, per device: ``{"link": {"up", "master", "port_state"} | None, "ovs":
+    #: What was read, per device: ``{"link": {"up", "master", "port_state", "isolated"} | None,
+    #: "ovs":
     #: {"ofport", "error", "ovn_installed"} | None}`` (each key only when a condition reads it;
     #: ``None``: no such device or row), for ``--json``.
     details: dict[str, dict[str, Any]] = field(default_factory=dict)

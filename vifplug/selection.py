@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vifplug.connections.base import OVS_VIRTUALPORT, Connection, Options
+from vifplug.connections.base import OVS_VIRTUALPORT, Connection, Options, check_versions
 from vifplug.errors import UnsupportedError
 from vifplug.model import OvsVif, Vif
 
@@ -50,7 +50,9 @@ def ovs_plug_methods(vif: OvsVif, options: Options) -> Iterator[tuple[str, str]]
 def select(vif: Vif, options: Options,
            serving: Mapping[str, Mapping[str | None, Connection[Any]]]) -> Selection:
     """The connection for ``vif`` among ``serving`` (vif_type → plug method → connection; the
-    kinds without a choice under ``None``), and why."""
+    kinds without a choice under ``None``), and why. A key the target libvirt is too old for, or
+    a kind it cannot express, is an :class:`~vifplug.errors.UnsupportedError` naming it."""
+    check_versions(vif, options)
     by_method = serving.get(vif.vif_type, {})
     if isinstance(vif, OvsVif):
         for method, reason in ovs_plug_methods(vif, options):
@@ -58,6 +60,11 @@ def select(vif: Vif, options: Options,
             if found is not None:
                 return Selection(found, reason)
     elif None in by_method:
-        return Selection(by_method[None], f"vif_type {vif.vif_type!r} always connects this way")
+        found = by_method[None]
+        if found.min_libvirt is not None and not options.supports(found.min_libvirt):
+            raise UnsupportedError(
+                f"$.vif_type: {vif.vif_type!r} needs libvirt >= {found.min_libvirt} (the XML is "
+                f"for libvirt {options.version_text})")
+        return Selection(found, f"vif_type {vif.vif_type!r} always connects this way")
     raise UnsupportedError(f"$.vif_type: no connection serves {vif.vif_type!r} with "
                            f"firewall={options.firewall}, libvirt {options.version_text}")

@@ -14,10 +14,20 @@ from lxml import etree
 from vifplug.spec import METADATA_NS, METADATA_PREFIX
 
 if TYPE_CHECKING:  # only types: rendering pieces need no pydantic at import time
-    from vifplug.model import Backend, Bandwidth, Coalesce, Filter, Rom, Vif, VirtioParams
+    from vifplug.model import (
+        Backend,
+        Bandwidth,
+        Coalesce,
+        Filter,
+        Rom,
+        Teaming,
+        Vif,
+        VirtioParams,
+    )
 
 __all__ = [
     "METADATA_NS",
+    "add_alias",
     "add_backend",
     "add_bandwidth",
     "add_coalesce",
@@ -25,7 +35,9 @@ __all__ = [
     "add_filterref",
     "add_link_mtu",
     "add_model",
+    "add_port_isolated",
     "add_rom",
+    "add_teaming",
     "add_vlan",
     "metadata_element",
     "metadata_entry",
@@ -132,6 +144,27 @@ def add_link_mtu(iface: etree._Element, link_state: str | None, mtu: int | None)
         _SubElement(iface, "link", state=link_state)
     if mtu is not None:
         _SubElement(iface, "mtu", size=str(mtu))
+
+
+def add_port_isolated(iface: etree._Element, isolated: bool) -> None:
+    """``<port isolated='yes'/>`` when the VIF's bridge port is isolated (nothing otherwise)."""
+    if isolated:
+        _SubElement(iface, "port", isolated="yes")
+
+
+def add_teaming(iface: etree._Element, teaming: Teaming | None) -> None:
+    """``<teaming type='persistent'/>`` or ``<teaming type='transient' persistent='ua-…'/>``."""
+    if teaming is None:
+        return
+    element = _SubElement(iface, "teaming", type=teaming.type)
+    if teaming.persistent is not None:
+        element.set("persistent", teaming.persistent)
+
+
+def add_alias(iface: etree._Element, alias: str | None) -> None:
+    """``<alias name='ua-…'/>`` (libvirt keeps only user aliases, those starting ``ua-``)."""
+    if alias is not None:
+        _SubElement(iface, "alias", name=alias)
 
 
 def metadata_element(entries: Iterable[dict[str, str]]) -> etree._Element:

@@ -6,10 +6,12 @@ private libvirtd, checks the host side libvirt and QEMU built (the TAP or macvta
 OVS port, what QEMU holds open), destroys the domain and checks what is left.
 
 Not started here (ENVIRONMENT.md): 802.1Qbg/Qbh need a VDP switch (a Qbg on a veth loops
-libvirtd forever), and hostdev needs an SR-IOV VF. Those kinds are checked against libvirt's
-schema and test:///default driver in tests/unit. A vhost-user QEMU (QEMU the socket's client)
-starts against :class:`VhostUserPeer`, a minimal vhost-user backend: enough for QEMU to set the
-device up (no guest OS drives it, so no ring is ever mapped).
+libvirtd forever), hostdev (and so a failover pair's transient half) needs an SR-IOV VF and
+vdpa a vDPA device (their tests look for one and skip, saying so, when there is none). Those
+kinds are checked against libvirt's schema and test:///default driver in tests/unit. A
+vhost-user QEMU (QEMU the socket's client) starts against :class:`VhostUserPeer`, a minimal
+vhost-user backend: enough for QEMU to set the device up (no guest OS drives it, so no ring is
+ever mapped).
 """
 
 from __future__ import annotations
@@ -538,3 +540,110 @@ def test_vhostuser_ring_sizes_and_packed_reach_qemu(tuned: bool, host: VmHost,
             assert offers_packed(vm) is tuned
     finally:
         peer.close()
+
+
+# --- issue 14: an isolated port, failover teaming, vDPA ---
+
+
+def test_bridge_isolated(host: VmHost, scratch: list[str], tmp_path: Path) -> None:
+    """libvirt isolates the bridge port of the TAP it makes (``<port isolated='yes'/>``), and
+    vifplug's readiness of the started guest and its audit read the flag back from the kernel
+    (and see it gone when it is cleared by hand)."""
+    import dataclasses
+
+    from vifplug import GenericVIFDriver
+    from vifplug.audit import audit, domain_from_xml
+    from vifplug.host import Host
+    from vifplug.host.inventory import read_inventory
+
+    first = vif_of(example("bridge-isolated"))
+    second = vif_of(example("bridge-isolated", id="1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e",
+                            mac="fa:16:3e:9a:8b:7d"))
+    plain = vif_of(example("bridge", mtu=None))
+    scratch.append("red")
+    host.netns.add_bridge("red")
+    host.netns.ip("link", "set", "dev", "red", "up")
+
+    with host.running(first, second, plain) as vm:
+        assert_started(vm)  # the live XML keeps <port isolated='yes'/> on the first two
+        for vif, isolated in ((first, True), (second, True), (plain, False)):
+            tap = host.netns.link(vif.tap_name)
+            assert tap is not None, f"libvirt did not create {vif.tap_name}"
+            assert tap["master"] == "red"
+            assert tap["linkinfo"]["info_slave_data"]["isolated"] is isolated
+            assert vif.tap_name in qemu_tun_fds(vm.pid)
+        driver = GenericVIFDriver(conn=host.conn)
+        live = domain_from_xml(vm.dom.XMLDesc(), running=True)
+        # as if rendered with --metadata (the domain here has none): the vifplug interfaces
+        domain = dataclasses.replace(live, interfaces=tuple(
+            dataclasses.replace(iface, network="red") for iface in live.interfaces))
+        assert [iface.isolated for iface in domain.interfaces] == [True, True, False]
+        with Host(netns=host.netns.name, ovsdb=host.ovs.db, lock_dir=tmp_path) as plug_host:
+            states = driver.readiness([first, second, plain], plug_host, started=True)
+            assert [state.reasons for state in states] == [(), (), ()]
+            assert states[0].details[first.tap_name]["link"]["isolated"] is True
+            missing = [f for f in audit(read_inventory(plug_host, tmp_path), [domain]).findings
+                       if f.kind == "missing"]
+            assert missing == []
+
+            host.netns.ip("link", "set", "dev", first.tap_name, "type", "bridge_slave",
+                          "isolated", "off")
+            missing = [f for f in audit(read_inventory(plug_host, tmp_path), [domain]).findings
+                       if f.kind == "missing"]
+            assert [(f.subject, f.evidence["absent"]) for f in missing] == [
+                (first.mac, [f"the isolation of bridge port {first.tap_name} "
+                             "(<port isolated='yes'/>)"])]
+            [state] = driver.readiness([first], plug_host, started=True)
+            assert state.reasons == (
+                f"{first.tap_name} is not an isolated port of red (libvirt isolates it from "
+                "<port isolated='yes'/> when it starts the guest)",)
+
+
+def test_failover_persistent_half(host: VmHost, scratch: list[str]) -> None:
+    """The virtio half of a failover pair starts on its own: QEMU's virtio-net gets
+    ``failover=on`` (its VF partner cannot be given here: see test_failover_pair)."""
+    pair = json.loads((EXAMPLES / "failover-pair.json").read_text())
+    persistent = vif_of(pair[0])
+    scratch.append("red")
+    host.netns.add_bridge("red")
+
+    with host.running(persistent) as vm:
+        assert_started(vm)  # <teaming type='persistent'/> and <alias name='ua-backup0'/> kept
+        [nic] = qemu_nic(vm.pid)
+        assert nic["failover"] is True
+        assert nic["id"] == "ua-backup0"
+
+
+def _a_vf() -> str | None:
+    """The PCI address of an SR-IOV virtual function of this host, if there is one."""
+    for device in sorted(Path("/sys/bus/pci/devices").iterdir()):
+        if (device / "physfn").exists():
+            return device.name
+    return None
+
+
+def test_failover_pair(host: VmHost, scratch: list[str]) -> None:
+    vf = _a_vf()
+    if vf is None:
+        pytest.skip("no SR-IOV VF on this host (no /sys/bus/pci/devices/*/physfn): the pair's "
+                    "transient half is a VF; the pair is proven against libvirt's schema and "
+                    "test:///default in tests/unit/test_render.py::test_failover_pair_tree")
+    pair = json.loads((EXAMPLES / "failover-pair.json").read_text())
+    pair[1]["hostdev"]["pci"] = vf
+    vifs = load_vifs(pair)
+    scratch.append("red")
+    host.netns.add_bridge("red")
+    with host.running(*vifs) as vm:
+        assert_started(vm)
+
+
+def test_vdpa(host: VmHost) -> None:
+    devices = sorted(Path("/dev").glob("vhost-vdpa-*"))
+    if not devices:
+        pytest.skip("no vDPA device on this host (/dev/vhost-vdpa-N: made by vdpa dev add on an "
+                    "offloading NIC, or with the vdpa_sim_net module); type='vdpa' is proven "
+                    "against libvirt's schema and test:///default in tests/unit/test_render.py")
+    vif = vif_of(example("vdpa", vdpa={"device": str(devices[0])}))
+    with host.running(vif) as vm:
+        assert_started(vm)
+        assert str(devices[0]) in qemu_open_paths(vm.pid)

@@ -48,6 +48,7 @@ from vifplug.plan import (
 INSTANCE = "6c0b4a9e-2f1d-4e3c-8b7a-5d4c3b2a1f0e"
 BACKENDS = ("native", "vsctl")
 PCI = "0000:3b:00.2"  # examples/hostdev.json
+VDPA = "vhost-vdpa-0"  # examples/vdpa.json's /dev/vhost-vdpa-0
 #: What the undo-free message of a plug that was rolled back ends with.
 AS_BEFORE = " (the host is as before)"
 UNPLUG_NOTE = ("unplug does not roll back; run it again to finish",)
@@ -131,7 +132,7 @@ def test_the_plans_cover_every_step_kind() -> None:
     every = {cls for cls in vars(vifplug.plan).values()
              if isinstance(cls, type) and issubclass(cls, Step) and dataclasses.is_dataclass(cls)}
     assert kinds == every, every - kinds
-    assert len(kinds) == 12
+    assert len(kinds) == 13
 
 
 # --- the fake host ---------------------------------------------------------------------------
@@ -155,8 +156,14 @@ class World:
         self.ovsdb.add_bridge("br-ex")
         self.ovsdb.add_port("br-ex", "bystander-port", external_ids={"iface-id": "other"})
         (pci_dir / PCI).mkdir(parents=True, exist_ok=True)
+        for vf in ("0000:3b:00.4",):  # examples/failover-pair.json's VF
+            (pci_dir / vf).mkdir(exist_ok=True)
+        # the vDPA device: a character device (/dev/null stands in) under a /dev of our own
+        (pci_dir / "dev").mkdir(exist_ok=True)
+        if not (pci_dir / "dev" / VDPA).is_symlink():
+            (pci_dir / "dev" / VDPA).symlink_to("/dev/null")
         self.host = Host.using(self.netlink, self.ovsdb, pci_devices=pci_dir,
-                               lock_dir=pci_dir / "locks")
+                               char_devices=pci_dir / "dev", lock_dir=pci_dir / "locks")
 
     def state(self) -> tuple[Any, Any]:
         return self.netlink.state(), self.ovsdb.state()
@@ -638,6 +645,13 @@ CHECKS = {
                 "VLAN parent device eth1 does not exist on this host"),
     "no VF": ("hostdev", lambda w: (w.host.pci_devices / PCI).rmdir(),
               f"PCI device {PCI} does not exist on this host (PCI_DIR/{PCI} is missing)"),
+    "no vDPA device": ("vdpa", lambda w: (w.host.char_devices / VDPA).unlink(),
+                       f"vDPA device /dev/{VDPA} does not exist on this host "
+                       f"(PCI_DIR/dev/{VDPA} is missing)"),
+    "vDPA device not a char device": (
+        "vdpa", lambda w: ((w.host.char_devices / VDPA).unlink(),
+                           (w.host.char_devices / VDPA).write_text("")),
+        f"vDPA device /dev/{VDPA} is not a character device (PCI_DIR/dev/{VDPA})"),
 }
 
 

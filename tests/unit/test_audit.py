@@ -153,6 +153,17 @@ CASES: list[tuple[str, Inventory, tuple[Domain, ...], list[tuple[str, str]], str
      host(HostLink("tap" + P, "tun", 30),
           locks=(LockFile(f"/locks/netns-x-{VIF_ID}.lock", "netns-x", VIF_ID),)), (),
      [("foreign", "tap" + P)], ""),
+    ("an isolated guest's TAP on its Linux bridge, isolated: clean",
+     host(HostLink("tap" + P, "tun", 30, master="br-red", isolated=True),
+          HostLink("br-red", "bridge", 3)),
+     (dom(DomainInterface(MAC, "bridge", source_bridge="br-red", target="tap" + P,
+                          network="red", isolated=True)),), [], ""),
+    ("an isolated guest's TAP no longer isolated: missing",
+     host(HostLink("tap" + P, "tun", 30, master="br-red", isolated=False),
+          HostLink("br-red", "bridge", 3)),
+     (dom(DomainInterface(MAC, "bridge", source_bridge="br-red", target="tap" + P,
+                          network="red", isolated=True)),),
+     [("missing", MAC)], f"the isolation of bridge port tap{P} (<port isolated='yes'/>) gone"),
     ("a domain's own TAP on a Linux bridge (no marks) is in use",
      host(HostLink("tap" + P, "tun", 30, master="br-red"), HostLink("br-red", "bridge", 3)),
      (dom(DomainInterface(MAC, "bridge", source_bridge="br-red", target="tap" + P,
@@ -334,3 +345,17 @@ def test_cli_bad_netns_exit_2(edges: dict[str, Any]) -> None:
     assert code == 2
     assert "--netns" in err
 
+
+
+def test_domain_from_xml_reads_port_isolation() -> None:
+    from vifplug import GenericVIFDriver, load_vifs
+    from vifplug.xml import tostring
+
+    vifs = load_vifs(Path(__file__).resolve().parents[2] / "examples" / "bridge-isolated.json")
+    driver = GenericVIFDriver()
+    xml = (f"<domain><name>g</name><uuid>{DOM_UUID}</uuid><metadata>"
+           f"{tostring(driver.metadata_xml(vifs))}</metadata><devices>"
+           f"{tostring(driver.interface_xml(vifs[0]))}</devices></domain>")
+    (iface,) = domain_from_xml(xml, running=True).interfaces
+    assert (iface.isolated, iface.target, iface.network) == (True, "tap9a8b7c6d-5e", "red")
+    assert iface.evidence()["isolated"] is True

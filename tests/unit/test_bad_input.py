@@ -189,6 +189,35 @@ CASES: dict[str, Bad] = {
     "hostdev-model.json": Bad("$.model", "not used by vif_type 'hostdev'"),
     "hostdev-mtu.json": Bad("$.mtu", "not used by vif_type 'hostdev'"),
     "hostdev-bandwidth.json": Bad("$.bandwidth", "not used by vif_type 'hostdev'"),
+    # --- vdpa ---
+    "vdpa-missing-vdpa.json": Bad("$.vdpa", "required when vif_type is 'vdpa'", shape=True),
+    "vdpa-device-not-vhost-vdpa.json": Bad(
+        "$.vdpa.device", "must be a vhost-vdpa device path like /dev/vhost-vdpa-0", shape=True),
+    "vdpa-devname.json": Bad("$.devname", "not used by vif_type 'vdpa': a vDPA NIC has no host"),
+    "vdpa-mtu.json": Bad("$.mtu", "not used by vif_type 'vdpa': the vDPA device's MTU"),
+    "vdpa-model-e1000.json": Bad("$.model", "must be 'virtio' for vif_type 'vdpa'"),
+    "vdpa-teaming.json": Bad("$.teaming", "not used by vif_type 'vdpa'"),
+    # --- isolated ---
+    "isolated-on-ovs.json": Bad("$.isolated", "not used by vif_type 'ovs' (only 'bridge')"),
+    "isolated-not-bool.json": Bad("$.isolated", "must be true or false", shape=True),
+    # --- teaming and alias ---
+    "teaming-transient-on-bridge.json": Bad(
+        "$.teaming.type", "must be 'persistent' for vif_type 'bridge'"),
+    "teaming-persistent-on-hostdev.json": Bad(
+        "$.teaming.type", "must be 'transient' for vif_type 'hostdev'"),
+    "teaming-transient-without-persistent.json": Bad(
+        "$.teaming.persistent", "required when type is 'transient'"),
+    "teaming-e1000.json": Bad("$.teaming", "needs model 'virtio'"),
+    "alias-without-ua.json": Bad("$.alias", "must be a libvirt user alias: 'ua-'", shape=True),
+    "array-teaming-no-partner.json": Bad(
+        "$[1].teaming.persistent", "no VIF of this file has alias 'ua-backup1'"),
+    "array-teaming-mac-differs.json": Bad(
+        "$[1].mac", "must be the MAC of its persistent partner $[0] (fa:16:3e:3a:4b:5c)"),
+    "array-teaming-partner-not-persistent.json": Bad(
+        "$[1].teaming.persistent", "names $[0], which has no teaming of type 'persistent'"),
+    "array-teaming-persistent-alone.json": Bad(
+        "$[0].teaming", "no hostdev VIF of this file names 'ua-backup0'"),
+    "array-duplicate-alias.json": Bad("$[1].alias", "alias 'ua-backup0' is already used by $[0]"),
     # --- the file itself ---
     "duplicate-key.json": Bad("$.mac", "key given more than once"),
     "duplicate-key-nested.json": Bad("$.network.vlan", "key given more than once"),

@@ -324,6 +324,7 @@ CONNECTIONS = {
     "802.1qbg.json": "802.1qbg",
     "802.1qbh.json": "802.1qbh",
     "bridge-firewalled.json": "bridge",
+    "bridge-isolated.json": "bridge",
     "bridge.json": "bridge",
     "direct.json": "direct",
     "ethernet.json": "ethernet",
@@ -333,6 +334,7 @@ CONNECTIONS = {
     "ovs-trunk.json": "ovs-virtualport",
     "ovs-virtualport.json": "ovs-virtualport",
     "vhostuser.json": "vhostuser",
+    "vdpa.json": "vdpa",
 }
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from helpers import DomainChecker
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import libvirt_versions, vif_dicts
 
 from vifplug import GenericVIFDriver, UnsupportedError, Vif, load_vifs
-from vifplug.connections.base import OVS_VIRTUALPORT
+from vifplug.connections.base import OVS_VIRTUALPORT, VDPA, version_gates
 from vifplug.version import LibvirtVersion
 
 SETTINGS = settings(max_examples=300, deadline=None,
@@ -25,6 +26,12 @@ def test_generated_vifs_are_valid_libvirt(data: dict[str, Any], firewall: bool,
                                           libvirt_check: DomainChecker) -> None:
     vif = load_vifs(data)[0]
     driver = GenericVIFDriver(firewall=firewall, libvirt_version=version)
+    needs = [since for _, since in version_gates(vif)] + (
+        [VDPA] if vif.vif_type == "vdpa" else [])
+    if version is not None and any(LibvirtVersion.parse(version) < since for since in needs):
+        with pytest.raises(UnsupportedError, match="needs libvirt >= "):
+            driver.select(vif)
+        return
     if (getattr(vif, "plug", None) == "virtualport" and version is not None
             and LibvirtVersion.parse(version) < OVS_VIRTUALPORT):
         try:

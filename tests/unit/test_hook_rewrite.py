@@ -561,3 +561,63 @@ def test_a_legacy_guest_reaches_ovn_through_an_ovs_host(
     generated = port_parameters(on_ovs)[1]["interfaceid"]
     on_ovn = visit(on_ovs, "ovn", tmp_path, libvirt_check)
     assert port_parameters(on_ovn) == ("openvswitch", {"interfaceid": generated})
+
+
+# --- interfaces the hook cannot move: host devices, and isolated ports off a Linux bridge -------
+
+
+@pytest.mark.parametrize("local", sorted(MAPS))
+@pytest.mark.parametrize(("name", "what"), [
+    ("hostdev", "a type='hostdev' NIC is an SR-IOV VF passed through"),
+    ("vdpa", "a type='vdpa' NIC is a vDPA device (the source host's /dev/vhost-vdpa-N)"),
+])
+def test_device_nics_are_refused(name: str, what: str, local: str, tmp_path: Path) -> None:
+    """A VF or a vDPA device is the source host's: no switch of this host can take it, and
+    rewriting it (as the hook once did a VF) would make a type='bridge' NIC of nonsense."""
+    vif = example(name)
+    domain = etree.tostring(domain_with(vif, metadata=True), encoding="unicode")
+    with pytest.raises(HookError) as raised:
+        rewrite(domain, host_map(tmp_path, local))
+    assert str(raised.value).startswith(f"interface {MAC}: {what}")
+    assert str(raised.value).endswith("which the hook cannot move to network 'red''s switch on "
+                                      "this host; refused")
+    # a move of other networks leaves it alone
+    assert f'type="{name}"' in rewrite(domain, host_map(tmp_path, local), networks=["blue"])
+
+
+@pytest.mark.parametrize("local", sorted(MAPS))
+def test_an_isolated_port_moves_only_to_a_linux_bridge(local: str, tmp_path: Path,
+                                                       libvirt_check: DomainChecker) -> None:
+    vif = example("bridge-isolated")
+    domain = etree.tostring(domain_with(vif, metadata=True), encoding="unicode")
+    if MAPS[local].count('switch = "legacy"'):
+        new = etree.fromstring(rewrite(domain, host_map(tmp_path, local)).encode())
+        assert ours(new).find("port").attrib == {"isolated": "yes"}
+        assert ours(new).find("source").get("bridge") == "br-red"
+        libvirt_check.start(new)
+        return
+    with pytest.raises(HookError) as raised:
+        rewrite(domain, host_map(tmp_path, local))
+    assert str(raised.value).startswith(f"interface {MAC}: <port isolated='yes'/> needs a Linux "
+                                        "bridge, and network 'red' is a ")
+
+
+def test_a_failover_vf_is_left_as_it_arrived(tmp_path: Path) -> None:
+    """The transient VF of a failover pair is not refused: QEMU plugs it again on this host;
+    its persistent virtio partner is rewritten for the local switch as usual."""
+    vifs = load_vifs(EXAMPLES / "failover-pair.json")
+    driver = GenericVIFDriver()
+    metadata = driver.metadata_xml(vifs)
+    # one entry, the virtio NIC's: entries are by MAC, and the VF is not the hook's to move
+    assert [entry.get("network") for entry in metadata] == ["red"]
+    domain = wrap_domain([driver.interface_xml(vif) for vif in vifs], metadata)
+    text = etree.tostring(domain, encoding="unicode")
+    local = tmp_path / "map.toml"
+    local.write_text('[networks.red]\nswitch = "legacy"\nbridge = "br-red"\n'
+                     '[networks.sriov]\nswitch = "legacy"\nbridge = "br-sriov"\n')
+    new = etree.fromstring(rewrite(text, load_network_map(local)).encode())
+    virtio, vf = new.findall("devices/interface")
+    assert tree(vf) == tree(domain.findall("devices/interface")[1])
+    assert virtio.find("source").get("bridge") == "br-red"
+    assert virtio.find("teaming").attrib == {"type": "persistent"}
+    assert virtio.find("alias").get("name") == "ua-backup0"

@@ -228,7 +228,7 @@ def test_vhostuser_devname_is_os_vifs_vif_name_and_novas_devname() -> None:
 
 #: What os-vif objects have no field for: the guest side of the NIC (libvirt XML only).
 GUEST_SIDE = {"model": None, "queues": None, "link_state": None, "bandwidth": None,
-              "filter": None}
+              "filter": None, "isolated": False, "alias": None, "teaming": None}
 
 
 @pytest.mark.parametrize("firewall", [False, True], ids=["no-firewall", "firewall"])
@@ -240,6 +240,12 @@ def test_vifplug_to_os_vif_and_back_is_the_identity(example: str, index: int,
         with pytest.raises(InteropError) as caught:
             to_os_vif(vif)
         assert caught.value.path == "$.network.trunk"
+        return
+    if vif.vif_type == "vdpa":  # os-vif has no vDPA VIF (nova's is the parent VF's)
+        with pytest.raises(InteropError) as caught:
+            to_os_vif(vif)
+        assert caught.value.path == "$.vif_type"
+        assert "/dev/vhost-vdpa-N" in str(caught.value)
         return
     expressible = vif.model_copy(update={key: value for key, value in GUEST_SIDE.items()
                                          if key in type(vif).model_fields})
@@ -696,6 +702,13 @@ BAD = {
     "nova macvtap without mode": (
         lambda: from_nova_vif(nova_vif("macvtap", details={"macvtap_source": "eth2"})),
         "$.details.macvtap_mode", "required: the macvtap mode"),
+    "nova vDPA port": (
+        lambda: from_nova_vif(nova_vif("ovs", bridge="br-int", vnic_type="vdpa",
+                                       profile={"pci_slot": "0000:3b:00.2"})),
+        "$.vnic_type", "write a 'vdpa' VIF whose vdpa.device is that /dev/vhost-vdpa-N"),
+    "neutron vDPA port": (
+        lambda: from_neutron_port(neutron_port("ovs", **{"binding:vnic_type": "vdpa"}), "b"),
+        "$['binding:vnic_type']", "from which nova finds the vhost-vdpa device on the host"),
     "nova OVS offload": (
         lambda: from_nova_vif(nova_vif("ovs", bridge="br-int", vnic_type="direct")),
         "$.vnic_type", "OVS hardware offload"),

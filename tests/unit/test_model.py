@@ -143,7 +143,7 @@ def test_each_kind_is_its_own_class() -> None:
     kinds = {type(vif).__name__ for path in sorted(EXAMPLES.glob("*.json"))
              for vif in load_vifs(path)}
     assert kinds == {"BridgeVif", "OvsVif", "QbgVif", "QbhVif", "DirectVif", "EthernetVif",
-                     "VhostUserVif", "HostDevVif"}
+                     "VhostUserVif", "HostDevVif", "VdpaVif"}
     assert all(isinstance(vif, Vif) for vif in load_vifs(EXAMPLES / "guest-three-nics.json"))
     # a key only another kind takes, left unset (null or false), is accepted as format 1 was
     vif = load_vifs({**BASE, "ovs": None, "plug": None,

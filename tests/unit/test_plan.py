@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -22,6 +23,7 @@ from vifplug.plan import (
     EnsureTap,
     EnsureVeth,
     EnsureVlanLink,
+    RequireCharDevice,
     RequireLink,
     RequireOvsBridge,
     RequirePci,
@@ -103,6 +105,9 @@ def test_bridge_plans() -> None:
     ("802.1qbg", (RequireLink("eth2", role="macvtap lower device"),)),
     ("802.1qbh", (RequireLink("eth2", role="macvtap lower device"),)),
     ("hostdev", (RequirePci("0000:3b:00.2"),)),
+    ("vdpa", (RequireCharDevice("/dev/vhost-vdpa-0", role="vDPA device"),)),
+    # isolation is libvirt's to set on the TAP it makes: nothing more to plug
+    ("bridge-isolated", (RequireLink("red", kind="bridge", role="Linux bridge"),)),
 ])
 def test_simple_plans(name: str, steps: tuple[Any, ...]) -> None:
     assert GenericVIFDriver().plan(vif(name)).steps == steps
@@ -208,3 +213,19 @@ def test_host_opens_nothing_until_used() -> None:
     host.close()  # nothing was opened: nothing to fail
     with pytest.raises(VifError, match="--ovsdb-backend"):
         Host(ovsdb_backend="carrier-pigeon")  # type: ignore[arg-type]
+
+
+def test_vdpa_explained() -> None:
+    from vifplug.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["explain", str(EXAMPLES / "vdpa.json")], stdout=out, stderr=err) == 0, err
+    assert out.getvalue() == (
+        "VIF 6f7a8b9c-0d1e-4f2a-8b3c-4d5e6f7a8b9c (vdpa), MAC fa:16:3e:6f:7a:8b, network "
+        "'offload'\n"
+        "  connection  vdpa: a virtio NIC whose data path a vDPA device implements "
+        "(/dev/vhost-vdpa-N)\n"
+        "  because     vif_type 'vdpa' always connects this way\n"
+        "  options     firewall=no, libvirt newest\n"
+        "  path        guest NIC fa:16:3e:6f:7a:8b ─ /dev/vhost-vdpa-0 (vhost-vdpa)\n"
+        "  plug        check vDPA device /dev/vhost-vdpa-0 exists\n")

@@ -49,6 +49,9 @@ def fakes(tmp_path: Path) -> tuple[Host, FakeNetlink, FakeOvsdb]:
     ("direct.json", [], []),
     ("802.1qbg.json", [], []),
     ("hostdev.json", [], []),
+    ("vdpa.json", [], []),
+    ("bridge-isolated.json", ["red up"],
+     ["red up", "tap9a8b7c6d-5e up and forwarding on red, isolated"]),
 ])
 def test_what_each_connection_waits_for(example: str, plain: list[str],
                                         started: list[str]) -> None:
@@ -147,6 +150,24 @@ def test_reasons_a_device_is_not_ready(fakes: tuple[Host, FakeNetlink, FakeOvsdb
     assert state.reasons == ("tap0f6d3c1e-5b is not forwarding on red (state listening)",)
     netlink.devices["tap0f6d3c1e-5b"].port_state = 3
     assert DRIVER.wait([bridge], host, started=True)[0].ready
+
+
+def test_an_isolated_vif_needs_an_isolated_port(
+        fakes: tuple[Host, FakeNetlink, FakeOvsdb]) -> None:
+    host, netlink, _ = fakes
+    isolated = vif("bridge-isolated.json")
+    netlink.add_device("red", "bridge", up=True)
+    netlink.add_device(isolated.tap_name, "tun", up=True, master="red")
+    [state] = DRIVER.readiness([isolated], host, started=True)
+    assert state.reasons == ("tap9a8b7c6d-5e is not an isolated port of red (libvirt isolates "
+                             "it from <port isolated='yes'/> when it starts the guest)",)
+    assert state.details["tap9a8b7c6d-5e"]["link"]["isolated"] is False
+    netlink.devices[isolated.tap_name].port_isolated = True
+    [state] = DRIVER.readiness([isolated], host, started=True)
+    assert state.ready
+    assert state.details["tap9a8b7c6d-5e"]["link"]["isolated"] is True
+    # before the guest starts there is no TAP to ask about: the bridge alone
+    assert DRIVER.readiness([isolated], host)[0].ready
 
 
 def test_conditions_are_values() -> None:

@@ -148,7 +148,7 @@ def test_every_vif_type_has_exactly_the_expected_connections() -> None:
     assert serving == {
         "bridge": ["bridge"], "ovs": [H, M, V], "802.1qbg": ["802.1qbg"],
         "802.1qbh": ["802.1qbh"], "direct": ["direct"], "ethernet": ["ethernet"],
-        "vhostuser": ["vhostuser"], "hostdev": ["hostdev"],
+        "vhostuser": ["vhostuser"], "hostdev": ["hostdev"], "vdpa": ["vdpa"],
     }
 
 

@@ -16,6 +16,7 @@ from vifplug.connections.ethernet import Ethernet
 from vifplug.connections.hostdev import HostDev
 from vifplug.connections.hybrid import OvsHybrid
 from vifplug.connections.ovs import OvsManual, OvsVirtualPort
+from vifplug.connections.vdpa import Vdpa
 from vifplug.connections.vhostuser import VhostUser
 
 __all__ = ["CONNECTIONS", "REGISTRY", "Connection", "Options", "serving"]
@@ -23,7 +24,7 @@ __all__ = ["CONNECTIONS", "REGISTRY", "Connection", "Options", "serving"]
 #: Every connection kind vifplug has, in the order explain and the docs list them.
 CONNECTIONS: tuple[Connection[Any], ...] = (
     LinuxBridge(), OvsHybrid(), OvsVirtualPort(), OvsManual(), Qbg(), Qbh(), Direct(),
-    Ethernet(), VhostUser(), HostDev(),
+    Ethernet(), VhostUser(), HostDev(), Vdpa(),
 )
 #: The same, by name.
 REGISTRY: dict[str, Connection[Any]] = {connection.name: connection for connection in CONNECTIONS}

@@ -7,6 +7,7 @@ one a VIF gets is decided in one place, :func:`vifplug.selection.select`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
 
@@ -18,6 +19,7 @@ from vifplug.plan import EnsureOvsBridge, PlanContext, RequireOvsBridge, Step
 from vifplug.ready import Condition
 from vifplug.version import LibvirtVersion
 from vifplug.xml import (
+    add_alias,
     add_backend,
     add_bandwidth,
     add_coalesce,
@@ -25,7 +27,9 @@ from vifplug.xml import (
     add_filterref,
     add_link_mtu,
     add_model,
+    add_port_isolated,
     add_rom,
+    add_teaming,
 )
 
 __all__ = [
@@ -35,14 +39,19 @@ __all__ = [
     "MTU",
     "OVS_VIRTUALPORT",
     "PACKED",
+    "PORT_ISOLATED",
     "ROM",
     "ROM_ENABLED",
     "RX_QUEUE_SIZE",
+    "TEAMING",
     "TRUST_GUEST_RX_FILTERS",
     "TX_QUEUE_SIZE",
+    "USER_ALIAS",
+    "VDPA",
     "Connection",
     "Options",
     "add_rom_gated",
+    "check_versions",
     "finish_interface",
     "guest_hop",
     "ovs_bridge_step",
@@ -58,6 +67,34 @@ OVS_VIRTUALPORT = LibvirtVersion(0, 9, 11)
 MTU = LibvirtVersion(3, 1, 0)
 #: ``<target dev managed='no'>`` (use a pre-created TAP as it is) since libvirt 5.1.0.
 MANAGED_NO = LibvirtVersion(5, 1, 0)
+#: User aliases (``<alias name='ua-…'/>``: libvirt drops others) since libvirt 3.9.0.
+USER_ALIAS = LibvirtVersion(3, 9, 0)
+#: ``<port isolated='yes'/>`` (bridge port isolation) since libvirt 6.1.0.
+PORT_ISOLATED = LibvirtVersion(6, 1, 0)
+#: ``<teaming>`` (virtio failover with an SR-IOV VF) since libvirt 6.1.0.
+TEAMING = LibvirtVersion(6, 1, 0)
+#: ``<interface type='vdpa'>`` since libvirt 6.9.0.
+VDPA = LibvirtVersion(6, 9, 0)
+
+
+def version_gates(vif: Vif) -> Iterator[tuple[str, LibvirtVersion]]:
+    """The keys of ``vif`` whose XML needs a newer libvirt than the oldest: (JSON path, since).
+    A key given for an older libvirt is an error (:func:`check_versions`), never dropped."""
+    if getattr(vif, "isolated", False):
+        yield "$.isolated", PORT_ISOLATED
+    if vif.teaming_of is not None:
+        yield "$.teaming", TEAMING
+    if vif.alias is not None:
+        yield "$.alias", USER_ALIAS
+
+
+def check_versions(vif: Vif, options: Options) -> None:
+    """Raise :class:`~vifplug.errors.UnsupportedError` naming each key of ``vif`` the target
+    libvirt is too old for (the paths are ``$.key``; the CLI prefixes an array's index)."""
+    old = [f"{path}: needs libvirt >= {since} (the XML is for libvirt {options.version_text})"
+           for path, since in version_gates(vif) if not options.supports(since)]
+    if old:
+        raise UnsupportedError("; ".join(old))
 
 # The gates below are errors, never silent drops: a VIF asking for a feature the target libvirt
 # lacks is refused (UnsupportedError, exit 2) naming the key and the version.
@@ -183,11 +220,14 @@ def finish_interface(
     managed_no: bool = False,
     filterref: Filter | None = None,
     coalesce: Coalesce | None = None,
+    isolated: bool = False,
 ) -> etree._Element:
-    """Append what follows the source in libvirt's own order: bandwidth, target, model, driver,
-    backend, filterref, link, mtu, coalesce, rom (``<mtu>`` only where the target libvirt knows
-    it, as always; the newer keys are refused below their version instead)."""
+    """Append what follows the source in libvirt's own order: bandwidth, port, target, model,
+    driver, backend, filterref, teaming, link, mtu, coalesce, alias, rom (``<mtu>`` only where
+    the target libvirt knows it, as always; the newer keys are refused below their version
+    instead)."""
     add_bandwidth(iface, bandwidth)
+    add_port_isolated(iface, isolated)
     if target is not None:
         if managed_no and options.supports(MANAGED_NO):
             etree.SubElement(iface, "target", dev=target, managed="no")
@@ -208,10 +248,12 @@ def finish_interface(
         require(options, BACKEND, "backend")
     add_backend(iface, backend)
     add_filterref(iface, filterref)
+    add_teaming(iface, vif.teaming)
     add_link_mtu(iface, vif.link_state, vif.mtu if options.supports(MTU) else None)
     if coalesce is not None:
         require(options, COALESCE, "coalesce")
     add_coalesce(iface, coalesce)
+    add_alias(iface, vif.device_alias)
     add_rom_gated(iface, vif, options)
     return iface
 

@@ -41,7 +41,7 @@ class LinuxBridge(Connection[BridgeVif]):
         return finish_interface(iface, vif, options, target=vif.tap_name,
                                 bandwidth=vif.bandwidth,
                                 filterref=vif.filter if filtering else None,
-                                coalesce=vif.coalesce)
+                                coalesce=vif.coalesce, isolated=vif.isolated)
 
     def plan(self, vif: BridgeVif, context: PlanContext) -> tuple[Step, ...]:
         network = vif.network
@@ -65,7 +65,9 @@ class LinuxBridge(Connection[BridgeVif]):
         ports = [network.vlan_device] if network.create_vlan else []
         ports += [vif.tap_name] if started else []
         return (LinkReady(network.bridge),
-                *(LinkReady(port, bridge=network.bridge) for port in ports if port))
+                *(LinkReady(port, bridge=network.bridge,
+                            isolated=vif.isolated and port == vif.tap_name)
+                  for port in ports if port))
 
     # unplan: nothing. The bridge and its VLAN uplink serve every guest on the network, and
     # libvirt deletes the TAP it made when the guest stops.

@@ -14,12 +14,13 @@ from vifplug.connections.base import (
 )
 from vifplug.model import HostDevVif
 from vifplug.plan import PlanContext, RequirePci, Step
-from vifplug.xml import add_vlan
+from vifplug.xml import add_alias, add_teaming, add_vlan
 
 
 class HostDev(Connection[HostDevVif]):
     """``type='hostdev' managed='yes'`` with the VF's PCI address; ``<vlan>`` programs the VF's
-    tag. No model, target, mtu or bandwidth: the guest drives the VF itself."""
+    tag; ``<teaming type='transient'>`` makes it the VF half of a failover pair. No model, target,
+    mtu or bandwidth: the guest drives the VF itself."""
 
     name = "hostdev"
     vif_types = frozenset({"hostdev"})
@@ -34,6 +35,8 @@ class HostDev(Connection[HostDevVif]):
         etree.SubElement(source, "address", type="pci", domain=f"0x{domain}", bus=f"0x{bus}",
                          slot=f"0x{slot}", function=f"0x{function}")
         add_vlan(iface, vif.network.vlan, None)
+        add_teaming(iface, vif.teaming)
+        add_alias(iface, vif.device_alias)
         add_rom_gated(iface, vif, options)
         return iface
 

@@ -35,11 +35,13 @@ from vifplug.host.ovsdb import (
 from vifplug.host.threads import GroupCommit, NetlinkThread
 from vifplug.plan import Step
 
-__all__ = ["DEFAULT_OVSDB", "PCI_DEVICES", "Host", "HostError", "MissingDeviceError",
-           "StepFailed"]
+__all__ = ["CHAR_DEVICES", "DEFAULT_OVSDB", "PCI_DEVICES", "Host", "HostError",
+           "MissingDeviceError", "StepFailed"]
 
 #: Where the kernel lists this host's PCI devices (SR-IOV VFs for hostdev VIFs).
 PCI_DEVICES = Path("/sys/bus/pci/devices")
+#: Where this host's character devices are (vhost-vdpa devices for vdpa VIFs).
+CHAR_DEVICES = Path("/dev")
 
 
 class Host:
@@ -55,6 +57,8 @@ class Host:
         self.lock_dir = lock_dir
         #: Where PCI devices are looked for (checks of hostdev VIFs).
         self.pci_devices = PCI_DEVICES
+        #: Where ``/dev/…`` device paths are looked for (checks of vdpa VIFs).
+        self.char_devices = CHAR_DEVICES
         self._opening = threading.Lock()
         self._netlink: Netlink | None = None
         #: The thread that uses the Host's own netlink socket: the one that made the Host
@@ -72,7 +76,8 @@ class Host:
 
     @classmethod
     def using(cls, netlink: Netlink, ovsdb: Ovsdb, *, netns: str | None = None,
-              lock_dir: Path | None = None, pci_devices: Path = PCI_DEVICES) -> Host:
+              lock_dir: Path | None = None, pci_devices: Path = PCI_DEVICES,
+              char_devices: Path = CHAR_DEVICES) -> Host:
         """A Host over these (already made) netlink and OVSDB implementations, e.g.
         ``Host.using(FakeNetlink(), FakeOvsdb())``; after :meth:`close` it uses them again.
         ``netns`` only names the namespace in messages (it is not checked: the implementations
@@ -80,6 +85,7 @@ class Host:
         host = cls(lock_dir=lock_dir)
         host.netns = netns
         host.pci_devices = pci_devices
+        host.char_devices = char_devices
         host._open_netlink = lambda: netlink
         host._open_ovsdb = lambda: ovsdb
         return host

@@ -141,12 +141,15 @@ class FakeDevice:
     ipv6_disabled: bool = False
     #: As a Linux bridge port: its state (3 forwarding, as the kernel's with STP off).
     port_state: int = 3
+    #: As a Linux bridge port: isolated (IFLA_BRPORT_ISOLATED).
+    port_isolated: bool = False
 
     def view(self) -> Link:
         return Link(index=self.index, name=self.name, kind=self.kind, mtu=self.mtu, up=self.up,
                     master=self.master, link=self.link, group=self.group,
                     forward_delay=self.forward_delay, ageing_time=self.ageing_time,
-                    tun_flags=self.tun_flags, address=self.address)
+                    tun_flags=self.tun_flags, address=self.address,
+                    port_isolated=self.port_isolated if self.master is not None else None)
 
 
 class FakeNetlink:
@@ -271,6 +274,11 @@ class FakeNetlink:
         self._call("port_state", name)
         device = self.devices.get(name)
         return None if device is None or device.master is None else device.port_state
+
+    def port_isolated(self, name: str) -> bool | None:
+        self._call("port_isolated", name)
+        device = self.devices.get(name)
+        return None if device is None or device.master is None else device.port_isolated
 
     def events(self) -> None:
         """No events: a fake changes only when the test changes it (a wait reads once)."""

@@ -48,7 +48,7 @@ def read_inventory(host: Host, lock_dir: Path, *, pools: str | None = None) -> I
     found = tuple(HostLink(link.name, link.kind, link.index,
                            names.get(link.master) if link.master else None,
                            names.get(link.link) if link.kind == "veth" and link.link else None,
-                           link.mtu)
+                           link.mtu, link.port_isolated)
                   for link in links)
     rows = read_ovs_interfaces(host.ovsdb_url)
     ovs, bridges = (None, ()) if rows is None else rows

@@ -67,6 +67,8 @@ class Link:
     tun_flags: tuple[bool, bool, bool] | None
     #: The MAC address (``aa:bb:cc:dd:ee:ff``), when the kernel says it.
     address: str | None = None
+    #: As a Linux bridge port: whether it is isolated (IFLA_BRPORT_ISOLATED); None otherwise.
+    port_isolated: bool | None = None
 
 
 class Netlink(Protocol):
@@ -149,6 +151,11 @@ class Netlink(Protocol):
     def port_state(self, name: str) -> int | None:
         """The Linux bridge port state of ``name`` (3: forwarding; see :data:`PORT_STATES`), or
         ``None`` when it is no bridge port (or does not exist)."""
+        ...
+
+    def port_isolated(self, name: str) -> bool | None:
+        """Whether the Linux bridge port ``name`` is isolated (IFLA_BRPORT_ISOLATED: it
+        forwards to no other isolated port), or ``None`` when it is no bridge port."""
         ...
 
     def events(self) -> socket.socket | None:
@@ -241,6 +248,13 @@ class Pyroute2Netlink:
         if found is None or found[0].master is None:
             return None
         return found[1]
+
+    def port_isolated(self, name: str) -> bool | None:
+        """From the same RTM_NEWLINK as :meth:`port_state` (IFLA_BRPORT_ISOLATED)."""
+        found = self.rtnl.link(name=name)
+        if found is None or found[0].master is None:
+            return None
+        return found[2]
 
     def events(self) -> socket.socket | None:
         def listen() -> socket.socket:
@@ -532,7 +546,7 @@ _IFLA_LINKINFO, _IFLA_GROUP, _IFLA_EXT_MASK = 18, 27, 29
 _IFLA_INFO_KIND, _IFLA_INFO_DATA, _IFLA_INFO_SLAVE_KIND, _IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
 _IFLA_BR_FORWARD_DELAY, _IFLA_BR_AGEING_TIME = 1, 4
 _IFLA_TUN_PI, _IFLA_TUN_VNET_HDR, _IFLA_TUN_MULTI_QUEUE = 4, 5, 7
-_IFLA_BRPORT_STATE = 1
+_IFLA_BRPORT_STATE, _IFLA_BRPORT_ISOLATED = 1, 33
 _RTEXT_FILTER_SKIP_STATS = 1 << 3
 _NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED and NLA_F_NET_BYTEORDER
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port
@@ -569,9 +583,9 @@ class _Rtnl:
         self.sock.close()
 
     def link(self, *, name: str | None = None, index: int = 0
-             ) -> tuple[Link, int | None] | None:
+             ) -> tuple[Link, int | None, bool | None] | None:
         """The device (by index, or by name when ``index`` is 0) and, for a Linux bridge port,
-        its port state; ``None`` when there is none (ENODEV)."""
+        its port state and whether it is isolated; ``None`` when there is none (ENODEV)."""
         attrs = b"" if name is None else _attr(_IFLA_IFNAME, name.encode() + b"\0")
         attrs += _attr(_IFLA_EXT_MASK, _U32.pack(_RTEXT_FILTER_SKIP_STATS))
         found = self._request(_RTM_GETLINK, _NLM_F_REQUEST,
@@ -635,8 +649,10 @@ def _attrs(data: bytes, start: int, end: int) -> dict[int, tuple[int, int]]:
     return found
 
 
-def _decode_link(data: bytes, start: int, end: int) -> tuple[Link, int | None]:
-    """An RTM_NEWLINK's payload as a :class:`Link`, and its bridge port state (if it is one)."""
+def _decode_link(data: bytes, start: int, end: int
+                 ) -> tuple[Link, int | None, bool | None]:
+    """An RTM_NEWLINK's payload as a :class:`Link`, and its bridge port state and isolation
+    (if it is a bridge port)."""
     _, _, index, flags, _ = _IFINFO.unpack_from(data, start)
     top = _attrs(data, start + _IFINFO.size, end)
 
@@ -669,9 +685,12 @@ def _decode_link(data: bytes, start: int, end: int) -> tuple[Link, int | None]:
         tun = nested(info, _IFLA_INFO_DATA)
         tun_flags = (u8(tun, _IFLA_TUN_PI) == 0, u8(tun, _IFLA_TUN_VNET_HDR) == 1,
                      u8(tun, _IFLA_TUN_MULTI_QUEUE) == 1)
-    port_state = None
+    port_state = isolated = None
     if text(info, _IFLA_INFO_SLAVE_KIND) == "bridge":
-        port_state = u8(nested(info, _IFLA_INFO_SLAVE_DATA), _IFLA_BRPORT_STATE)
+        port = nested(info, _IFLA_INFO_SLAVE_DATA)
+        port_state = u8(port, _IFLA_BRPORT_STATE)
+        flag = u8(port, _IFLA_BRPORT_ISOLATED)
+        isolated = None if flag is None else flag == 1
     link = Link(
         index=index,
         name=text(top, _IFLA_IFNAME) or "",
@@ -685,8 +704,9 @@ def _decode_link(data: bytes, start: int, end: int) -> tuple[Link, int | None]:
         ageing_time=ageing_time,
         tun_flags=tun_flags,
         address=_mac(data, top.get(_IFLA_ADDRESS)),
+        port_isolated=isolated,
     )
-    return link, port_state
+    return link, port_state, isolated
 
 
 def _mac(data: bytes, where: tuple[int, int] | None) -> str | None:
@@ -707,6 +727,11 @@ def _link(message: Any) -> Link:
         tun = dict(data["attrs"]) if data else {}
         tun_flags = (tun.get("IFLA_TUN_PI") == 0, tun.get("IFLA_TUN_VNET_HDR") == 1,
                      tun.get("IFLA_TUN_MULTI_QUEUE") == 1)
+    isolated = None
+    if message.get_nested("IFLA_LINKINFO", "IFLA_INFO_SLAVE_KIND") == "bridge":
+        flag = message.get_nested("IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA",
+                                  "IFLA_BRPORT_ISOLATED")
+        isolated = None if flag is None else bool(flag)
     return Link(
         index=message["index"],
         name=message.get("ifname"),
@@ -720,4 +745,5 @@ def _link(message: Any) -> Link:
         ageing_time=ageing_time,
         tun_flags=tun_flags,
         address=message.get("address"),
+        port_isolated=isolated,
     )

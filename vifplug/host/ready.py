@@ -186,4 +186,9 @@ def _link(host: Host, condition: LinkReady, details: dict[str, dict[str, Any]]) 
     if state != 3:
         return [f"{condition.name} is not forwarding on {condition.bridge} (state "
                 f"{entry['port_state']})"]
+    if condition.isolated:
+        entry["isolated"] = netlink.port_isolated(condition.name)
+        if not entry["isolated"]:
+            return [f"{condition.name} is not an isolated port of {condition.bridge} (libvirt "
+                    "isolates it from <port isolated='yes'/> when it starts the guest)"]
     return []

@@ -16,7 +16,9 @@ with "not bound".
   hybrid; security groups on a port whose switch does not filter (``port_filter`` false, port
   security not disabled) → hybrid (the seed's rule: the host must filter, so the guest needs the
   qbr); otherwise none (vifplug's rule decides). ``binding:vnic_type`` other than ``normal``
-  (hardware offload) is refused.
+  (hardware offload) is refused; for ``vdpa`` the message says what to write instead (a
+  ``vdpa`` VIF naming ``/dev/vhost-vdpa-N``: the port carries only the parent VF's
+  ``binding:profile.pci_slot``, from which nova finds the device on the host).
 - ``bridge`` → ``bridge`` on ``bridge_name``, else ``brq`` + ``network_id[:11]`` (the Linux bridge
   agent's name, as nova computes it), with ``create_bridge`` (nova's ``should_create_bridge``).
 - ``vhostuser`` → ``vhostuser``: ``vhostuser_socket``, ``vhostuser_mode`` (QEMU's side); with
@@ -40,6 +42,7 @@ from typing import Any
 
 from vifplug import names
 from vifplug.interop._build import Reader, Translation, put_identity, put_trusted, start
+from vifplug.interop.nova import VDPA_NOT_CARRIED
 from vifplug.model import Vif
 from vifplug.names import check_network_name
 
@@ -135,6 +138,9 @@ def _ovs_identity(t: Translation, r: Reader, details: Reader) -> None:
 
 def _ovs(t: Translation, r: Reader, details: Reader, vnic_type: str,
          network_id: str | None) -> str | None:
+    if vnic_type == "vdpa":
+        t.fail(("binding:vnic_type",), f"an 'ovs' port with vnic_type 'vdpa' {VDPA_NOT_CARRIED}")
+        return None
     if vnic_type != "normal":
         t.fail(("binding:vnic_type",), f"an 'ovs' port with vnic_type {vnic_type!r} is OVS "
                "hardware offload through a VF representor, which vifplug does not plug")

@@ -14,8 +14,11 @@ How each nova ``type`` maps:
   ``plug``, so vifplug's rule decides: hybrid when the driver has ``firewall`` and the port is not
   ``filtered``, else virtualport — exactly older nova's
   ``get_firewall_required(vif) or vif.is_hybrid_plug_enabled()``, with vifplug's ``firewall``
-  standing for nova's non-noop ``firewall_driver``. ``vnic_type`` direct/vdpa/remote-managed on
-  ``ovs`` (hardware offload through a VF representor) is refused.
+  standing for nova's non-noop ``firewall_driver``. ``vnic_type`` direct/remote-managed on
+  ``ovs`` (hardware offload through a VF representor) is refused; so is ``vdpa``, with what to
+  do instead: nova's VIF carries the parent VF's PCI address (``profile.pci_slot``) and nova
+  finds ``/dev/vhost-vdpa-N`` from it on the host (libvirt's node devices), which vifplug's
+  translation does not (it reads no host): write a ``vdpa`` VIF naming the device.
 - ``802.1qbg`` / ``802.1qbh`` → the same: ``network.meta.interface`` (where nova takes the macvtap's
   lower device) → ``network.interface``; ``qbg_params`` ``managerid``, ``typeid``,
   ``typeidversion``, ``instanceid`` → ``qbg``; ``qbh_params.profileid`` → ``qbh.profile_id``.
@@ -194,7 +197,17 @@ def _macvtap_profile(t: Translation, r: Reader, meta: Reader, kind: str) -> None
         t.put(("qbh", "profile_id"), params.get("profileid", str), ("qbh_params", "profileid"))
 
 
+#: Why a vDPA port is not translated (nova, Neutron, os-vif): what they carry is the VF.
+VDPA_NOT_CARRIED = (
+    "is vDPA: what it carries is the parent VF's PCI address (profile.pci_slot), from which "
+    "nova finds the vhost-vdpa device on the host (libvirt's node devices); vifplug does not "
+    "read the host here: write a 'vdpa' VIF whose vdpa.device is that /dev/vhost-vdpa-N")
+
+
 def _ovs(c: _Context) -> str | None:
+    if c.vnic_type == "vdpa":
+        c.t.fail(("vnic_type",), f"an 'ovs' VIF with vnic_type 'vdpa' {VDPA_NOT_CARRIED}")
+        return None
     if c.vnic_type not in (None, "normal"):
         c.t.fail(("vnic_type",), f"an 'ovs' VIF with vnic_type {c.vnic_type!r} is OVS hardware "
                  "offload through a VF representor, which vifplug does not plug (it takes "

@@ -49,12 +49,15 @@ Refused with :class:`~vifplug.interop.errors.InteropError` (the path is the os-v
 ``VIFNestedDPDK``; ``VIFHostDevice`` with ``dev_type`` generic (a PCI ``<hostdev>``, not an
 ``<interface>``) or with an OVS port profile (a switchdev representor, which vifplug does not
 plug); fast-path and representor port profiles, ``datapath_offload``, an OVS ``profile_id``;
-``VIFDirect.vlan_name``; anything the vif.json rules refuse (a VLAN on a ``VIFGeneric``, ...).
+``VIFDirect.vlan_name``; a vifplug ``vdpa`` VIF (os-vif has none: nova describes vDPA as a
+``VIFHostDevice`` of the parent VF, and finds ``/dev/vhost-vdpa-N`` from its PCI address on the
+host); anything the vif.json rules refuse (a VLAN on a ``VIFGeneric``, ...).
 Not carried: ``active``, ``preserve_on_delete`` (os-vif's own OVS plugin ignores it too),
 ``plugin``, ``Network.subnets`` / ``multi_host``, the OVS profile's ``create_tap`` /
 ``multiqueue``. ``to_os_vif`` leaves out what only the guest side uses (``model``, ``queues``,
 ``virtio``, ``coalesce``, ``backend``, ``rom``, ``trust_guest_rx_filters``,
-``link_state``, ``bandwidth``, ``filter``): the object describes what a plugin plugs.
+``link_state``, ``bandwidth``, ``filter``, ``isolated``, ``alias``, ``teaming``): the object
+describes what a plugin plugs.
 
 The instance: a :class:`~vifplug.model.Vif` does not name its guest. ``instance_info`` is what
 os-vif passes to ``plug()``; give ``instance_uuid_of(instance_info)`` to
@@ -80,6 +83,7 @@ from vifplug.model import (
     OvsVif,
     QbgVif,
     QbhVif,
+    VdpaVif,
     VhostUserVif,
     Vif,
 )
@@ -362,6 +366,11 @@ def to_os_vif(vif: Vif, *, firewall: bool = False, plugin: str = "vifplug") -> A
     problems: list[tuple[str, str]] = []
     if isinstance(vif, OvsVif) and vif.network.trunk is not None:
         problems.append(("$.network.trunk", "os-vif has no trunk (VLAN list) for a port"))
+    if isinstance(vif, VdpaVif):
+        problems.append(("$.vif_type", "os-vif has no vDPA VIF: nova says vDPA with a "
+                         "VIFHostDevice of the parent VF's PCI address (and vnic_type 'vdpa' "
+                         "in its own VIF), from which it finds /dev/vhost-vdpa-N on the host; "
+                         "a vifplug 'vdpa' VIF names the device, not the VF"))
     if isinstance(vif, MacvtapVif) and vif.direct_mode == "private":
         problems.append(("$.direct.mode", "os-vif's VIFDirect has no mode 'private' (it has "
                          "vepa, bridge, passthrough)"))
