@@ -14,7 +14,7 @@ from typing import ClassVar, Generic, TypeVar
 from lxml import etree
 
 from vifplug.errors import UnsupportedError
-from vifplug.model import Backend, Bandwidth, Coalesce, Filter, GuestNic, OvsParams, TapVif, Vif
+from vifplug.model import Bandwidth, Coalesce, Filter, GuestNic, OvsParams, TapVif, Vif
 from vifplug.plan import EnsureOvsBridge, PlanContext, RequireOvsBridge, Step
 from vifplug.ready import Condition
 from vifplug.version import LibvirtVersion
@@ -50,13 +50,11 @@ __all__ = [
     "VDPA",
     "Connection",
     "Options",
-    "add_rom_gated",
     "check_versions",
     "finish_interface",
     "guest_hop",
     "ovs_bridge_step",
     "ovs_external_ids",
-    "require",
     "start_interface",
     "vlan_note",
 ]
@@ -67,6 +65,26 @@ OVS_VIRTUALPORT = LibvirtVersion(0, 9, 11)
 MTU = LibvirtVersion(3, 1, 0)
 #: ``<target dev managed='no'>`` (use a pre-created TAP as it is) since libvirt 5.1.0.
 MANAGED_NO = LibvirtVersion(5, 1, 0)
+# The gates below are errors, never silent drops: a VIF asking for a feature the target libvirt
+# lacks is refused (UnsupportedError, exit 2) naming the key's JSON path and the version
+# (version_gates, check_versions: run by vifplug.selection.select before anything is rendered).
+
+#: ``<interface trustGuestRxFilters>`` since libvirt 1.2.10.
+TRUST_GUEST_RX_FILTERS = LibvirtVersion(1, 2, 10)
+#: ``<rom bar file>`` on an ``<interface>`` since libvirt 0.9.10.
+ROM = LibvirtVersion(0, 9, 10)
+#: ``<rom enabled>`` since libvirt 4.3.0.
+ROM_ENABLED = LibvirtVersion(4, 3, 0)
+#: ``<driver rx_queue_size>`` since libvirt 2.3.0.
+RX_QUEUE_SIZE = LibvirtVersion(2, 3, 0)
+#: ``<driver tx_queue_size>`` since libvirt 3.7.0.
+TX_QUEUE_SIZE = LibvirtVersion(3, 7, 0)
+#: ``<driver packed>`` (a virtio option) since libvirt 6.3.0.
+PACKED = LibvirtVersion(6, 3, 0)
+#: ``<backend tap vhost>`` since libvirt 1.2.9.
+BACKEND = LibvirtVersion(1, 2, 9)
+#: ``<coalesce>`` since libvirt 3.3.0.
+COALESCE = LibvirtVersion(3, 3, 0)
 #: User aliases (``<alias name='ua-…'/>``: libvirt drops others) since libvirt 3.9.0.
 USER_ALIAS = LibvirtVersion(3, 9, 0)
 #: ``<port isolated='yes'/>`` (bridge port isolation) since libvirt 6.1.0.
@@ -80,6 +98,20 @@ VDPA = LibvirtVersion(6, 9, 0)
 def version_gates(vif: Vif) -> Iterator[tuple[str, LibvirtVersion]]:
     """The keys of ``vif`` whose XML needs a newer libvirt than the oldest: (JSON path, since).
     A key given for an older libvirt is an error (:func:`check_versions`), never dropped."""
+    if getattr(vif, "trust_guest_rx_filters", None) is not None:
+        yield "$.trust_guest_rx_filters", TRUST_GUEST_RX_FILTERS
+    if vif.rom is not None:
+        yield ("$.rom", ROM) if vif.rom.enabled else ("$.rom.enabled", ROM_ENABLED)
+    virtio = getattr(vif, "virtio", None)
+    if virtio is not None:
+        for key, since in (("rx_queue_size", RX_QUEUE_SIZE), ("tx_queue_size", TX_QUEUE_SIZE),
+                           ("packed", PACKED)):
+            if getattr(virtio, key):
+                yield f"$.virtio.{key}", since
+    if getattr(vif, "backend", None) is not None:
+        yield "$.backend", BACKEND
+    if getattr(vif, "coalesce", None) is not None:
+        yield "$.coalesce", COALESCE
     if getattr(vif, "isolated", False):
         yield "$.isolated", PORT_ISOLATED
     if vif.teaming_of is not None:
@@ -95,26 +127,6 @@ def check_versions(vif: Vif, options: Options) -> None:
            for path, since in version_gates(vif) if not options.supports(since)]
     if old:
         raise UnsupportedError("; ".join(old))
-
-# The gates below are errors, never silent drops: a VIF asking for a feature the target libvirt
-# lacks is refused (UnsupportedError, exit 2) naming the key and the version.
-
-#: ``<driver rx_queue_size>`` since libvirt 2.3.0.
-RX_QUEUE_SIZE = LibvirtVersion(2, 3, 0)
-#: ``<driver tx_queue_size>`` since libvirt 3.7.0.
-TX_QUEUE_SIZE = LibvirtVersion(3, 7, 0)
-#: ``<driver packed>`` (a virtio option) since libvirt 6.3.0.
-PACKED = LibvirtVersion(6, 3, 0)
-#: ``<coalesce>`` since libvirt 3.3.0.
-COALESCE = LibvirtVersion(3, 3, 0)
-#: ``<rom bar file>`` on an ``<interface>`` since libvirt 0.9.10.
-ROM = LibvirtVersion(0, 9, 10)
-#: ``<rom enabled>`` since libvirt 4.3.0.
-ROM_ENABLED = LibvirtVersion(4, 3, 0)
-#: ``<backend tap vhost>`` since libvirt 1.2.9.
-BACKEND = LibvirtVersion(1, 2, 9)
-#: ``<interface trustGuestRxFilters>`` since libvirt 1.2.10.
-TRUST_GUEST_RX_FILTERS = LibvirtVersion(1, 2, 10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,35 +191,15 @@ class Connection(ABC, Generic[V]):
         return f"<connection {self.name}>"
 
 
-def require(options: Options, since: LibvirtVersion, key: str) -> None:
-    """Refuse a VIF key the target libvirt cannot express (never drop it silently)."""
-    if not options.supports(since):
-        raise UnsupportedError(f"$.{key}: needs libvirt >= {since} (the XML is for libvirt "
-                               f"{options.version_text})")
-
-
-def start_interface(vif: Vif, type_: str, options: Options | None = None) -> etree._Element:
+def start_interface(vif: Vif, type_: str) -> etree._Element:
     """``<interface type>`` with its ``<mac>``: what every connection begins with; and, for
     the kinds that take it, the guest's ``trustGuestRxFilters``."""
     iface = etree.Element("interface", type=type_)
     trust = getattr(vif, "trust_guest_rx_filters", None)
     if trust is not None:
-        require(options or Options(), TRUST_GUEST_RX_FILTERS, "trust_guest_rx_filters")
         iface.set("trustGuestRxFilters", "yes" if trust else "no")
     etree.SubElement(iface, "mac", address=vif.mac)
     return iface
-
-
-def add_rom_gated(iface: etree._Element, vif: Vif, options: Options) -> None:
-    """``<rom>``, when the target libvirt knows what the VIF asks of it."""
-    rom = vif.rom
-    if rom is None:
-        return
-    if not rom.enabled:
-        require(options, ROM_ENABLED, "rom.enabled")
-    else:
-        require(options, ROM, "rom")
-    add_rom(iface, rom)
 
 
 def finish_interface(
@@ -234,27 +226,14 @@ def finish_interface(
         else:
             etree.SubElement(iface, "target", dev=target)
     add_model(iface, vif.nic_model)
-    virtio = vif.virtio
-    if virtio is not None:
-        if virtio.rx_queue_size is not None:
-            require(options, RX_QUEUE_SIZE, "virtio.rx_queue_size")
-        if virtio.tx_queue_size is not None:
-            require(options, TX_QUEUE_SIZE, "virtio.tx_queue_size")
-        if virtio.packed:
-            require(options, PACKED, "virtio.packed")
-    add_driver(iface, vif.queues, virtio)
-    backend: Backend | None = vif.backend if isinstance(vif, TapVif) else None
-    if backend is not None:
-        require(options, BACKEND, "backend")
-    add_backend(iface, backend)
+    add_driver(iface, vif.queues, vif.virtio)
+    add_backend(iface, vif.backend if isinstance(vif, TapVif) else None)
     add_filterref(iface, filterref)
     add_teaming(iface, vif.teaming)
     add_link_mtu(iface, vif.link_state, vif.mtu if options.supports(MTU) else None)
-    if coalesce is not None:
-        require(options, COALESCE, "coalesce")
     add_coalesce(iface, coalesce)
     add_alias(iface, vif.device_alias)
-    add_rom_gated(iface, vif, options)
+    add_rom(iface, vif.rom)
     return iface
 
 

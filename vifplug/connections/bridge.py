@@ -35,7 +35,7 @@ class LinuxBridge(Connection[BridgeVif]):
     summary = "the guest TAP on a Linux bridge"
 
     def interface_xml(self, vif: BridgeVif, options: Options) -> etree._Element:
-        iface = start_interface(vif, "bridge", options)
+        iface = start_interface(vif, "bridge")
         etree.SubElement(iface, "source", bridge=vif.network.bridge)
         filtering = options.firewall and not vif.filtered
         return finish_interface(iface, vif, options, target=vif.tap_name,

@@ -27,7 +27,7 @@ class _Macvtap(Connection[M]):
     the macvtap)."""
 
     def interface_xml(self, vif: M, options: Options) -> etree._Element:
-        iface = start_interface(vif, "direct", options)
+        iface = start_interface(vif, "direct")
         etree.SubElement(iface, "source", dev=vif.network.interface, mode=vif.direct_mode)
         add_vlan(iface, vif.network.vlan, None)
         self.add_virtualport(iface, vif)

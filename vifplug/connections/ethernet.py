@@ -19,7 +19,7 @@ from vifplug.ready import Condition, LinkReady
 def ethernet_interface(vif: TapVif, options: Options) -> etree._Element:
     """``type='ethernet'`` with ``<target dev='tap…' managed='no'/>`` (libvirt ≥ 5.1.0): libvirt
     opens the pre-created TAP instead of creating (and later deleting) its own."""
-    iface = start_interface(vif, "ethernet", options)
+    iface = start_interface(vif, "ethernet")
     return finish_interface(iface, vif, options, target=vif.tap_name, bandwidth=vif.bandwidth,
                             managed_no=True)
 

@@ -7,14 +7,13 @@ from lxml import etree
 from vifplug.connections.base import (
     Connection,
     Options,
-    add_rom_gated,
     guest_hop,
     start_interface,
     vlan_note,
 )
 from vifplug.model import HostDevVif
 from vifplug.plan import PlanContext, RequirePci, Step
-from vifplug.xml import add_alias, add_teaming, add_vlan
+from vifplug.xml import add_alias, add_rom, add_teaming, add_vlan
 
 
 class HostDev(Connection[HostDevVif]):
@@ -27,7 +26,7 @@ class HostDev(Connection[HostDevVif]):
     summary = "an SR-IOV virtual function passed through to the guest"
 
     def interface_xml(self, vif: HostDevVif, options: Options) -> etree._Element:
-        iface = start_interface(vif, "hostdev", options)
+        iface = start_interface(vif, "hostdev")
         iface.set("managed", "yes")
         domain, bus, rest = vif.hostdev.pci.split(":")
         slot, function = rest.split(".")
@@ -37,7 +36,7 @@ class HostDev(Connection[HostDevVif]):
         add_vlan(iface, vif.network.vlan, None)
         add_teaming(iface, vif.teaming)
         add_alias(iface, vif.device_alias)
-        add_rom_gated(iface, vif, options)
+        add_rom(iface, vif.rom)
         return iface
 
     def plan(self, vif: HostDevVif, context: PlanContext) -> tuple[Step, ...]:

@@ -40,7 +40,7 @@ class OvsHybrid(Connection[OvsVif]):
     summary = "the guest TAP on a per-VIF Linux bridge, joined to OVS by a veth pair"
 
     def interface_xml(self, vif: OvsVif, options: Options) -> etree._Element:
-        iface = start_interface(vif, "bridge", options)
+        iface = start_interface(vif, "bridge")
         etree.SubElement(iface, "source", bridge=vif.qbr_name)
         return finish_interface(iface, vif, options, target=vif.tap_name,
                                 bandwidth=vif.bandwidth, filterref=vif.filter,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from lxml import etree
 
 from vifplug.connections.base import (
-    COALESCE,
     OVS_VIRTUALPORT,
     Connection,
     Options,
@@ -13,7 +12,6 @@ from vifplug.connections.base import (
     guest_hop,
     ovs_bridge_step,
     ovs_external_ids,
-    require,
     start_interface,
     vlan_note,
 )
@@ -62,7 +60,7 @@ class OvsVirtualPort(Connection[OvsVif]):
         return (DeleteOvsPort(vif.tap_name),)
 
     def interface_xml(self, vif: OvsVif, options: Options) -> etree._Element:
-        iface = start_interface(vif, "bridge", options)
+        iface = start_interface(vif, "bridge")
         etree.SubElement(iface, "source", bridge=vif.network.bridge)
         add_vlan(iface, vif.network.vlan, vif.network.trunk)
         port = etree.SubElement(iface, "virtualport", type="openvswitch")
@@ -85,7 +83,6 @@ class OvsManual(Connection[OvsVif]):
 
     def interface_xml(self, vif: OvsVif, options: Options) -> etree._Element:
         if vif.coalesce is not None:  # chosen for an old libvirt: the model refuses plug manual
-            require(options, COALESCE, "coalesce")  # always below it: libvirt < 0.9.11
             raise UnsupportedError("$.coalesce: libvirt refuses <coalesce> on the "
                                    "type='ethernet' of the manual plug method (libvirt "
                                    f"{options.version_text} < {OVS_VIRTUALPORT})")

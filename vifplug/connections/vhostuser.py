@@ -27,7 +27,7 @@ class VhostUser(Connection[VhostUserVif]):
     summary = "virtio rings shared with a userspace switch over a vhost-user socket"
 
     def interface_xml(self, vif: VhostUserVif, options: Options) -> etree._Element:
-        iface = start_interface(vif, "vhostuser", options)
+        iface = start_interface(vif, "vhostuser")
         etree.SubElement(iface, "source", type="unix", path=vif.vhostuser.socket,
                          mode=vif.vhostuser.mode)
         return finish_interface(iface, vif, options, target=None)
