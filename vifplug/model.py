@@ -681,7 +681,7 @@ class Vif(_Checked):
     @property
     def teaming_of(self) -> Teaming | None:
         """The failover ``teaming`` of the kinds that take it, else None."""
-        teaming = getattr(self, "teaming", None)
+        teaming = self.__dict__.get("teaming")  # a field of the kinds that take it
         return teaming if isinstance(teaming, Teaming) else None
 
     @property
