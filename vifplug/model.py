@@ -150,28 +150,27 @@ def _filter_name(value: str) -> str:
     return value
 
 
-def _socket_path(value: str) -> str:
+def _absolute_path(value: str, limit: int, kind: str, *, dot: bool) -> str:
+    """``value`` if it is an absolute path naming a file, at most ``limit`` bytes, without
+    control characters nor ``..`` components (nor ``.`` ones, with ``dot``)."""
     if not value.startswith("/"):
         raise ValueError("must be an absolute path")
-    if len(value.encode()) > _UNIX_PATH_MAX:
-        raise ValueError(f"must be at most {_UNIX_PATH_MAX} bytes (a UNIX socket path)")
+    if len(value.encode()) > limit:
+        raise ValueError(f"must be at most {limit} bytes{kind}")
     if any(ord(c) < 0x20 or c == "\x7f" for c in value):
         raise ValueError("must not contain control characters")
-    if "/../" in value + "/" or value.endswith("/"):
-        raise ValueError("must name a file, without '..' components")
+    if "/../" in value + "/" or (dot and "/./" in value + "/") or value.endswith("/"):
+        raise ValueError("must name a file, without " + ("'.' or '..'" if dot else "'..'")
+                         + " components")
     return value
+
+
+def _socket_path(value: str) -> str:
+    return _absolute_path(value, _UNIX_PATH_MAX, " (a UNIX socket path)", dot=False)
 
 
 def _file_path(value: str) -> str:
-    if not value.startswith("/"):
-        raise ValueError("must be an absolute path")
-    if len(value.encode()) > spec.PATH_MAX:
-        raise ValueError(f"must be at most {spec.PATH_MAX} bytes")
-    if any(ord(c) < 0x20 or c == "\x7f" for c in value):
-        raise ValueError("must not contain control characters")
-    if "/../" in value + "/" or "/./" in value + "/" or value.endswith("/"):
-        raise ValueError("must name a file, without '.' or '..' components")
-    return value
+    return _absolute_path(value, spec.PATH_MAX, "", dot=True)
 
 
 def _queue_size(value: int) -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ import pytest
 from lxml import etree
 
 from tests.fixtures import Netns
-from tests.functional.test_traffic import PINGER
+from tests.functional.test_traffic import ping_from
 from vifplug.driver import GenericVIFDriver
 from vifplug.host import Host
 from vifplug.loading import load_vifs
@@ -80,13 +79,7 @@ class Guests:
         self.namespaces[vif.id] = guest
 
     def ping(self, source: BridgeVif, destination: BridgeVif, count: int = 3) -> int:
-        guest = self.namespaces[source.id]
-        guest.ip("neigh", "flush", "all")
-        result = guest.run(sys.executable, "-c", PINGER, self.addresses[destination.id],
-                           str(count))
-        stats: dict[str, int] = json.loads(result.stdout)
-        assert stats["transmitted"] == count
-        return stats["received"]
+        return ping_from(self.namespaces[source.id], self.addresses[destination.id], count)
 
 
 @contextlib.contextmanager

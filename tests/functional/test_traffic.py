@@ -125,13 +125,17 @@ class Guests:
 
     def ping(self, source: Vif, destination: Vif, count: int = 3) -> int:
         """Echo replies ``source``'s guest got from ``destination``'s (of ``count``)."""
-        guest = self.namespaces[source.id]
-        guest.ip("neigh", "flush", "all")
-        result = guest.run(sys.executable, "-c", PINGER, self.addresses[destination.id],
-                           str(count))
-        stats: dict[str, int] = json.loads(result.stdout)
-        assert stats["transmitted"] == count
-        return stats["received"]
+        return ping_from(self.namespaces[source.id], self.addresses[destination.id], count)
+
+
+def ping_from(guest: Netns, address: str, count: int = 3) -> int:
+    """Echo replies the namespace ``guest`` got from ``address`` (of ``count``), its neighbour
+    cache flushed first."""
+    guest.ip("neigh", "flush", "all")
+    result = guest.run(sys.executable, "-c", PINGER, address, str(count))
+    stats: dict[str, int] = json.loads(result.stdout)
+    assert stats["transmitted"] == count
+    return stats["received"]
 
 
 @contextlib.contextmanager
