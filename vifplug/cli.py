@@ -655,6 +655,67 @@ def _localized(args: argparse.Namespace, driver: GenericVIFDriver, vifs: list[Vi
                   host_map)
 
 
+def _host_vifs(vifs: list[Vif], local: _Local, driver: GenericVIFDriver, source: str,
+               array: bool) -> list[Vif]:
+    """Each VIF with the devices this host's map chose for it (``local``): what ``plug
+    --networks`` plugs, so that the host side it makes is the one ``render --networks`` shows —
+    a ``bridge`` VIF on the map's Linux bridge, an ``ovs`` VIF on the map's OVS bridge and VLAN
+    (by virtualport, as the rewritten interface says), a macvtap VIF on the NIC the map (or its
+    pool) gave. A VIF whose kind cannot make the host side the map chose is bad input (exit 2):
+    plugging it would make the host side of another switch than the guest will use."""
+    from vifplug.loading import parse_vif
+
+    hosted = []
+    for index, (vif, iface) in enumerate(zip(vifs, local.interfaces, strict=True)):
+        own = driver.interface_xml(vif)
+        if _where(own) == _where(iface):
+            hosted.append(vif)
+            continue
+        found = iface.find("source")
+        attrs = {} if found is None else dict(found.attrib)
+        port = iface.find("virtualport")
+        ovs = port is not None and port.get("type") == "openvswitch"
+        data = vif.to_dict()
+        network: dict[str, Any] = {"name": vif.network.name}
+        if vif.vif_type == "bridge" and iface.get("type") == "bridge" and not ovs:
+            network["bridge"] = attrs.get("bridge", "")
+        elif vif.vif_type == "ovs" and iface.get("type") == "bridge" and ovs:
+            network["bridge"] = attrs.get("bridge", "")
+            vlan = iface.find("vlan")
+            tags = [int(tag.get("id", "0")) for tag in vlan.iterfind("tag")] if vlan is not None \
+                else []
+            if tags and vlan is not None and vlan.get("trunk") == "yes":
+                network["trunk"] = tags
+            elif tags:
+                network["vlan"] = tags[0]
+            data["plug"] = "virtualport"
+            data.pop("filter", None)
+        elif vif.vif_type in ("direct", "802.1qbg", "802.1qbh") \
+                and iface.get("type") == "direct":
+            network["interface"] = attrs.get("dev", "")
+        else:
+            raise _located(VifError(
+                f"$.vif_type: a {vif.vif_type!r} VIF cannot make the host side network "
+                f"{vif.network.name!r} has on this host ({_where(iface)}, {local.host_map.path}): "
+                "plug a VIF of that kind (`vifplug render --networks` shows the interface)"),
+                source, index if array else None)
+        if vif.network.portgroup is not None:
+            network["portgroup"] = vif.network.portgroup
+        data["network"] = network
+        hosted.append(parse_vif(data, loc=(index,) if array else ()))
+    return hosted
+
+
+def _where(iface: Any) -> str:
+    """Where an ``<interface>`` is connected, in words: its type, source and virtualport."""
+    found = iface.find("source")
+    attrs = " ".join(f"{key}={value}" for key, value in sorted(
+        (found.attrib if found is not None else {}).items()) if key != "mode")
+    port = iface.find("virtualport")
+    kind = port.get("type") if port is not None else None
+    return f"type={iface.get('type')} {attrs}" + (f" virtualport {kind}" if kind else "")
+
+
 def _validate(args: argparse.Namespace, out: TextIO) -> int:
     driver, vifs, _, source = _each(args)
     kinds = ", ".join(driver.select(vif).name for vif in vifs)
@@ -740,8 +801,10 @@ def _apply(args: argparse.Namespace, out: TextIO, *, plug: bool) -> int:
     instance_uuid = _instance_uuid(getattr(args, "instance_uuid", None))
     create = bool(getattr(args, "create_ovs_bridge", False))
     local = None
+    given = vifs
     if plug and args.networks is not None:  # refusals first: exit 2, nothing taken
-        local = _localized(args, driver, vifs, source, array, _preview(args))
+        local = _localized(args, driver, given, source, array, _preview(args))
+        vifs = _host_vifs(given, local, driver, source, array)
     plans = [driver.plan(vif, instance_uuid=instance_uuid, create_ovs_bridges=create) if plug
              else driver.unplan(vif) for vif in vifs]
     host = _host(args)
@@ -756,9 +819,12 @@ def _apply(args: argparse.Namespace, out: TextIO, *, plug: bool) -> int:
     held = load(state_path(args.pools)) if args.networks is not None else None
     taken: list[str] = []
     try:
-        if local is not None:
-            local = _localized(args, driver, vifs, source, array, _taking(args))
-            taken = _pool_lines(args, vifs, local)
+        if local is not None:  # take the pool NICs; plug on the ones taken
+            local = _localized(args, driver, given, source, array, _taking(args))
+            taken = _pool_lines(args, given, local)
+            vifs = _host_vifs(given, local, driver, source, array)
+            plans = [driver.plan(vif, instance_uuid=instance_uuid, create_ovs_bridges=create)
+                     for vif in vifs]
         code = _plug_or_unplug(args, out, driver, vifs, plans, host, plug=plug,
                                instance_uuid=instance_uuid, create=create, taken=taken)
     except BaseException:

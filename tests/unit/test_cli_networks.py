@@ -194,3 +194,47 @@ def test_pools_and_domain_go_with_networks(command: str, files: dict[str, Path])
         code, _, err = run(command, "--domain", "vm1", str(files["vif"]))
         assert code == 2
         assert "--domain goes with --networks" in err
+
+
+OTHER_SWITCHES = """\
+[networks.green]
+switch = "direct"
+mode = "passthrough"
+interfaces = ["eth10"]
+
+[networks.blue]
+switch = "ovs"
+bridge = "br-x"
+vlan = 100
+
+[networks.red]
+switch = "ovs"
+bridge = "br-int"
+"""
+
+
+@pytest.mark.parametrize(("example", "plan"), [
+    ("direct.json", ["VIF 1a2b3c4d-5e6f-4a1b-9c2d-3e4f5a6b7c8d (direct):",
+                     "  1. check macvtap lower device eth10 exists"]),
+    ("ovs-hybrid.json", ["VIF 0f6d3c1e-5b7a-4c1e-9d2e-6a1b2c3d4e5f (ovs-virtualport):",
+                         "  1. check OVS bridge br-x exists"]),
+], ids=["the pool's NIC, not the VIF's own", "the map's OVS bridge, by virtualport"])
+def test_plug_plans_the_host_side_the_map_chose(example: str, plan: list[str],
+                                                tmp_path: Path) -> None:
+    """plug --networks makes the host side render --networks shows, not the VIF's own."""
+    (tmp_path / "networks.toml").write_text(OTHER_SWITCHES)
+    code, out, err = run("plug", "--dry-run", "--networks", str(tmp_path / "networks.toml"),
+                         "--pools", str(tmp_path / "pools.json"), str(EXAMPLES / example))
+    assert (code, err) == (0, "")
+    assert [line for line in out.splitlines() if "would take" not in line] == plan
+    assert not (tmp_path / "pools.json").exists()
+
+
+def test_plug_refuses_a_kind_that_cannot_make_the_maps_host_side(tmp_path: Path) -> None:
+    (tmp_path / "networks.toml").write_text(OTHER_SWITCHES)
+    code, out, err = run("plug", "--dry-run", "--networks", str(tmp_path / "networks.toml"),
+                         str(EXAMPLES / "bridge.json"))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"{EXAMPLES / 'bridge.json'}: $.vif_type: a 'bridge' VIF "
+                          "cannot make the host side network 'red' has on this host "
+                          "(type=bridge bridge=br-int virtualport openvswitch")
