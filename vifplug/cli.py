@@ -671,39 +671,28 @@ def _host_vifs(vifs: list[Vif], local: _Local, driver: GenericVIFDriver, source:
         if _where(own) == _where(iface):
             hosted.append(vif)
             continue
-        found = iface.find("source")
-        attrs = {} if found is None else dict(found.attrib)
-        port = iface.find("virtualport")
-        ovs = port is not None and port.get("type") == "openvswitch"
-        data = vif.to_dict()
-        network: dict[str, Any] = {"name": vif.network.name}
-        if vif.vif_type == "bridge" and iface.get("type") == "bridge" and not ovs:
-            network["bridge"] = attrs.get("bridge", "")
-        elif vif.vif_type == "ovs" and iface.get("type") == "bridge" and ovs:
-            network["bridge"] = attrs.get("bridge", "")
-            vlan = iface.find("vlan")
-            tags = [int(tag.get("id", "0")) for tag in vlan.iterfind("tag")] if vlan is not None \
-                else []
-            if tags and vlan is not None and vlan.get("trunk") == "yes":
-                network["trunk"] = tags
-            elif tags:
-                network["vlan"] = tags[0]
-            data["plug"] = "virtualport"
-            data.pop("filter", None)
-        elif vif.vif_type in ("direct", "802.1qbg", "802.1qbh") \
-                and iface.get("type") == "direct":
-            network["interface"] = attrs.get("dev", "")
-        else:
+        data = vif.hosted(_host_side(iface))
+        if data is None:
             raise _located(VifError(
                 f"$.vif_type: a {vif.vif_type!r} VIF cannot make the host side network "
                 f"{vif.network.name!r} has on this host ({_where(iface)}, {local.host_map.path}): "
                 "plug a VIF of that kind (`vifplug render --networks` shows the interface)"),
                 source, index if array else None)
-        if vif.network.portgroup is not None:
-            network["portgroup"] = vif.network.portgroup
-        data["network"] = network
         hosted.append(parse_vif(data, loc=(index,) if array else ()))
     return hosted
+
+
+def _host_side(iface: Any) -> Any:
+    """The :class:`vifplug.model.HostSide` of a rewritten ``<interface>``."""
+    from vifplug.model import HostSide
+
+    found, port, vlan = iface.find("source"), iface.find("virtualport"), iface.find("vlan")
+    tags = tuple(int(tag.get("id", "0")) for tag in vlan.iterfind("tag")) if vlan is not None \
+        else ()
+    trunk = vlan is not None and vlan.get("trunk") == "yes"
+    return HostSide(iface.get("type", ""), {} if found is None else dict(found.attrib),
+                    None if port is None else port.get("type"),
+                    tags[0] if tags and not trunk else None, tags if tags and trunk else None)
 
 
 def _where(iface: Any) -> str:
@@ -1041,10 +1030,10 @@ def _read_gc_state(path: Any) -> dict[str, dict[str, float]]:
 
 
 def _write_gc_state(path: Any, record: dict[str, dict[str, float]]) -> None:
+    from vifplug.files import replace_durably
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}")
-    temp.write_text(json.dumps({"format": 1, "scopes": record}, indent=1, sort_keys=True))
-    os.replace(temp, path)
+    replace_durably(path, json.dumps({"format": 1, "scopes": record}, indent=1, sort_keys=True))
 
 
 def _print_json(data: object, out: TextIO) -> None:

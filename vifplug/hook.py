@@ -710,32 +710,41 @@ def hybrid_paths(domain_xml: bytes) -> list[str]:
 
 def _remove_hybrid_paths(domain: str, domain_xml: bytes, err: Any) -> None:
     """The guest stopped here, or left: remove the hybrid paths (qbr, qvb/qvo and qvo's OVS
-    port) a switch transition made for it — each device only if it exists, the qbr only when
-    nothing but its qvb is on it. Problems are said on ``err``; libvirt's release goes on."""
+    port) a switch transition made for it — each device only if it exists, a qbr only when
+    nothing but its qvb is on it — in one ``ovs-vsctl`` and one ``ip -batch``. Problems are
+    said on ``err``; libvirt's release goes on."""
     import subprocess
 
+    ports: list[str] = []
+    links: list[str] = []
     for qbr in hybrid_paths(domain_xml):
         qvb, qvo = "qvb" + qbr[3:], "qvo" + qbr[3:]
-        ports = set(os.listdir(f"/sys/class/net/{qbr}/brif")) if os.path.isdir(
-            f"/sys/class/net/{qbr}/brif") else set()
-        if ports - {qvb}:
-            print(_one_line(f"vifplug: domain {domain!r}: {qbr} holds {', '.join(sorted(ports))}"
+        brif = f"/sys/class/net/{qbr}/brif"
+        held = set(os.listdir(brif)) if os.path.isdir(brif) else set()
+        if held - {qvb}:
+            print(_one_line(f"vifplug: domain {domain!r}: {qbr} holds {', '.join(sorted(held))}"
                             ": left as it is"), file=err)
             continue
-        commands = [["ovs-vsctl", "--timeout=5", "--if-exists", "del-port", qvo]]
-        commands += [["ip", "link", "delete", "dev", name] for name in (qvb, qbr)
-                     if os.path.exists(f"/sys/class/net/{name}")]
-        for command in commands:
-            try:
-                done = subprocess.run(command, capture_output=True, text=True, timeout=10,
-                                      check=False)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                print(_one_line(f"vifplug: domain {domain!r}: {' '.join(command)}: {exc}"),
-                      file=err)
-                continue
-            if done.returncode != 0:
-                print(_one_line(f"vifplug: domain {domain!r}: {' '.join(command)}: "
-                                f"{done.stderr.strip()}"), file=err)
+        ports.append(qvo)
+        links += [name for name in (qvb, qbr) if os.path.exists(f"/sys/class/net/{name}")]
+    commands: list[tuple[list[str], str | None]] = []
+    if ports:
+        commands.append((["ovs-vsctl", "--timeout=5",
+                          *[word for qvo in ports for word in ("--", "--if-exists", "del-port",
+                                                               qvo)]], None))
+    if links:
+        commands.append((["ip", "-force", "-batch", "-"],
+                         "".join(f"link delete dev {name}\n" for name in links)))
+    for command, given in commands:
+        try:
+            done = subprocess.run(command, input=given, capture_output=True, text=True,
+                                  timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            print(_one_line(f"vifplug: domain {domain!r}: {command[0]}: {exc}"), file=err)
+            continue
+        if done.returncode != 0:
+            print(_one_line(f"vifplug: domain {domain!r}: {' '.join(command)}: "
+                            f"{done.stderr.strip()}"), file=err)
 
 
 def _refuse_early(result: str, host_map: NetworkMap) -> None:

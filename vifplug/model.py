@@ -51,6 +51,7 @@ __all__ = [
     "Filter",
     "HostDevParams",
     "HostDevVif",
+    "HostSide",
     "HostdevNetwork",
     "MacvtapNetwork",
     "Network",
@@ -595,6 +596,18 @@ class HostdevNetwork(Network):
 # --- the VIF: a shared base and one class per kind ------------------------------------------------
 
 
+class HostSide(typing.NamedTuple):
+    """Where a host connects an ``<interface>`` (what this host's network map chose for it: the
+    migration hook's rewrite): ``type``, ``<source>`` attributes, ``<virtualport type>``, the
+    access ``<vlan>`` tag or trunk tags."""
+
+    type: str
+    source: Mapping[str, str]
+    virtualport: str | None = None
+    vlan: int | None = None
+    trunk: tuple[int, ...] | None = None
+
+
 class Vif(_Checked):
     """A guest NIC: its MAC, its logical network, its port identity and how it reaches the host.
 
@@ -715,6 +728,21 @@ class Vif(_Checked):
 
         return {**Vif.requests(self), **merge.requests(**given)}
 
+    def hosted(self, side: HostSide) -> dict[str, Any] | None:
+        """This VIF's vif.json data with the host devices of ``side`` (``plug --networks``: the
+        host side the map chose), or None when a VIF of this kind cannot make that host side.
+        Default: None (the kinds the map does not switch)."""
+        return None
+
+    def _on(self, network: dict[str, Any], **top: Any) -> dict[str, Any]:
+        """:meth:`hosted`'s data: this VIF's, its network replaced (name and portgroup kept)."""
+        data = {**self.to_dict(), **top,
+                "network": {"name": self.network.name, **network,
+                            "portgroup": self.network.portgroup}}
+        data["network"] = {key: value for key, value in data["network"].items()
+                           if value is not None}
+        return {key: value for key, value in data.items() if value is not None}
+
 
 class GuestNic(Vif):
     """A NIC QEMU emulates (virtio unless told otherwise): every kind but hostdev."""
@@ -818,6 +846,11 @@ class BridgeVif(TapVif):
     #: guest.
     isolated: Bool = False
 
+    def hosted(self, side: HostSide) -> dict[str, Any] | None:
+        if side.type != "bridge" or side.virtualport is not None:
+            return None
+        return self._on({"bridge": side.source.get("bridge", "")})
+
 
 class OvsVif(TapVif):
     """Maps to ``type='bridge'`` + ``<virtualport type='openvswitch'>``, the hybrid path's
@@ -869,6 +902,15 @@ class OvsVif(TapVif):
         return {**super().requests(),
                 **self._asks(vlan=self.network.vlan, trunk=self.network.trunk)}
 
+    def hosted(self, side: HostSide) -> dict[str, Any] | None:
+        # the map's OVS bridge and VLAN, by virtualport (as the rewritten interface is): no
+        # hybrid qbr, so no filter
+        if side.type != "bridge" or side.virtualport != "openvswitch":
+            return None
+        return self._on({"bridge": side.source.get("bridge", ""), "vlan": side.vlan,
+                         "trunk": None if side.trunk is None else list(side.trunk)},
+                        plug="virtualport", filter=None)
+
 
 class EthernetVif(TapVif):
     """Maps to ``type='ethernet'``: a TAP the host connects by other means."""
@@ -900,6 +942,11 @@ class MacvtapVif(ShapedNic):
     def requests(self) -> dict[str, str]:
         return {**super().requests(),
                 **self._asks(vlan=self.network.vlan, trust=self.trust_guest_rx_filters)}
+
+    def hosted(self, side: HostSide) -> dict[str, Any] | None:
+        if side.type != "direct":
+            return None
+        return self._on({"interface": side.source.get("dev", "")})
 
     @property
     def direct_mode(self) -> DirectMode:

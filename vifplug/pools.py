@@ -28,11 +28,11 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from typing import NamedTuple
 
 from vifplug.errors import VifplugError
+from vifplug.files import replace_durably
 from vifplug.netmap import DirectNetwork, NetworkMap
 from vifplug.spec import POOLS_STATE
 
@@ -169,23 +169,7 @@ def load(path: str) -> PoolState:
 
 def save(path: str, state: PoolState) -> None:
     """Replace ``path`` with ``state`` atomically and durably."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".pools.", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(state.to_json())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    replace_durably(path, state.to_json())
 
 
 def allocate(network: DirectNetwork, holder: Holder, path: str | None = None) -> str:

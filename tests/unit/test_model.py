@@ -203,3 +203,25 @@ def test_import_is_light() -> None:
         "assert not heavy & set(sys.modules), heavy & set(sys.modules)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_hosted_takes_the_hosts_devices_and_keeps_the_guests() -> None:
+    """Vif.hosted (plug --networks): the host side the map chose replaces the VIF's own
+    devices; identities, MAC, MTU and the portgroup stay; a kind that cannot make it says None."""
+    from vifplug.model import HostSide
+
+    data = json.loads((EXAMPLES / "ovs-trunk.json").read_text())
+    data["network"]["portgroup"] = "eng"
+    (ovs,) = load_vifs(data)
+    side = HostSide("bridge", {"bridge": "br-x"}, "openvswitch", None, (10, 20))
+    (moved,) = load_vifs(ovs.hosted(side))
+    assert moved.network.bridge == "br-x"  # type: ignore[attr-defined]
+    assert moved.network.trunk == (10, 20)  # type: ignore[attr-defined]
+    assert (moved.plug, moved.network.portgroup, moved.mac, moved.mtu) == (  # type: ignore[attr-defined]
+        "virtualport", "eng", ovs.mac, ovs.mtu)
+    assert moved.ovs == ovs.ovs  # type: ignore[attr-defined]
+    assert ovs.hosted(side._replace(virtualport=None)) is None  # a Linux bridge: not an ovs VIF's
+    (bridge,) = load_vifs(json.loads((EXAMPLES / "bridge.json").read_text()))
+    assert bridge.hosted(side) is None
+    (hostdev,) = load_vifs(json.loads((EXAMPLES / "hostdev.json").read_text()))
+    assert hostdev.hosted(side) is None

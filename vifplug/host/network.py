@@ -27,12 +27,12 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vifplug.errors import VifError
+from vifplug.files import replace_durably
 from vifplug.host.errors import StepFailed
 from vifplug.host.ovsjson import is_set, optional, ovsdb_map, read_tables, uuids
 from vifplug.hostnet import (
@@ -146,24 +146,7 @@ class DeviceRecord:
         if applied is not None:
             data.setdefault("applied", {})[self.scope] = {"path": applied.path,
                                                           "text": applied.text}
-        directory = self.path.parent
-        fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(data, handle, indent=2, sort_keys=True)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-            raise
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        replace_durably(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 # --- reading the host -------------------------------------------------------------------------

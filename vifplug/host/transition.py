@@ -35,9 +35,7 @@ applied (:meth:`DeviceRecord.applied`: the next transition's old map).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vifplug.errors import VifplugError
+from vifplug.files import replace_durably
 from vifplug.guests import (
     GuestMove,
     GuestMoveError,
@@ -109,21 +108,6 @@ def _apply(plan: HostPlan, host: Host) -> None:
 
     if plan.steps:
         apply_plug([Plan("host", "host networks", plan.steps)], host)
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Replace ``path``'s text atomically (temp file, fsync, rename)."""
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
 
 
 def transition(new_map: NetworkMap, host: Host, record: DeviceRecord, conn: Any, *,
@@ -301,8 +285,8 @@ class _MapPutBack:
         if self.done:
             return
         self.done = True
-        _write_text(self.path.with_name(self.path.name + ".rejected"), self.new.text)
-        _write_text(self.path, self.old.text)
+        replace_durably(self.path.with_name(self.path.name + ".rejected"), self.new.text)
+        replace_durably(self.path, self.old.text)
 
     def said(self) -> str:
         if not self.done:
